@@ -1,0 +1,1 @@
+"""ltv-pipeline: customer lifetime value with Dagster, dbt and DuckDB."""

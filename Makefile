@@ -1,0 +1,43 @@
+# The two commands: `make run` (install, sample data if absent, materialize everything once)
+# and `make test`. Everything is installed into .venv from pinned versions.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: install run test lint format ui docs clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-c requirements.lock -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+run: install
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/ltv run
+
+test: install
+	$(BIN)/ltv prepare
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check ltv_pipeline tests
+	$(BIN)/ruff format --check ltv_pipeline tests
+
+format: install
+	$(BIN)/ruff format ltv_pipeline tests
+	$(BIN)/ruff check --fix ltv_pipeline tests
+
+ui: install
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/ltv prepare
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+clean:
+	rm -rf dbt_project/target dbt_project/logs .pytest_cache

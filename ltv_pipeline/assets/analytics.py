@@ -1,0 +1,41 @@
+"""Python outputs computed from the dbt marts and written back to the warehouse."""
+
+
+import dagster as dg
+
+from ltv_pipeline.concentration import revenue_deciles
+from ltv_pipeline.resources import DuckDBWarehouse
+
+ANALYTICS_GROUP = "analytics"
+MARTS_SCHEMA = "marts"
+
+
+@dg.asset(
+    key_prefix=[MARTS_SCHEMA],
+    deps=[dg.AssetKey([MARTS_SCHEMA, "customers"])],
+    group_name=ANALYTICS_GROUP,
+    kinds={"duckdb", "pandas"},
+)
+def customer_revenue_deciles(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+    """One row per revenue decile of purchasing customers (1 = top 10%), with revenue shares."""
+    with warehouse.connect() as con:
+        customers = con.execute(
+            "select customer_id, cast(net_revenue as double) as net_revenue "
+            f"from {MARTS_SCHEMA}.customers where has_purchased"
+        ).df()
+        deciles = revenue_deciles(customers)
+        con.register("deciles_frame", deciles)
+        con.execute(
+            f"create or replace table {MARTS_SCHEMA}.customer_revenue_deciles as "
+            "select * from deciles_frame order by decile"
+        )
+        con.unregister("deciles_frame")
+    top_share = float(deciles["share_of_revenue"].iloc[0]) if len(deciles) else 0.0
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(deciles),
+            "customers": int(deciles["customers"].sum()),
+            "top_decile_share_of_revenue": top_share,
+            "preview": dg.MetadataValue.text(deciles.round(4).to_string(index=False)),
+        }
+    )

@@ -1,0 +1,219 @@
+"""The ``ltv`` command: generate sample data, prepare dbt, run every asset, summarise."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from ltv_pipeline import settings
+
+
+def _has_raw_files(raw_dir: Path) -> bool:
+    return raw_dir.is_dir() and any(
+        p.suffix in {".csv", ".parquet"} for p in raw_dir.rglob("*") if p.is_file()
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ltv_pipeline.generate import generate_shop
+
+    out = Path(args.out).resolve() if args.out else settings.raw_dir()
+    summary = generate_shop(
+        out,
+        customers=args.customers,
+        orders=args.orders,
+        seed=args.seed,
+        fmt=args.format,
+        bad_share=args.bad_share,
+        start_date=args.start,
+        end_date=args.end,
+        progress=lambda msg: print(f"  {msg}", flush=True),
+    )
+    print(
+        f"wrote {summary.customers:,} customers and {summary.orders:,} orders to {out} "
+        f"in {summary.seconds:.1f}s"
+    )
+    return 0
+
+
+def dbt_env() -> dict[str, str]:
+    """Environment for a dbt subprocess: the same warehouse file the Python side uses."""
+    return {
+        **os.environ,
+        settings.DUCKDB_ENV: str(settings.duckdb_path()),
+        "DBT_PROJECT_DIR": str(settings.DBT_PROJECT_DIR),
+    }
+
+
+def prepare() -> None:
+    """Parse the dbt project so the manifest Dagster loads exists and is current."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "parse", "--quiet",
+         "--project-dir", str(settings.DBT_PROJECT_DIR),
+         "--profiles-dir", str(settings.DBT_PROJECT_DIR)],
+        env=dbt_env(),
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"dbt parse failed (exit {result.returncode})")
+
+
+def cmd_prepare(_args: argparse.Namespace) -> int:
+    prepare()
+    print(f"dbt manifest ready: {settings.DBT_PROJECT_DIR / 'target' / 'manifest.json'}")
+    return 0
+
+
+def cmd_dbt(args: argparse.Namespace) -> int:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), *args.dbt_args,
+         "--project-dir", str(settings.DBT_PROJECT_DIR),
+         "--profiles-dir", str(settings.DBT_PROJECT_DIR)],
+        env=dbt_env(),
+        check=False,
+    ).returncode
+
+
+def run_all(*, instance=None) -> bool:
+    """Materialize every asset (and run every check) once, in this process."""
+    import dagster as dg
+
+    from ltv_pipeline.definitions import defs
+    from ltv_pipeline.jobs import all_assets_job
+
+    if instance is None:
+        instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    job = defs().resolve_job_def(all_assets_job.name)
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    return result.success
+
+
+def summary() -> dict:
+    """Key figures of the last run, read from the warehouse."""
+    import duckdb
+
+    path = settings.duckdb_path()
+    with duckdb.connect(str(path), read_only=True) as con:
+        loaded, held = con.execute(
+            "select (select count(*) from raw.customers) + (select count(*) from raw.orders) "
+            "+ (select count(*) from raw.marketing_spend), (select count(*) from raw.quarantine)"
+        ).fetchone()
+        customers, buyers, revenue, margin = con.execute(
+            "select count(*), count(*) filter (where has_purchased), sum(net_revenue), "
+            "sum(gross_margin) from marts.customers"
+        ).fetchone()
+        marts = [
+            row[0] for row in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' "
+                "order by table_name"
+            ).fetchall()
+        ]
+    return {
+        "rows_loaded": int(loaded),
+        "rows_quarantined": int(held),
+        "customers": int(customers),
+        "purchasing_customers": int(buyers),
+        "net_revenue": float(revenue or 0),
+        "gross_margin": float(margin or 0),
+        "warehouse": str(path),
+        "marts": [f"marts.{name}" for name in marts],
+    }
+
+
+def print_summary(figures: dict) -> None:
+    print(
+        "\n".join(
+            [
+                "",
+                "ltv-pipeline: run complete",
+                f"  raw rows loaded       {figures['rows_loaded']:>14,}",
+                f"  raw rows quarantined  {figures['rows_quarantined']:>14,}   "
+                "(see raw.quarantine)",
+                f"  customers             {figures['customers']:>14,}   "
+                f"({figures['purchasing_customers']:,} with a purchase)",
+                f"  net revenue           {figures['net_revenue']:>14,.2f}",
+                f"  gross margin          {figures['gross_margin']:>14,.2f}",
+                f"  warehouse             {figures['warehouse']}",
+                f"  marts                 {', '.join(figures['marts'])}",
+            ]
+        )
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    raw = settings.raw_dir()
+    if not _has_raw_files(raw):
+        print(f"no raw files in {raw}: generating the sample shop", flush=True)
+        cmd_generate(argparse.Namespace(
+            out=None, customers=None, orders=None, seed=42, format="csv", bad_share=0.002,
+            start=date(2024, 7, 1), end=date(2026, 6, 30),
+        ))
+    prepare()
+    ok = run_all()
+    if not ok:
+        print("run failed: see the log above (or the run in the Dagster UI)", file=sys.stderr)
+        return 1
+    figures = summary()
+    print_summary(figures)
+    print(f"  wall time             {time.perf_counter() - started:>13.1f}s")
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    figures = summary()
+    print(json.dumps(figures, indent=2) if args.json else "")
+    if not args.json:
+        print_summary(figures)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ltv", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a seeded synthetic shop")
+    gen.add_argument("--out", help="output folder (default: $LTV_DATA_DIR/raw)")
+    size = gen.add_mutually_exclusive_group()
+    size.add_argument("--customers", type=int, help="number of customers (default 5000)")
+    size.add_argument("--orders", type=int, help="about this many orders")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    gen.add_argument("--bad-share", type=float, default=0.0,
+                     help="extra bad rows as a share of orders (CSV only), e.g. 0.01")
+    gen.add_argument("--start", type=date.fromisoformat, default=date(2024, 7, 1))
+    gen.add_argument("--end", type=date.fromisoformat, default=date(2026, 6, 30))
+    gen.set_defaults(func=cmd_generate)
+
+    prep = sub.add_parser("prepare", help="parse the dbt project (writes the manifest)")
+    prep.set_defaults(func=cmd_prepare)
+
+    run = sub.add_parser("run", help="generate data if absent, then materialize every asset")
+    run.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    run.set_defaults(func=cmd_run)
+
+    summ = sub.add_parser("summary", help="key figures of the last run")
+    summ.add_argument("--json", action="store_true")
+    summ.set_defaults(func=cmd_summary)
+
+    dbt = sub.add_parser("dbt", help="run dbt against the configured warehouse")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    dbt.set_defaults(func=cmd_dbt)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""Resources: the DuckDB warehouse, the raw file drop and dbt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource
+from dagster_dbt import DbtCliResource
+from pydantic import Field
+
+from ltv_pipeline import settings
+from ltv_pipeline.project import dbt_project
+
+
+class DuckDBWarehouse(ConfigurableResource):
+    """The working warehouse. Connections are opened per use and always closed.
+
+    DuckDB admits one writing process, and dbt runs as a subprocess: never keep a connection
+    open across a dbt step, and run with the in-process executor.
+    """
+
+    path: str = Field(description="Absolute path of the DuckDB file.")
+    threads: int | None = Field(default=None, description="DuckDB threads (default: all cores).")
+    memory_limit: str | None = Field(default=None, description="e.g. '8GB' (default: 80% RAM).")
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, str | int] = {}
+        if self.threads:
+            config["threads"] = self.threads
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        with duckdb.connect(self.path, config=config) as con:
+            yield con
+
+
+class RawFiles(ConfigurableResource):
+    """The folder the shop's raw files are dropped into."""
+
+    directory: str = Field(description="Absolute path of the raw drop folder.")
+    currency: str = Field(default="USD", description="The shop currency; others are held.")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory)
+
+
+def build_resources() -> dict[str, object]:
+    """Resources for the configured environment (read when definitions load)."""
+    return {
+        "warehouse": DuckDBWarehouse(path=str(settings.duckdb_path())),
+        "raw_files": RawFiles(directory=str(settings.raw_dir())),
+        "dbt": DbtCliResource(project_dir=dbt_project),
+    }

@@ -22,13 +22,17 @@ run: install
 	@mkdir -p "$(DAGSTER_HOME)"
 	$(BIN)/ltv run
 
-test: install
+test: install lint
 	$(BIN)/ltv prepare
 	$(BIN)/python -m pytest
 
+# sqlfluff compiles the models with dbt: point it at a throwaway warehouse.
 lint: install
 	$(BIN)/ruff check ltv_pipeline tests
 	$(BIN)/ruff format --check ltv_pipeline tests
+	@mkdir -p dbt_project/target
+	DBT_PROJECT_DIR=$(CURDIR)/dbt_project LTV_DUCKDB_PATH=$(CURDIR)/dbt_project/target/lint.duckdb \
+		$(BIN)/sqlfluff lint dbt_project/models
 
 format: install
 	$(BIN)/ruff format ltv_pipeline tests

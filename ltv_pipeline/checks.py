@@ -1,11 +1,18 @@
 """Asset checks on the Python assets: each recomputes its claim independently of the asset."""
 
+import itertools
 
 import dagster as dg
 
 from ltv_pipeline.assets.analytics import MARTS_SCHEMA, customer_revenue_deciles
 from ltv_pipeline.assets.ingestion import raw_key
-from ltv_pipeline.ingest import LOAD_ORDER, QUARANTINE_TABLE, RAW_SCHEMA, count_input_rows, find_files
+from ltv_pipeline.ingest import (
+    LOAD_ORDER,
+    QUARANTINE_TABLE,
+    RAW_SCHEMA,
+    count_input_rows,
+    find_files,
+)
 from ltv_pipeline.resources import DuckDBWarehouse, RawFiles
 
 
@@ -27,8 +34,12 @@ def _rows_reconcile_check(table: str) -> dg.AssetChecksDefinition:
             ).fetchone()[0]
         return dg.AssetCheckResult(
             passed=rows_in == loaded + held,
-            metadata={"rows_in": rows_in, "rows_loaded": loaded, "rows_quarantined": held,
-                      "difference": rows_in - loaded - held},
+            metadata={
+                "rows_in": rows_in,
+                "rows_loaded": loaded,
+                "rows_quarantined": held,
+                "difference": rows_in - loaded - held,
+            },
         )
 
     return _check
@@ -58,15 +69,19 @@ def deciles_reconcile_with_customers(warehouse: DuckDBWarehouse) -> dg.AssetChec
         problems.append(f"deciles hold {customers} customers, the mart {mart_customers}")
     if abs(revenue - mart_revenue) > 1e-6 * max(1.0, mart_revenue):
         problems.append(f"deciles hold revenue {revenue:.2f}, the mart {mart_revenue:.2f}")
-    if any(b < a - 1e-12 for a, b in zip(cumulative, cumulative[1:], strict=False)):
+    if any(b < a - 1e-12 for a, b in itertools.pairwise(cumulative)):
         problems.append("cumulative share decreases")
     if rows and mart_revenue > 0 and abs(cumulative[-1] - 1) > 1e-9:
         problems.append(f"cumulative share ends at {cumulative[-1]}, not 1")
-    if any(lower[4] > higher[3] for higher, lower in zip(rows, rows[1:], strict=False)):
+    if any(lower[4] > higher[3] for higher, lower in itertools.pairwise(rows)):
         problems.append("a customer in a lower decile out-spends one in a higher decile")
     return dg.AssetCheckResult(
         passed=not problems,
         description="; ".join(problems) or "deciles reconcile with marts.customers",
-        metadata={"customers": customers, "mart_customers": mart_customers,
-                  "net_revenue": revenue, "mart_net_revenue": mart_revenue},
+        metadata={
+            "customers": customers,
+            "mart_customers": mart_customers,
+            "net_revenue": revenue,
+            "mart_net_revenue": mart_revenue,
+        },
     )

@@ -54,9 +54,15 @@ def dbt_env() -> dict[str, str]:
 def prepare() -> None:
     """Parse the dbt project so the manifest Dagster loads exists and is current."""
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), "parse", "--quiet",
-         "--project-dir", str(settings.DBT_PROJECT_DIR),
-         "--profiles-dir", str(settings.DBT_PROJECT_DIR)],
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(settings.DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(settings.DBT_PROJECT_DIR),
+        ],
         env=dbt_env(),
         check=False,
     )
@@ -72,9 +78,14 @@ def cmd_prepare(_args: argparse.Namespace) -> int:
 
 def cmd_dbt(args: argparse.Namespace) -> int:
     return subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), *args.dbt_args,
-         "--project-dir", str(settings.DBT_PROJECT_DIR),
-         "--profiles-dir", str(settings.DBT_PROJECT_DIR)],
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            *args.dbt_args,
+            "--project-dir",
+            str(settings.DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(settings.DBT_PROJECT_DIR),
+        ],
         env=dbt_env(),
         check=False,
     ).returncode
@@ -109,7 +120,8 @@ def summary() -> dict:
             "sum(gross_margin) from marts.customers"
         ).fetchone()
         marts = [
-            row[0] for row in con.execute(
+            row[0]
+            for row in con.execute(
                 "select table_name from duckdb_tables() where schema_name = 'marts' "
                 "order by table_name"
             ).fetchall()
@@ -151,10 +163,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     raw = settings.raw_dir()
     if not _has_raw_files(raw):
         print(f"no raw files in {raw}: generating the sample shop", flush=True)
-        cmd_generate(argparse.Namespace(
-            out=None, customers=None, orders=None, seed=42, format="csv", bad_share=0.002,
-            start=date(2024, 7, 1), end=date(2026, 6, 30),
-        ))
+        cmd_generate(
+            argparse.Namespace(
+                out=None,
+                customers=None,
+                orders=None,
+                seed=42,
+                format="csv",
+                bad_share=0.002,
+                start=date(2024, 7, 1),
+                end=date(2026, 6, 30),
+            )
+        )
     prepare()
     ok = run_all()
     if not ok:
@@ -187,8 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--orders", type=int, help="about this many orders")
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
-    gen.add_argument("--bad-share", type=float, default=0.0,
-                     help="extra bad rows as a share of orders (CSV only), e.g. 0.01")
+    gen.add_argument(
+        "--bad-share",
+        type=float,
+        default=0.0,
+        help="extra bad rows as a share of orders (CSV only), e.g. 0.01",
+    )
     gen.add_argument("--start", type=date.fromisoformat, default=date(2024, 7, 1))
     gen.add_argument("--end", type=date.fromisoformat, default=date(2026, 6, 30))
     gen.set_defaults(func=cmd_generate)

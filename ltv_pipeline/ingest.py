@@ -207,12 +207,15 @@ TABLES: dict[str, RawTable] = {
 #: Load order: a table's reference target is loaded before it.
 LOAD_ORDER: tuple[str, ...] = ("customers", "orders", "marketing_spend")
 
+
 def reason_codes() -> dict[str, list[str]]:
     """Every reason code the loader can give, per table, in precedence order."""
     codes = {}
     for name, table in TABLES.items():
-        codes[name] = [rule.reason for rule in table.row_rules] + ["conflicting_duplicate",
-                                                               "exact_duplicate"]
+        codes[name] = [rule.reason for rule in table.row_rules] + [
+            "conflicting_duplicate",
+            "exact_duplicate",
+        ]
         if table.reference is not None:
             codes[name].append(table.reference.reason)
         codes[name].append("malformed_line")
@@ -298,9 +301,7 @@ def check_header(path: Path, table: RawTable) -> None:
     if duplicated:
         raise RawInputError(f"{path}: column '{duplicated[0]}' appears more than once")
     if missing:
-        raise RawInputError(
-            f"{path}: missing column '{missing[0]}' (expected columns: {expected})"
-        )
+        raise RawInputError(f"{path}: missing column '{missing[0]}' (expected columns: {expected})")
     if unexpected:
         raise RawInputError(
             f"{path}: unexpected column '{unexpected[0]}' (expected columns: {expected})"
@@ -352,9 +353,7 @@ def _csv_batches(
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES),
-        parse_options=pacsv.ParseOptions(
-            invalid_row_handler=on_invalid, ignore_empty_lines=False
-        ),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in table.columns},
             include_columns=list(table.columns),
@@ -456,9 +455,7 @@ def _classify(con: duckdb.DuckDBPyConnection, table: RawTable, params: dict) -> 
     )
 
 
-def _write_outputs(
-    con: duckdb.DuckDBPyConnection, table: RawTable, raw_columns_json: str
-) -> None:
+def _write_outputs(con: duckdb.DuckDBPyConnection, table: RawTable, raw_columns_json: str) -> None:
     columns = ", ".join(f"{_q('t_' + name)} as {_q(name)}" for name in table.typed)
     con.execute(
         f"create table {RAW_SCHEMA}._next_{table.name} as "
@@ -540,9 +537,11 @@ def load_raw(
             report.tables[name].rows_in = staged + len(malformed)
             say(f"{name}: checking rows")
             _classify(con, table, params)
-            record = "to_json(struct_pack(" + ", ".join(
-                f"{_q(c)} := {_q(c)}" for c in table.columns
-            ) + "))::varchar"
+            record = (
+                "to_json(struct_pack("
+                + ", ".join(f"{_q(c)} := {_q(c)}" for c in table.columns)
+                + "))::varchar"
+            )
             con.execute(f"drop table if exists {RAW_SCHEMA}._next_{name}")
             _write_outputs(con, table, record)
             if malformed:

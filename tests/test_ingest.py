@@ -123,8 +123,9 @@ EXPECTED_QUARANTINE = {
 }
 
 
-def write_drop(raw: Path, customers: str = CUSTOMERS, orders: str = ORDERS,
-               spend: str = SPEND) -> None:
+def write_drop(
+    raw: Path, customers: str = CUSTOMERS, orders: str = ORDERS, spend: str = SPEND
+) -> None:
     raw.mkdir(parents=True, exist_ok=True)
     (raw / "customers.csv").write_text(customers)
     (raw / "orders.csv").write_text(orders)
@@ -141,13 +142,15 @@ def test_every_bad_row_is_quarantined_with_its_line_and_reason(tmp_path, con):
     write_drop(tmp_path / "raw")
     report = load_raw(con, tmp_path / "raw", load_time=LOAD_TIME)
 
-    held = set(con.execute(
-        "select source_table, source_line, reason from raw.quarantine"
-    ).fetchall())
+    held = set(
+        con.execute("select source_table, source_line, reason from raw.quarantine").fetchall()
+    )
     assert held == EXPECTED_QUARANTINE
-    assert con.execute(
-        "select distinct source_file from raw.quarantine order by 1"
-    ).fetchall() == [("customers.csv",), ("marketing_spend.csv",), ("orders.csv",)]
+    assert con.execute("select distinct source_file from raw.quarantine order by 1").fetchall() == [
+        ("customers.csv",),
+        ("marketing_spend.csv",),
+        ("orders.csv",),
+    ]
     kinds = {reason for _, _, reason in EXPECTED_QUARANTINE}
     assert len(kinds) >= 15
 
@@ -182,11 +185,11 @@ def test_clean_rows_are_typed_and_normalised(tmp_path, con):
 def test_quarantine_keeps_the_raw_record(tmp_path, con):
     write_drop(tmp_path / "raw")
     load_raw(con, tmp_path / "raw", load_time=LOAD_TIME)
-    record, = con.execute(
+    (record,) = con.execute(
         "select record from raw.quarantine where source_table = 'orders' and source_line = 13"
     ).fetchone()
     assert json.loads(record)["amount"] == "abc"
-    text, = con.execute(
+    (text,) = con.execute(
         "select record from raw.quarantine where reason = 'malformed_line' "
         "and source_table = 'orders'"
     ).fetchone()
@@ -208,14 +211,26 @@ def test_every_documented_reason_code_is_reachable():
 @pytest.mark.parametrize(
     ("table", "header", "message"),
     [
-        ("orders", "order_id,customer_id,ordered_at,status,amount,currency",
-         "orders.csv: missing column 'cost'"),
-        ("orders", "order_id,customer,ordered_at,status,amount,cost,currency",
-         "orders.csv: missing column 'customer_id'"),
-        ("marketing_spend", "date,channel,spend,clicks",
-         "marketing_spend.csv: unexpected column 'clicks'"),
-        ("customers", "customer_id,email,email,signup_date,acquisition_channel,country",
-         "customers.csv: column 'email' appears more than once"),
+        (
+            "orders",
+            "order_id,customer_id,ordered_at,status,amount,currency",
+            "orders.csv: missing column 'cost'",
+        ),
+        (
+            "orders",
+            "order_id,customer,ordered_at,status,amount,cost,currency",
+            "orders.csv: missing column 'customer_id'",
+        ),
+        (
+            "marketing_spend",
+            "date,channel,spend,clicks",
+            "marketing_spend.csv: unexpected column 'clicks'",
+        ),
+        (
+            "customers",
+            "customer_id,email,email,signup_date,acquisition_channel,country",
+            "customers.csv: column 'email' appears more than once",
+        ),
     ],
 )
 def test_wrong_header_fails_naming_file_and_column_and_keeps_last_load(
@@ -263,8 +278,10 @@ def test_error_mid_load_rolls_back_everything(tmp_path, con, monkeypatch):
     raw = tmp_path / "raw"
     write_drop(raw)
     load_raw(con, raw, load_time=LOAD_TIME)
-    snapshot = {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0]
-                for t in ("customers", "orders", "marketing_spend", "quarantine")}
+    snapshot = {
+        t: con.execute(f"select count(*) from raw.{t}").fetchone()[0]
+        for t in ("customers", "orders", "marketing_spend", "quarantine")
+    }
 
     write_drop(raw, customers=CUSTOMERS + "13,m@x.com,2025-01-04,email,FR\n")
     real_classify = ingest._classify
@@ -277,11 +294,11 @@ def test_error_mid_load_rolls_back_everything(tmp_path, con, monkeypatch):
     monkeypatch.setattr(ingest, "_classify", failing_classify)
     with pytest.raises(RuntimeError, match="disk full"):
         load_raw(con, raw, load_time=LOAD_TIME)
-    after = {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0]
-             for t in snapshot}
+    after = {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in snapshot}
     assert after == snapshot
-    assert con.execute("select count(*) from raw.customers where customer_id = 13"
-                       ).fetchone()[0] == 0
+    assert (
+        con.execute("select count(*) from raw.customers where customer_id = 13").fetchone()[0] == 0
+    )
 
 
 def test_line_numbers_stay_exact_across_csv_blocks(tmp_path, con, monkeypatch):
@@ -302,9 +319,11 @@ def test_line_numbers_stay_exact_across_csv_blocks(tmp_path, con, monkeypatch):
             lines.append(f"{i},1,2025-01-01T00:00:00Z,completed,{i},1,USD")
     write_drop(raw, orders="\n".join(lines) + "\n")
     load_raw(con, raw, load_time=LOAD_TIME)
-    held = dict(con.execute(
-        "select source_line, reason from raw.quarantine where source_table = 'orders'"
-    ).fetchall())
+    held = dict(
+        con.execute(
+            "select source_line, reason from raw.quarantine where source_table = 'orders'"
+        ).fetchall()
+    )
     assert held == bad_lines
     # a clean row's amount encodes its line (amount i is on line i + 1): check via quarantine
     # neighbours by loading the clean table in file order
@@ -318,26 +337,30 @@ def test_parquet_input_uses_row_numbers(tmp_path, con):
     write_drop(raw)
     (raw / "orders.csv").unlink()
     pq.write_table(
-        pa.table({
-            "order_id": pa.array([1, 2, 2, 3], pa.int64()),
-            "customer_id": pa.array([1, 1, 1, 77], pa.int64()),
-            "ordered_at": pa.array(
-                [dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC)] * 4, pa.timestamp("us", tz="UTC")
-            ),
-            "status": ["completed", "completed", "completed", "completed"],
-            "amount": [10.0, 5.0, 6.0, 1.0],
-            "cost": [4.0, None, None, 1.0],
-            "currency": ["USD"] * 4,
-        }),
+        pa.table(
+            {
+                "order_id": pa.array([1, 2, 2, 3], pa.int64()),
+                "customer_id": pa.array([1, 1, 1, 77], pa.int64()),
+                "ordered_at": pa.array(
+                    [dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC)] * 4, pa.timestamp("us", tz="UTC")
+                ),
+                "status": ["completed", "completed", "completed", "completed"],
+                "amount": [10.0, 5.0, 6.0, 1.0],
+                "cost": [4.0, None, None, 1.0],
+                "currency": ["USD"] * 4,
+            }
+        ),
         raw / "orders.parquet",
     )
     report = load_raw(con, raw, load_time=LOAD_TIME)
     assert report.tables["orders"].files == ["orders.parquet"]
     assert con.execute(
-        "select source_line, reason from raw.quarantine where source_table = 'orders' "
-        "order by 1"
-    ).fetchall() == [(2, "conflicting_duplicate"), (3, "conflicting_duplicate"),
-                     (4, "unknown_customer_id")]
+        "select source_line, reason from raw.quarantine where source_table = 'orders' order by 1"
+    ).fetchall() == [
+        (2, "conflicting_duplicate"),
+        (3, "conflicting_duplicate"),
+        (4, "unknown_customer_id"),
+    ]
     assert con.execute("select order_id, ordered_at, amount from raw.orders").fetchall() == [
         (1, dt.datetime(2025, 1, 1, 12), 10)
     ]

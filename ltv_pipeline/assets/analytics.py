@@ -1,6 +1,5 @@
 """Python outputs computed from the dbt marts and written back to the warehouse."""
 
-
 import dagster as dg
 
 from ltv_pipeline.concentration import revenue_deciles

@@ -1,6 +1,5 @@
 """Every dbt model as an asset; dbt tests become asset checks."""
 
-
 from collections.abc import Mapping
 from typing import Any
 

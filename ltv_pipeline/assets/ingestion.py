@@ -1,6 +1,5 @@
 """Raw ingestion: the shop's files into DuckDB schema ``raw``, bad rows into quarantine."""
 
-
 import dagster as dg
 
 from ltv_pipeline.ingest import LOAD_ORDER, QUARANTINE_TABLE, RAW_SCHEMA, load_raw
@@ -21,18 +20,20 @@ def raw_key(table: str) -> dg.AssetKey:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(raw_key(name), description=RAW_DESCRIPTIONS[name], group_name=RAW_GROUP,
-                     kinds={"duckdb", "python"})
+        dg.AssetSpec(
+            raw_key(name),
+            description=RAW_DESCRIPTIONS[name],
+            group_name=RAW_GROUP,
+            kinds={"duckdb", "python"},
+        )
         for name in (*LOAD_ORDER, QUARANTINE_TABLE)
     ],
     can_subset=False,
 )
-def raw_tables(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
-               raw_files: RawFiles):
+def raw_tables(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, raw_files: RawFiles):
     """Load all raw files in one transaction, so a bad file leaves the last good load intact."""
     with warehouse.connect() as con:
-        report = load_raw(con, raw_files.path, currency=raw_files.currency,
-                          log=context.log.info)
+        report = load_raw(con, raw_files.path, currency=raw_files.currency, log=context.log.info)
     for name, table in report.tables.items():
         yield dg.MaterializeResult(
             asset_key=raw_key(name),

@@ -1,0 +1,50 @@
+"""Running the real pipeline in-process for tests."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ltv_pipeline.definitions import defs
+from ltv_pipeline.jobs import all_assets_job
+
+
+def run_pipeline(
+    selection: dg.AssetSelection | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialize every asset (or ``selection``) with the env's paths, on an ephemeral instance."""
+    definitions = defs()
+    if selection is None:
+        job = definitions.resolve_job_def(all_assets_job.name)
+    else:
+        job = dg.Definitions.merge(
+            definitions, dg.Definitions(jobs=[dg.define_asset_job("subset", selection)])
+        ).resolve_job_def("subset")
+    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """Asset check name -> passed, for every check evaluated in the run."""
+    return {
+        evaluation.check_name: evaluation.passed
+        for evaluation in (
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        )
+    }
+
+
+def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {
+        event.asset_key.to_user_string()
+        for event in result.all_events
+        if event.event_type_value == "ASSET_MATERIALIZATION"
+    }
+
+
+def failure_messages(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(
+        str(event.event_specific_data.error.to_string())
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    )

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ltv_pipeline.assets.dbt import DbtBuildConfig
 from ltv_pipeline.definitions import defs
 from ltv_pipeline.jobs import all_assets_job
 
 
 def run_pipeline(
     selection: dg.AssetSelection | None = None,
+    *,
+    as_of_date: str | None = None,
+    full_refresh: bool = False,
+    dbt_vars: dict[str, float] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize every asset (or ``selection``) with the env's paths, on an ephemeral instance."""
     definitions = defs()
@@ -19,7 +24,15 @@ def run_pipeline(
         job = dg.Definitions.merge(
             definitions, dg.Definitions(jobs=[dg.define_asset_job("subset", selection)])
         ).resolve_job_def("subset")
-    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    run_config = None
+    if as_of_date or full_refresh or dbt_vars:
+        config = DbtBuildConfig(
+            as_of_date=as_of_date, full_refresh=full_refresh, vars=dbt_vars or {}
+        )
+        run_config = dg.RunConfig(ops={"dbt_models": config})
+    return job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=run_config
+    )
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

@@ -1,5 +1,5 @@
-{#- The date every mart treats as "today". The var is validated as YYYY-MM-DD before it reaches
-    SQL text, so configuration can never inject SQL. -#}
+{#- The date every mart treats as "today". Vars are validated before they reach SQL text, so
+    configuration can never inject SQL. -#}
 {% macro as_of_date() -%}
     {%- set value = var('as_of_date', none) -%}
     {%- if value is none or value | string | trim == '' -%}
@@ -12,10 +12,22 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro default_margin_rate() -%}
-    {%- set value = var('default_margin_rate') -%}
-    {%- if value is not number or value < 0 or value > 1 -%}
-        {{ exceptions.raise_compiler_error("var default_margin_rate must be a number in [0, 1], got: " ~ value) }}
+{#- A numeric var, checked to lie in [min_value, max_value]; integer=true also demands a whole
+    number. Rendered as a plain literal. -#}
+{% macro number_var(name, min_value, max_value, integer=false) -%}
+    {%- set value = var(name) -%}
+    {%- if value is not number or value < min_value or value > max_value
+        or (integer and value != (value | int)) -%}
+        {{ exceptions.raise_compiler_error(
+            "var " ~ name ~ " must be " ~ ("an integer" if integer else "a number")
+            ~ " in [" ~ min_value ~ ", " ~ max_value ~ "], got: " ~ value) }}
     {%- endif -%}
-    cast({{ value }} as double)
+    {{ value | int if integer else value }}
 {%- endmacro %}
+
+{% macro default_margin_rate() -%}{{ number_var('default_margin_rate', 0, 1) }}{%- endmacro %}
+{% macro churn_inactivity_days() -%}{{ number_var('churn_inactivity_days', 1, 3650, integer=true) }}{%- endmacro %}
+{% macro ltv_lookback_months() -%}{{ number_var('ltv_lookback_months', 1, 120, integer=true) }}{%- endmacro %}
+{% macro max_lifespan_years() -%}{{ number_var('max_lifespan_years', 1, 100, integer=true) }}{%- endmacro %}
+{% macro discount_rate() -%}{{ number_var('discount_rate', 0, 10) }}{%- endmacro %}
+{% macro incremental_lookback_days() -%}{{ number_var('incremental_lookback_days', 0, 3650, integer=true) }}{%- endmacro %}

@@ -1,3 +1,5 @@
+{#- historical_ltv uses the customer's own APV and APF over the lookback window and the shop's
+    overall customer lifespan (ltv_summary), with the same formula as ltv_summary. -#}
 with
 
 customers as (
@@ -6,16 +8,32 @@ customers as (
 
 ),
 
-purchases as (
+reporting_window as (
 
-    select * from {{ ref('int_orders_valued') }}
-    where is_purchase
+    select * from {{ ref('int_reporting_window') }}
 
 ),
 
-as_of as (
+purchases as (
 
-    select {{ as_of_date() }} as as_of_date
+    select orders.*
+    from {{ ref('fct_orders') }} as orders
+    cross join reporting_window
+    where orders.is_purchase and orders.ordered_date <= reporting_window.as_of_date
+
+),
+
+windows as (
+
+    select * from {{ ref('int_customer_windows_aggregated') }}
+
+),
+
+overall as (
+
+    select customer_lifespan_years
+    from {{ ref('ltv_summary') }}
+    where dimension = 'overall'
 
 ),
 
@@ -34,31 +52,68 @@ customer_purchases as (
 
 ),
 
-final as (
+joined as (
 
     select
         customers.customer_id,
         customers.acquisition_channel,
         customers.country_code,
         customers.signup_date,
-        cast({{ dbt.date_trunc('month', 'customer_purchases.first_order_date') }} as date)
-            as cohort_month,
         customer_purchases.first_order_date,
         customer_purchases.last_order_date,
-        coalesce(customer_purchases.orders, 0) as orders,
-        coalesce(customer_purchases.net_revenue, 0) as net_revenue,
-        coalesce(customer_purchases.gross_margin, 0) as gross_margin,
-        customer_purchases.net_revenue / customer_purchases.orders as average_order_value,
-        {{ dbt.datediff('customer_purchases.first_order_date', 'as_of.as_of_date', 'day') }}
-            as tenure_days,
-        customer_purchases.customer_id is not null as has_purchased,
-        as_of.as_of_date
+        customer_purchases.orders,
+        customer_purchases.net_revenue,
+        customer_purchases.gross_margin,
+        windows.window_purchases,
+        windows.window_net_revenue,
+        overall.customer_lifespan_years,
+        reporting_window.as_of_date
 
     from customers
-    cross join as_of
+    cross join reporting_window
+    cross join overall
     left join customer_purchases
         on customers.customer_id = customer_purchases.customer_id
-    where customers.signup_date <= as_of.as_of_date
+    left join windows
+        on customers.customer_id = windows.customer_id
+    where customers.signup_date <= reporting_window.as_of_date
+
+),
+
+final as (
+
+    select
+        customer_id,
+        acquisition_channel,
+        country_code,
+        signup_date,
+        cast({{ dbt.date_trunc('month', 'first_order_date') }} as date) as cohort_month,
+        first_order_date,
+        last_order_date,
+        coalesce(orders, 0) as orders,
+        coalesce(net_revenue, 0) as net_revenue,
+        coalesce(gross_margin, 0) as gross_margin,
+        net_revenue / orders as average_order_value,
+        {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }} as tenure_days,
+        {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }} as days_since_last_purchase,
+        orders is not null as has_purchased,
+        coalesce(
+            {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }}
+            > {{ churn_inactivity_days() }},
+            false
+        ) as is_churned,
+        coalesce(window_purchases, 0) as window_purchases,
+        coalesce(
+            {{ historical_ltv(
+                'cast(window_net_revenue as ' ~ type_double() ~ ') / nullif(window_purchases, 0)',
+                purchase_frequency('window_purchases', 1),
+                'customer_lifespan_years'
+            ) }},
+            0
+        ) as historical_ltv,
+        as_of_date
+
+    from joined
 
 )
 

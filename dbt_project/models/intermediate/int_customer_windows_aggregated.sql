@@ -1,0 +1,39 @@
+{#- One row per customer with a purchase by as_of_date: purchases, net revenue and gross margin
+    in the LTV lookback window, and their months active and churn events in it. -#}
+with
+
+reporting_window as (
+
+    select * from {{ ref('int_reporting_window') }}
+
+),
+
+customer_months as (
+
+    select customer_months.*
+    from {{ ref('int_customer_months_classified') }} as customer_months
+    cross join reporting_window
+    where
+        customer_months.month_start >= reporting_window.window_start
+        and customer_months.month_start < reporting_window.window_end
+
+),
+
+windowed as (
+
+    select
+        customer_id,
+        sum(purchases) as window_purchases,
+        sum(net_revenue) as window_net_revenue,
+        sum(gross_margin) as window_gross_margin,
+        sum(case when is_active_at_start then 1 else 0 end) as window_months_active_at_start,
+        sum(case when is_churned_in_month then 1 else 0 end) as window_churn_events,
+        sum(case when is_active_at_start or purchases > 0 then 1 else 0 end)
+            as window_active_months
+
+    from customer_months
+    group by 1
+
+)
+
+select * from windowed

@@ -1,0 +1,56 @@
+with
+
+reporting_window as (
+
+    select * from {{ ref('int_reporting_window') }}
+
+),
+
+spend as (
+
+    select
+        spend.acquisition_channel,
+        cast({{ dbt.date_trunc('month', 'spend.spend_date') }} as date) as month_start,
+        sum(spend.spend_amount) as spend
+
+    from {{ ref('stg_shop__marketing_spend') }} as spend
+    cross join reporting_window
+    where spend.spend_date <= reporting_window.as_of_date
+    group by 1, 2
+
+),
+
+acquired as (
+
+    select
+        customers.acquisition_channel,
+        customer_months.month_start,
+        count(*) as new_customers
+
+    from {{ ref('int_customer_months_classified') }} as customer_months
+    inner join {{ ref('stg_shop__customers') }} as customers
+        on customer_months.customer_id = customers.customer_id
+    where customer_months.is_new
+    group by 1, 2
+
+),
+
+final as (
+
+    select
+        coalesce(spend.acquisition_channel, acquired.acquisition_channel) as acquisition_channel,
+        coalesce(spend.month_start, acquired.month_start) as month_start,
+        coalesce(spend.spend, 0) as spend,
+        coalesce(acquired.new_customers, 0) as new_customers,
+        cast(coalesce(spend.spend, 0) as {{ type_double() }})
+        / nullif(acquired.new_customers, 0) as cac
+
+    from spend
+    full outer join acquired
+        on
+            spend.acquisition_channel = acquired.acquisition_channel
+            and spend.month_start = acquired.month_start
+
+)
+
+select * from final

@@ -1,0 +1,325 @@
+"""Every mart on a hand-made shop, against values worked out by hand.
+
+Twelve customers, January to June 2025, as_of_date 2025-06-30. Churn after the default 180
+days would make nobody churn in six months, so this run passes churn_inactivity_days = 60 and
+ltv_lookback_months = 3 as dbt vars (the defaults are covered by the generated-shop tests).
+The LTV window is then April-June: [2025-04-01, 2025-07-01).
+
+Customers (channel, country) and completed purchases (amount / cost -> margin):
+  C1  paid_search US   Jan 10 100/60 -> 40; Apr 15 50/20 -> 30; Jun 20 80/none -> 28 (0.35)
+  C2  paid_search US   Jan 5 100/50; Feb 5 100/50; Mar 1 refunded 300
+  C3  paid_search DE   Feb 10 60/30; Feb 20 40/20; May 1 100/70
+  C4  email       DE   the 20th of Jan..Jun: 30/10 each
+  C5  email       US   Jun 5 120/50
+  C6  email       US   Jan 11 90/40; Feb 1 cancelled 50
+  C7  paid_search US   signed up, never bought
+  C8  email       DE   Mar 5 refunded 70 (no purchase)
+  C9  organic     FR   Apr 1 200/100; Apr 15 100/50
+  C10 paid_search FR   Jan 31 50/25; Apr 1 50/25
+  C11 email       US   Jan 2 40/20
+  C12 organic     US   May 8 500/400
+
+Active as of day D = last purchase on or before D at most 60 days before D. Churn moments:
+C1 Mar 12 (back Apr 15), C6 Mar 13, C11 Mar 4, C2 Apr 7, C3 Apr 22 (back May 1), C10 Jun 1,
+C9 Jun 15. C3 on Jun 30 is exactly 60 days after May 1: still active.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from tests.helpers import check_results, run_pipeline
+
+D = dt.date
+
+CUSTOMERS = """customer_id,email,signup_date,acquisition_channel,country
+1,c1@x.com,2025-01-01,paid_search,US
+2,c2@x.com,2025-01-01,paid_search,US
+3,c3@x.com,2025-02-01,paid_search,DE
+4,c4@x.com,2025-01-01,email,DE
+5,c5@x.com,2025-06-01,email,US
+6,c6@x.com,2025-01-01,email,US
+7,c7@x.com,2025-03-01,paid_search,US
+8,c8@x.com,2025-02-01,email,DE
+9,c9@x.com,2025-04-01,organic_search,FR
+10,c10@x.com,2025-01-01,paid_search,FR
+11,c11@x.com,2025-01-01,email,US
+12,c12@x.com,2025-05-01,organic_search,US
+"""
+
+ORDERS = """order_id,customer_id,ordered_at,status,amount,cost,currency
+101,1,2025-01-10T09:00:00Z,completed,100,60,USD
+102,1,2025-04-15T09:00:00Z,completed,50,20,USD
+103,1,2025-06-20T09:00:00Z,completed,80,,USD
+201,2,2025-01-05T09:00:00Z,completed,100,50,USD
+202,2,2025-02-05T09:00:00Z,completed,100,50,USD
+203,2,2025-03-01T09:00:00Z,refunded,300,100,USD
+301,3,2025-02-10T09:00:00Z,completed,60,30,USD
+302,3,2025-02-20T09:00:00Z,completed,40,20,USD
+303,3,2025-05-01T09:00:00Z,completed,100,70,USD
+401,4,2025-01-20T09:00:00Z,completed,30,10,USD
+402,4,2025-02-20T09:00:00Z,completed,30,10,USD
+403,4,2025-03-20T09:00:00Z,completed,30,10,USD
+404,4,2025-04-20T09:00:00Z,completed,30,10,USD
+405,4,2025-05-20T09:00:00Z,completed,30,10,USD
+406,4,2025-06-20T09:00:00Z,completed,30,10,USD
+501,5,2025-06-05T09:00:00Z,completed,120,50,USD
+601,6,2025-01-11T09:00:00Z,completed,90,40,USD
+602,6,2025-02-01T09:00:00Z,cancelled,50,20,USD
+801,8,2025-03-05T09:00:00Z,refunded,70,30,USD
+901,9,2025-04-01T09:00:00Z,completed,200,100,USD
+902,9,2025-04-15T09:00:00Z,completed,100,50,USD
+1001,10,2025-01-31T09:00:00Z,completed,50,25,USD
+1002,10,2025-04-01T09:00:00Z,completed,50,25,USD
+1101,11,2025-01-02T09:00:00Z,completed,40,20,USD
+1201,12,2025-05-08T09:00:00Z,completed,500,400,USD
+"""
+
+SPEND = """date,channel,spend
+2025-01-03,paid_search,200
+2025-01-20,paid_search,100
+2025-02-10,paid_search,100
+2025-04-10,paid_search,50
+2025-06-10,paid_search,40
+2025-01-05,email,60
+2025-03-05,email,20
+2025-06-05,email,30
+"""
+
+
+@pytest.fixture(scope="module")
+def marts(tmp_path_factory):
+    """Build everything once on the fixture; yield a read-only connection to the warehouse."""
+    root = tmp_path_factory.mktemp("fixture")
+    raw = root / "raw"
+    raw.mkdir()
+    (raw / "customers.csv").write_text(CUSTOMERS)
+    (raw / "orders.csv").write_text(ORDERS)
+    (raw / "marketing_spend.csv").write_text(SPEND)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LTV_DATA_DIR", str(root))
+        mp.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
+        result = run_pipeline(
+            as_of_date="2025-06-30",
+            dbt_vars={"churn_inactivity_days": 60, "ltv_lookback_months": 3},
+        )
+    assert result.success
+    assert all(check_results(result).values()), check_results(result)
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        yield con
+
+
+def rows(con, sql):
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def test_churn_monthly_by_hand(marts):
+    got = rows(marts, "select * from marts.churn_monthly order by month_start")
+    # month: active at start, new, churned, reactivated, active at end
+    expected = [
+        (D(2025, 1, 1), 0, 6, 0, 0, 6),  # C1 C2 C4 C6 C10 C11 buy first
+        (D(2025, 2, 1), 6, 1, 0, 0, 7),  # C3 new
+        (D(2025, 3, 1), 7, 0, 3, 0, 4),  # C1, C6, C11 churn
+        (D(2025, 4, 1), 4, 1, 2, 1, 4),  # C9 new; C2, C3 churn; C1 back
+        (D(2025, 5, 1), 4, 1, 0, 1, 6),  # C12 new; C3 back
+        (D(2025, 6, 1), 6, 1, 2, 0, 5),  # C5 new; C10, C9 churn
+    ]
+    assert [
+        (r["month_start"], r["active_at_start"], r["new_customers"], r["churned_customers"],
+         r["reactivated_customers"], r["active_at_end"])
+        for r in got
+    ] == expected
+    rates = [r["churn_rate"] for r in got]
+    assert rates[0] is None
+    assert rates[1:] == pytest.approx([0, 3 / 7, 2 / 4, 0, 2 / 6])
+    assert [r["retention_rate"] for r in got][1:] == pytest.approx([1, 4 / 7, 0.5, 1, 4 / 6])
+    assert all(r["is_complete_month"] for r in got)
+
+
+def _ltv(apv, apf, monthly_churn, margin_rate, arpu, max_years=10, discount=0.10):
+    """The documented formulas, applied to the hand-counted inputs below."""
+    annual = 1 - (1 - monthly_churn) ** 12
+    lifespan = min(1 / annual, max_years) if annual > 0 else max_years
+    historical = apv * apf * lifespan
+    yearly_margin = apv * apf * margin_rate
+    years = [t for t in range(100) if t < lifespan]
+    return {
+        "annual_churn_rate": annual,
+        "customer_lifespan_years": lifespan,
+        "historical_ltv": historical,
+        "margin_ltv": historical * margin_rate,
+        "discounted_ltv": sum(
+            yearly_margin * (1 - annual) ** t / (1 + discount) ** t for t in years
+        ),
+        "subscription_ltv": arpu * margin_rate / monthly_churn if monthly_churn else None,
+    }
+
+
+# Counted by hand over April-June: (customers, window customers, purchases, revenue, margin,
+# months active at start, churn events, months active at start or buying).
+LTV_INPUTS = {
+    ("overall", "all"): (10, 7, 11, 1290, 493, 14, 4, 19),
+    ("acquisition_channel", "paid_search"): (4, 3, 4, 280, 113, 8, 3, 10),
+    ("acquisition_channel", "email"): (4, 2, 4, 210, 130, 3, 0, 4),
+    ("acquisition_channel", "organic_search"): (2, 2, 3, 800, 250, 3, 1, 5),
+    ("country", "US"): (6, 3, 4, 750, 228, 4, 1, 7),
+    ("country", "DE"): (2, 2, 4, 190, 90, 5, 1, 6),
+    ("country", "FR"): (2, 2, 3, 350, 175, 5, 2, 6),
+}
+
+
+@pytest.mark.parametrize(("segment", "inputs"), list(LTV_INPUTS.items()), ids=str)
+def test_ltv_summary_by_hand(marts, segment, inputs):
+    customers, buyers, purchases, revenue, margin, at_start, churned, active = inputs
+    (got,) = rows(
+        marts,
+        f"select * from marts.ltv_summary where dimension = '{segment[0]}' "
+        f"and dimension_value = '{segment[1]}'",
+    )
+    assert (got["customers"], got["window_customers"], got["window_purchases"]) == (
+        customers, buyers, purchases)
+    assert float(got["window_net_revenue"]) == revenue
+    assert float(got["window_gross_margin"]) == pytest.approx(margin)
+    assert (got["window_start"], got["window_end"]) == (D(2025, 4, 1), D(2025, 7, 1))
+    apv, apf = revenue / purchases, purchases / buyers * 12 / 3
+    monthly = churned / at_start
+    assert got["average_purchase_value"] == pytest.approx(apv)
+    assert got["purchase_frequency"] == pytest.approx(apf)
+    assert got["monthly_churn_rate"] == pytest.approx(monthly)
+    assert got["gross_margin_rate"] == pytest.approx(margin / revenue)
+    assert got["monthly_arpu"] == pytest.approx(revenue / active)
+    for name, value in _ltv(apv, apf, monthly, margin / revenue, revenue / active).items():
+        if value is None:
+            assert got[name] is None, name
+        else:
+            assert got[name] == pytest.approx(value, rel=1e-12), name
+
+
+def test_ltv_summary_spot_values(marts):
+    """Two values fully by hand, to guard the helper above."""
+    overall = rows(marts, "select * from marts.ltv_summary where dimension = 'overall'")[0]
+    # subscription LTV = (1290 / 19) * (493 / 1290) / (4 / 14) = 493 * 7 / 38
+    assert overall["subscription_ltv"] == pytest.approx(493 * 7 / 38)
+    email = rows(marts, "select * from marts.ltv_summary where dimension_value = 'email'")[0]
+    # no churn seen -> CL capped at 10 years; 52.5 * 8 * 10 = 4200; margin 4200 * 130 / 210
+    assert email["customer_lifespan_years"] == 10
+    assert email["historical_ltv"] == pytest.approx(4200)
+    assert email["margin_ltv"] == pytest.approx(2600)
+    assert email["subscription_ltv"] is None
+
+
+def test_customers_by_hand(marts):
+    got = {r["customer_id"]: r for r in rows(marts, "select * from marts.customers")}
+    assert len(got) == 12
+    # id: orders, net revenue, margin, days since last purchase, churned, window revenue
+    expected = {
+        1: (3, 230, 98, 10, False, 130),
+        2: (2, 200, 100, 145, True, 0),
+        3: (3, 200, 80, 60, False, 100),
+        4: (6, 180, 120, 10, False, 90),
+        5: (1, 120, 70, 25, False, 120),
+        6: (1, 90, 50, 170, True, 0),
+        7: (0, 0, 0, None, False, 0),
+        8: (0, 0, 0, None, False, 0),
+        9: (2, 300, 150, 76, True, 300),
+        10: (2, 100, 50, 90, True, 50),
+        11: (1, 40, 20, 179, True, 0),
+        12: (1, 500, 100, 53, False, 500),
+    }
+    lifespan = _ltv(1290 / 11, 44 / 7, 4 / 14, 493 / 1290, 1290 / 19)["customer_lifespan_years"]
+    for customer_id, (orders, revenue, margin, days, churned, window_revenue) in expected.items():
+        row = got[customer_id]
+        assert row["orders"] == orders, customer_id
+        assert float(row["net_revenue"]) == revenue, customer_id
+        assert float(row["gross_margin"]) == pytest.approx(margin), customer_id
+        assert row["days_since_last_purchase"] == days, customer_id
+        assert row["is_churned"] is churned, customer_id
+        # own APV x own APF (x 12/3 per year) x overall CL = window revenue x 4 x CL
+        assert row["historical_ltv"] == pytest.approx(window_revenue * 4 * lifespan), customer_id
+    assert got[3]["cohort_month"] == D(2025, 2, 1)
+    assert got[7]["has_purchased"] is False and got[7]["cohort_month"] is None
+    assert got[1]["tenure_days"] == 171  # Jan 10 -> Jun 30
+    # the average customer LTV over window buyers equals the overall historical LTV
+    overall = rows(marts, "select historical_ltv from marts.ltv_summary "
+                          "where dimension = 'overall'")[0]["historical_ltv"]
+    buyers = [r["historical_ltv"] for r in got.values() if r["window_purchases"] > 0]
+    assert sum(buyers) / len(buyers) == pytest.approx(overall)
+
+
+def test_fct_orders_flags_the_imputed_cost(marts):
+    imputed = rows(marts, "select order_id, gross_margin from marts.fct_orders "
+                          "where is_cost_imputed and is_purchase")
+    assert [(r["order_id"], float(r["gross_margin"])) for r in imputed] == [(103, 28.0)]
+    refunded = rows(marts, "select net_revenue, gross_margin from marts.fct_orders "
+                           "where order_status <> 'completed'")
+    assert all(float(r["net_revenue"]) == 0 and float(r["gross_margin"]) == 0 for r in refunded)
+
+
+def test_cac_monthly_by_hand(marts):
+    got = [
+        (r["acquisition_channel"], r["month_start"], float(r["spend"]), r["new_customers"],
+         r["cac"])
+        for r in rows(marts, "select * from marts.cac_monthly order by 1, 2")
+    ]
+    assert got == [
+        ("email", D(2025, 1, 1), 60.0, 3, 20.0),
+        ("email", D(2025, 3, 1), 20.0, 0, None),
+        ("email", D(2025, 6, 1), 30.0, 1, 30.0),
+        ("organic_search", D(2025, 4, 1), 0.0, 1, 0.0),
+        ("organic_search", D(2025, 5, 1), 0.0, 1, 0.0),
+        ("paid_search", D(2025, 1, 1), 300.0, 3, 100.0),
+        ("paid_search", D(2025, 2, 1), 100.0, 1, 100.0),
+        ("paid_search", D(2025, 4, 1), 50.0, 0, None),
+        ("paid_search", D(2025, 6, 1), 40.0, 0, None),
+    ]
+
+
+def test_cohort_activity_by_hand(marts):
+    got = {
+        (r["cohort_month"], r["months_since_acquisition"]): r
+        for r in rows(marts, "select * from marts.cohort_activity")
+    }
+    assert len(got) == 6 + 5 + 3 + 2 + 1
+    january = [got[(D(2025, 1, 1), m)] for m in range(6)]
+    assert [r["acquired_customers"] for r in january] == [6] * 6
+    assert [r["active_customers"] for r in january] == [6, 2, 1, 3, 1, 2]
+    assert [r["purchases"] for r in january] == [6, 2, 1, 3, 1, 2]
+    assert [float(r["net_revenue"]) for r in january] == [410, 130, 30, 130, 30, 110]
+    assert [float(r["gross_margin"]) for r in january] == pytest.approx([205, 70, 20, 75, 20, 48])
+    assert [r["cumulative_gross_margin_per_customer"] for r in january] == pytest.approx(
+        [205 / 6, 275 / 6, 295 / 6, 370 / 6, 390 / 6, 438 / 6])
+    assert [r["cumulative_net_revenue_per_customer"] for r in january] == pytest.approx(
+        [410 / 6, 540 / 6, 570 / 6, 700 / 6, 730 / 6, 840 / 6])
+    february = [got[(D(2025, 2, 1), m)] for m in range(5)]
+    assert [r["cumulative_gross_margin_per_customer"] for r in february] == pytest.approx(
+        [50, 50, 50, 80, 80])
+    assert got[(D(2025, 6, 1), 0)]["net_revenue"] == 120
+
+
+def test_ltv_cac_by_channel_by_hand(marts):
+    got = {r["acquisition_channel"]: r for r in rows(marts, "select * from marts.ltv_cac_by_channel")}
+    paid, email, organic = got["paid_search"], got["email"], got["organic_search"]
+    assert (paid["customers"], float(paid["spend"]), paid["cac"]) == (4, 490.0, 122.5)
+    assert (email["customers"], float(email["spend"]), email["cac"]) == (4, 110.0, 27.5)
+    assert (organic["customers"], float(organic["spend"]), organic["cac"]) == (2, 0.0, 0.0)
+    # paid: margin LTV = 70 * 16/3 * CL * 113/280, CL = 1 / (1 - (5/8)^12)
+    paid_margin_ltv = 70 * 16 / 3 * (1 / (1 - (5 / 8) ** 12)) * 113 / 280
+    assert paid["margin_ltv"] == pytest.approx(paid_margin_ltv)
+    assert paid["ltv_to_cac"] == pytest.approx(paid_margin_ltv / 122.5)
+    assert paid["is_above_ltv_cac_bar"] is False
+    assert email["ltv_to_cac"] == pytest.approx(2600 / 27.5)
+    assert email["is_above_ltv_cac_bar"] is True
+    assert organic["ltv_to_cac"] is None and organic["is_above_ltv_cac_bar"] is False
+    # paybacks: paid Jan cohort (CAC 100) reaches 82.67 per customer by June, Feb cohort (C3)
+    # 80: neither pays back. Email Jan (CAC 20) and Jun (CAC 30) pay back in month 0; organic
+    # cohorts cost nothing: month 0.
+    assert (paid["cohorts"], paid["cohorts_paid_back"], paid["median_payback_month"]) == (
+        2, 0, None)
+    assert (email["cohorts"], email["cohorts_paid_back"], email["median_payback_month"]) == (
+        2, 2, 0)
+    assert (organic["cohorts"], organic["cohorts_paid_back"]) == (2, 2)

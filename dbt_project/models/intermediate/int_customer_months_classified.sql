@@ -72,7 +72,9 @@ spine as (
     from cohorts
     cross join reporting_window
     inner join month_numbers
-        on month_numbers.n <= {{ dbt.datediff('cohorts.cohort_month', 'reporting_window.as_of_date', 'month') }}
+        on month_numbers.n <= {{ dbt.datediff(
+            'cohorts.cohort_month', 'reporting_window.as_of_date', 'month'
+        ) }}
 
 ),
 
@@ -107,11 +109,13 @@ classified as (
 
     select
         *,
-        coalesce(last_purchase_in_month, last_purchase_before_month) as last_purchase_by_month_end,
+        coalesce(last_purchase_in_month, last_purchase_before_month)
+            as last_purchase_by_month_end,
         months_since_acquisition = 0 as is_new,
         coalesce(
-            {{ dbt.datediff('last_purchase_before_month', dbt.dateadd('day', -1, 'month_start'), 'day') }}
-            <= {{ churn_inactivity_days() }},
+            {{ dbt.datediff(
+                'last_purchase_before_month', dbt.dateadd('day', -1, 'month_start'), 'day'
+            ) }} <= {{ churn_inactivity_days() }},
             false
         ) as is_active_at_start
 

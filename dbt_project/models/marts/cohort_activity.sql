@@ -44,10 +44,12 @@ final as (
         purchases,
         net_revenue,
         gross_margin,
-        {{ cumulative_per('net_revenue', 'acquired_customers', 'cohort_month', 'months_since_acquisition') }}
-            as cumulative_net_revenue_per_customer,
-        {{ cumulative_per('gross_margin', 'acquired_customers', 'cohort_month', 'months_since_acquisition') }}
-            as cumulative_gross_margin_per_customer
+        {{ cumulative_per(
+            'net_revenue', 'acquired_customers', 'cohort_month', 'months_since_acquisition'
+        ) }} as cumulative_net_revenue_per_customer,
+        {{ cumulative_per(
+            'gross_margin', 'acquired_customers', 'cohort_month', 'months_since_acquisition'
+        ) }} as cumulative_gross_margin_per_customer
 
     from sized
 

@@ -94,8 +94,10 @@ final as (
         coalesce(net_revenue, 0) as net_revenue,
         coalesce(gross_margin, 0) as gross_margin,
         net_revenue / orders as average_order_value,
-        {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }} as tenure_days,
-        {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }} as days_since_last_purchase,
+        {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }}
+            as tenure_days,
+        {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }}
+            as days_since_last_purchase,
         orders is not null as has_purchased,
         coalesce(
             {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }}

@@ -115,10 +115,10 @@ final as (
         channel_cac.spend,
         channel_cac.cac,
         channel_ltv.margin_ltv,
+        channel_payback.median_payback_month,
         channel_ltv.margin_ltv / nullif(channel_cac.cac, 0) as ltv_to_cac,
         coalesce(channel_ltv.margin_ltv / nullif(channel_cac.cac, 0) >= 3, false)
             as is_above_ltv_cac_bar,
-        channel_payback.median_payback_month,
         coalesce(channel_payback.cohorts, 0) as cohorts,
         coalesce(channel_payback.cohorts_paid_back, 0) as cohorts_paid_back
 

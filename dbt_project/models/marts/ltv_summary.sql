@@ -1,6 +1,7 @@
 {#- LTV building blocks and variants per segment, in a dimension / dimension_value shape:
     ('overall', 'all'), ('acquisition_channel', <channel>), ('country', <code>). One model keeps
-    every segment on the same definitions; BI filters on dimension. -#}
+    every segment on the same definitions; BI filters on dimension. A new dimension is one more
+    branch of the segments union. -#}
 with
 
 reporting_window as (
@@ -21,48 +22,45 @@ windows as (
 
 ),
 
-per_customer as (
+segments as (
 
     select
-        customers.acquisition_channel,
-        customers.country_code,
-        windows.customer_id,
-        windows.window_purchases,
-        windows.window_net_revenue,
-        windows.window_gross_margin,
-        windows.window_months_active_at_start,
-        windows.window_churn_events,
-        windows.window_active_months
-
-    from windows
-    inner join customers on windows.customer_id = customers.customer_id
+        customer_id,
+        'overall' as dimension,
+        'all' as dimension_value
+    from customers
+    union all
+    select
+        customer_id,
+        'acquisition_channel' as dimension,
+        acquisition_channel as dimension_value
+    from customers
+    union all
+    select
+        customer_id,
+        'country' as dimension,
+        country_code as dimension_value
+    from customers
 
 ),
 
 aggregated as (
 
     select
-        case
-            when grouping(acquisition_channel) = 0 then 'acquisition_channel'
-            when grouping(country_code) = 0 then 'country'
-            else 'overall'
-        end as dimension,
-        case
-            when grouping(acquisition_channel) = 0 then acquisition_channel
-            when grouping(country_code) = 0 then country_code
-            else 'all'
-        end as dimension_value,
+        segments.dimension,
+        segments.dimension_value,
         count(*) as customers,
-        sum(case when window_purchases > 0 then 1 else 0 end) as window_customers,
-        sum(window_purchases) as window_purchases,
-        sum(window_net_revenue) as window_net_revenue,
-        sum(window_gross_margin) as window_gross_margin,
-        sum(window_months_active_at_start) as window_months_active_at_start,
-        sum(window_churn_events) as window_churn_events,
-        sum(window_active_months) as window_active_months
+        sum(case when windows.window_purchases > 0 then 1 else 0 end) as window_customers,
+        sum(windows.window_purchases) as window_purchases,
+        sum(windows.window_net_revenue) as window_net_revenue,
+        sum(windows.window_gross_margin) as window_gross_margin,
+        sum(windows.window_months_active_at_start) as window_months_active_at_start,
+        sum(windows.window_churn_events) as window_churn_events,
+        sum(windows.window_active_months) as window_active_months
 
-    from per_customer
-    group by grouping sets ((), (acquisition_channel), (country_code))
+    from windows
+    inner join segments on windows.customer_id = segments.customer_id
+    group by segments.dimension, segments.dimension_value
 
 ),
 
@@ -101,10 +99,12 @@ ltv as (
 
     select
         *,
-        {{ historical_ltv('average_purchase_value', 'purchase_frequency', 'customer_lifespan_years') }}
-            as historical_ltv,
-        {{ historical_ltv('average_purchase_value', 'purchase_frequency', 'customer_lifespan_years') }}
-        * gross_margin_rate as margin_ltv,
+        {{ historical_ltv(
+            'average_purchase_value', 'purchase_frequency', 'customer_lifespan_years'
+        ) }} as historical_ltv,
+        {{ historical_ltv(
+            'average_purchase_value', 'purchase_frequency', 'customer_lifespan_years'
+        ) }} * gross_margin_rate as margin_ltv,
         monthly_arpu * gross_margin_rate / nullif(monthly_churn_rate, 0) as subscription_ltv,
         average_purchase_value * purchase_frequency * gross_margin_rate as yearly_margin
 
@@ -129,8 +129,8 @@ discounted as (
         ) as discounted_ltv
 
     from ltv
-    inner join years on years.n < ltv.customer_lifespan_years
-    group by 1, 2
+    inner join years on ltv.customer_lifespan_years > years.n
+    group by ltv.dimension, ltv.dimension_value
 
 ),
 

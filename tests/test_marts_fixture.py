@@ -27,6 +27,7 @@ C9 Jun 15. C3 on Jun 30 is exactly 60 days after May 1: still active.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import duckdb
 import pytest
@@ -323,3 +324,40 @@ def test_ltv_cac_by_channel_by_hand(marts):
     assert (email["cohorts"], email["cohorts_paid_back"], email["median_payback_month"]) == (
         2, 2, 0)
     assert (organic["cohorts"], organic["cohorts_paid_back"]) == (2, 2)
+
+
+def test_every_model_and_column_is_documented(marts, dbt_manifest):
+    """The built columns of every model equal its documented columns, each with a description."""
+    manifest = json.loads(dbt_manifest.read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    assert len(models) >= 12
+    for node in models:
+        built = [
+            name for (name,) in marts.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [node["schema"], node["alias"]],
+            ).fetchall()
+        ]
+        assert built, node["name"]
+        assert node["description"].strip(), node["name"]
+        documented = {name: col["description"] for name, col in node["columns"].items()}
+        assert set(built) == set(documented), (node["name"], set(built) ^ set(documented))
+        assert all(text.strip() for text in documented.values()), node["name"]
+
+
+def test_every_mart_has_tests_and_the_exposures_name_bi_uses(dbt_manifest):
+    manifest = json.loads(dbt_manifest.read_text())
+    tested = {
+        manifest["nodes"][dep]["name"]
+        for node in manifest["nodes"].values() if node["resource_type"] == "test"
+        for dep in node["depends_on"]["nodes"] if dep.startswith("model.")
+    }
+    marts = {n["name"] for n in manifest["nodes"].values()
+             if n["resource_type"] == "model" and n["schema"] == "marts"}
+    assert {"customers", "ltv_summary", "churn_monthly", "cac_monthly", "ltv_cac_by_channel",
+            "cohort_activity", "fct_orders"} <= marts
+    assert marts <= tested
+    exposed = {manifest["nodes"][dep]["name"] for e in manifest["exposures"].values()
+               for dep in e["depends_on"]["nodes"]}
+    assert exposed == marts - {"fct_orders"}

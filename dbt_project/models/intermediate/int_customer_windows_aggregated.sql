@@ -1,5 +1,6 @@
-{#- One row per customer with a purchase by as_of_date: purchases, net revenue and gross margin
-    in the LTV lookback window, and their months active and churn events in it. -#}
+{#- One row per customer with a purchase by as_of_date (zeros when none falls in the window):
+    purchases, net revenue and gross margin in the LTV lookback window, and their months
+    active and churn events in it. -#}
 with
 
 reporting_window as (
@@ -10,12 +11,13 @@ reporting_window as (
 
 customer_months as (
 
-    select customer_months.*
+    select
+        customer_months.*,
+        customer_months.month_start >= reporting_window.window_start
+        and customer_months.month_start < reporting_window.window_end as is_in_window
+
     from {{ ref('int_customer_months_classified') }} as customer_months
     cross join reporting_window
-    where
-        customer_months.month_start >= reporting_window.window_start
-        and customer_months.month_start < reporting_window.window_end
 
 ),
 
@@ -23,16 +25,19 @@ windowed as (
 
     select
         customer_id,
-        sum(purchases) as window_purchases,
-        sum(net_revenue) as window_net_revenue,
-        sum(gross_margin) as window_gross_margin,
-        sum(case when is_active_at_start then 1 else 0 end) as window_months_active_at_start,
-        sum(case when is_churned_in_month then 1 else 0 end) as window_churn_events,
-        sum(case when is_active_at_start or purchases > 0 then 1 else 0 end)
-            as window_active_months
+        sum(case when is_in_window then purchases else 0 end) as window_purchases,
+        sum(case when is_in_window then net_revenue else 0 end) as window_net_revenue,
+        sum(case when is_in_window then gross_margin else 0 end) as window_gross_margin,
+        sum(case when is_in_window and is_active_at_start then 1 else 0 end)
+            as window_months_active_at_start,
+        sum(case when is_in_window and is_churned_in_month then 1 else 0 end)
+            as window_churn_events,
+        sum(
+            case when is_in_window and (is_active_at_start or purchases > 0) then 1 else 0 end
+        ) as window_active_months
 
     from customer_months
-    group by 1
+    group by customer_id
 
 )
 

@@ -1,0 +1,159 @@
+"""RFM scores and named segments.
+
+Each of recency, frequency and monetary value is scored 1-5 by quintile among customers with
+a purchase as of the as-of date, 5 being best (most recent, most purchases, most revenue).
+Ties share a score: a score comes from the customer's average rank, so two customers with the
+same value never land in different quintiles, at the price of quintiles of unequal size when
+many values tie (frequency usually does).
+
+The segment depends on R and on FM = round((F + M) / 2), through :data:`SEGMENT_GRID`, the
+only place the map is written (the README shows it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SEGMENTS: tuple[str, ...] = (
+    "Champions",
+    "Loyal Customers",
+    "Potential Loyalist",
+    "New Customers",
+    "Promising",
+    "Need Attention",
+    "About To Sleep",
+    "At Risk",
+    "Can't Lose Them",
+    "Hibernating",
+    "Lost",
+)
+
+#: R score -> segment for FM = 1, 2, 3, 4, 5.
+SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
+    5: ("New Customers", "Potential Loyalist", "Potential Loyalist", "Champions", "Champions"),
+    4: ("Promising", "Potential Loyalist", "Loyal Customers", "Champions", "Champions"),
+    3: ("About To Sleep", "Need Attention", "Need Attention", "Loyal Customers",
+        "Loyal Customers"),
+    2: ("Hibernating", "About To Sleep", "At Risk", "At Risk", "Can't Lose Them"),
+    1: ("Lost", "Hibernating", "At Risk", "Can't Lose Them", "Can't Lose Them"),
+}
+
+SEGMENT_COLUMNS = ["customer_id", "r", "f", "m", "fm", "rfm_score", "segment"]
+
+
+def quintile_scores(values: pd.Series) -> pd.Series:
+    """Scores 1-5 by quintile of ``values`` (higher value, higher score); ties share a score.
+
+    Parameters
+    ----------
+    values
+        One value per customer, no nulls.
+
+    Returns
+    -------
+    pandas.Series
+        int8 scores aligned with ``values``.
+    """
+    if values.isna().any():
+        raise ValueError("cannot score null values")
+    if values.empty:
+        return pd.Series([], dtype="int8", index=values.index)
+    # average rank in (0, n]; centred percentile in (0, 1) so ranks split evenly into fifths
+    percentile = (values.rank(method="average") - 0.5) / len(values)
+    return pd.Series(
+        np.clip(np.floor(percentile.to_numpy() * 5).astype(int) + 1, 1, 5).astype("int8"),
+        index=values.index,
+    )
+
+
+def segment_for(r: int, fm: int) -> str:
+    """The named segment of an R score and an FM score (both 1-5)."""
+    if not (1 <= r <= 5 and 1 <= fm <= 5):
+        raise ValueError(f"scores must be 1-5, got r={r}, fm={fm}")
+    return SEGMENT_GRID[r][fm - 1]
+
+
+def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
+    """RFM scores and segment per purchasing customer.
+
+    Parameters
+    ----------
+    customers
+        One row per customer with a purchase: ``customer_id``, ``days_since_last_purchase``,
+        ``orders`` (purchases) and ``net_revenue``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`SEGMENT_COLUMNS`, one row per input customer, sorted by customer_id.
+
+    Raises
+    ------
+    ValueError
+        On missing columns, duplicate customers, nulls, or customers without a purchase.
+    """
+    needed = {"customer_id", "days_since_last_purchase", "orders", "net_revenue"}
+    missing = needed - set(customers.columns)
+    if missing:
+        raise ValueError(f"customers lacks column(s): {sorted(missing)}")
+    if customers["customer_id"].duplicated().any():
+        raise ValueError("customer_id must be unique")
+    if (customers["orders"] < 1).any():
+        raise ValueError("RFM scores only customers with at least one purchase")
+    frame = customers.sort_values("customer_id").reset_index(drop=True)
+    r = quintile_scores(-frame["days_since_last_purchase"].astype("float64"))
+    f = quintile_scores(frame["orders"].astype("float64"))
+    m = quintile_scores(frame["net_revenue"].astype("float64"))
+    fm = ((f.astype(int) + m.astype(int) + 1) // 2).astype("int8")
+    grid = np.array([[SEGMENT_GRID[score][i] for i in range(5)] for score in range(1, 6)])
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"],
+            "r": r,
+            "f": f,
+            "m": m,
+            "fm": fm,
+            "rfm_score": r.astype(str) + f.astype(str) + m.astype(str),
+            "segment": grid[r.to_numpy() - 1, fm.to_numpy() - 1],
+        }
+    )
+
+
+def segment_summary(
+    segments: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per segment: customers, shares of customers and revenue, average historical and
+    predicted CLV.
+
+    Parameters
+    ----------
+    segments
+        Output of :func:`score_customers`.
+    customers
+        ``customer_id``, ``net_revenue`` and ``historical_ltv`` per customer.
+    predictions
+        ``customer_id`` and ``predicted_clv``; omitted, the column is null.
+    """
+    frame = segments[["customer_id", "segment"]].merge(
+        customers[["customer_id", "net_revenue", "historical_ltv"]], on="customer_id",
+        how="left", validate="one_to_one",
+    )
+    if predictions is not None:
+        frame = frame.merge(predictions[["customer_id", "predicted_clv"]], on="customer_id",
+                            how="left", validate="one_to_one")
+    else:
+        frame["predicted_clv"] = np.nan
+    frame["net_revenue"] = frame["net_revenue"].astype("float64")
+    out = frame.groupby("segment").agg(
+        customers=("customer_id", "size"),
+        net_revenue=("net_revenue", "sum"),
+        average_historical_ltv=("historical_ltv", "mean"),
+        average_predicted_clv=("predicted_clv", "mean"),
+    )
+    out = out.reindex([s for s in SEGMENTS if s in out.index]).reset_index()
+    out["share_of_customers"] = out["customers"] / out["customers"].sum()
+    total = out["net_revenue"].sum()
+    out["share_of_revenue"] = out["net_revenue"] / total if total > 0 else 0.0
+    return out[["segment", "customers", "share_of_customers", "net_revenue", "share_of_revenue",
+                "average_historical_ltv", "average_predicted_clv"]]

@@ -1,8 +1,8 @@
 with
 
-customer_months as (
+channel_cohort_months as (
 
-    select * from {{ ref('int_customer_months_classified') }}
+    select * from {{ ref('int_cohort_months_aggregated') }}
 
 ),
 
@@ -12,24 +12,14 @@ activity as (
         cohort_month,
         months_since_acquisition,
         min(month_start) as month_start,
-        sum(case when is_new then 1 else 0 end) as new_customers,
-        sum(case when purchases > 0 then 1 else 0 end) as active_customers,
+        sum(acquired_customers) as acquired_customers,
+        sum(active_customers) as active_customers,
         sum(purchases) as purchases,
         sum(net_revenue) as net_revenue,
         sum(gross_margin) as gross_margin
 
-    from customer_months
-    group by 1, 2
-
-),
-
-sized as (
-
-    select
-        *,
-        sum(new_customers) over (partition by cohort_month) as acquired_customers
-
-    from activity
+    from channel_cohort_months
+    group by cohort_month, months_since_acquisition
 
 ),
 
@@ -51,7 +41,7 @@ final as (
             'gross_margin', 'acquired_customers', 'cohort_month', 'months_since_acquisition'
         ) }} as cumulative_gross_margin_per_customer
 
-    from sized
+    from activity
 
 )
 

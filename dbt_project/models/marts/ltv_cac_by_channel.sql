@@ -1,17 +1,5 @@
 with
 
-customer_months as (
-
-    select * from {{ ref('int_customer_months_classified') }}
-
-),
-
-customers as (
-
-    select * from {{ ref('stg_shop__customers') }}
-
-),
-
 cac as (
 
     select * from {{ ref('cac_monthly') }}
@@ -31,16 +19,7 @@ channel_ltv as (
 
 channel_cohort_months as (
 
-    select
-        customers.acquisition_channel,
-        customer_months.cohort_month,
-        customer_months.months_since_acquisition,
-        sum(case when customer_months.is_new then 1 else 0 end) as new_customers,
-        sum(customer_months.gross_margin) as gross_margin
-
-    from customer_months
-    inner join customers on customer_months.customer_id = customers.customer_id
-    group by 1, 2, 3
+    select * from {{ ref('int_cohort_months_aggregated') }}
 
 ),
 
@@ -50,7 +29,7 @@ cumulative as (
         *,
         {{ cumulative_per(
             'gross_margin',
-            'sum(new_customers) over (partition by acquisition_channel, cohort_month)',
+            'acquired_customers',
             'acquisition_channel, cohort_month',
             'months_since_acquisition'
         ) }} as cumulative_gross_margin_per_customer
@@ -77,7 +56,7 @@ cohort_payback as (
             cumulative.acquisition_channel = cac.acquisition_channel
             and cumulative.cohort_month = cac.month_start
     where cac.cac is not null
-    group by 1, 2
+    group by cumulative.acquisition_channel, cumulative.cohort_month
 
 ),
 

@@ -5,7 +5,9 @@ import itertools
 import dagster as dg
 
 from ltv_pipeline.assets.analytics import MARTS_SCHEMA, customer_revenue_deciles
+from ltv_pipeline.assets.cohort_outputs import RETENTION
 from ltv_pipeline.assets.ingestion import raw_key
+from ltv_pipeline.assets.segments import customer_segments, segment_summary_asset
 from ltv_pipeline.ingest import (
     LOAD_ORDER,
     QUARANTINE_TABLE,
@@ -14,6 +16,7 @@ from ltv_pipeline.ingest import (
     find_files,
 )
 from ltv_pipeline.resources import DuckDBWarehouse, RawFiles
+from ltv_pipeline.rfm import SEGMENTS
 
 
 def _rows_reconcile_check(table: str) -> dg.AssetChecksDefinition:
@@ -84,4 +87,117 @@ def deciles_reconcile_with_customers(warehouse: DuckDBWarehouse) -> dg.AssetChec
             "net_revenue": revenue,
             "mart_net_revenue": mart_revenue,
         },
+    )
+
+
+def _result(problems: list[str], ok: str, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not problems, description="; ".join(problems) or ok, metadata=metadata
+    )
+
+
+@dg.asset_check(asset=customer_segments, blocking=True)
+def every_buyer_has_one_segment(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    """Each customer with a purchase has exactly one known segment, and nobody else has one."""
+    known = ", ".join("'" + s.replace("'", "''") + "'" for s in SEGMENTS)
+    with warehouse.connect() as con:
+        missing, extra, duplicated, unknown, scores = con.execute(
+            f"""
+            select
+                (select count(*) from {MARTS_SCHEMA}.customers c
+                 where c.has_purchased and c.customer_id not in
+                     (select customer_id from {MARTS_SCHEMA}.customer_segments)),
+                (select count(*) from {MARTS_SCHEMA}.customer_segments s
+                 where s.customer_id not in
+                     (select customer_id from {MARTS_SCHEMA}.customers where has_purchased)),
+                (select count(*) - count(distinct customer_id)
+                 from {MARTS_SCHEMA}.customer_segments),
+                (select count(*) from {MARTS_SCHEMA}.customer_segments
+                 where segment not in ({known})),
+                (select count(*) from {MARTS_SCHEMA}.customer_segments
+                 where least(r, f, m) < 1 or greatest(r, f, m) > 5)
+            """
+        ).fetchone()
+    problems = [
+        f"{n} {what}"
+        for n, what in [
+            (missing, "buyers without a segment"),
+            (extra, "segments for non-buyers"),
+            (duplicated, "duplicate customers"),
+            (unknown, "unknown segment names"),
+            (scores, "scores outside 1-5"),
+        ]
+        if n
+    ]
+    return _result(
+        problems,
+        "every buyer has exactly one segment",
+        missing=missing,
+        extra=extra,
+        duplicated=duplicated,
+    )
+
+
+@dg.asset_check(asset=segment_summary_asset, blocking=True)
+def segment_shares_sum_to_one(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    """Customer and revenue shares each sum to 1, and customers add up to the buyers."""
+    with warehouse.connect() as con:
+        customers, share_customers, share_revenue = con.execute(
+            f"select sum(customers), sum(share_of_customers), sum(share_of_revenue) "
+            f"from {MARTS_SCHEMA}.segment_summary"
+        ).fetchone()
+        buyers = con.execute(
+            f"select count(*) from {MARTS_SCHEMA}.customers where has_purchased"
+        ).fetchone()[0]
+    problems = []
+    if customers != buyers:
+        problems.append(f"segments hold {customers} customers, the mart {buyers} buyers")
+    if abs((share_customers or 0) - 1) > 1e-9:
+        problems.append(f"customer shares sum to {share_customers}")
+    if abs((share_revenue or 0) - 1) > 1e-9:
+        problems.append(f"revenue shares sum to {share_revenue}")
+    return _result(
+        problems,
+        "shares sum to 1",
+        share_of_customers=share_customers,
+        share_of_revenue=share_revenue,
+    )
+
+
+@dg.asset_check(asset=RETENTION, blocking=True)
+def cohort_retention_is_consistent(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    """Retention in [0, 1], month 0 is 100%, cumulative values never decrease."""
+    with warehouse.connect() as con:
+        out_of_range, month0, decreasing = con.execute(
+            f"""
+            with ordered as (
+                select *,
+                    lag(cumulative_net_revenue_per_customer) over w as prev_revenue,
+                    lag(cumulative_gross_margin_per_customer) over w as prev_margin
+                from {MARTS_SCHEMA}.cohort_retention
+                window w as (partition by cohort_month order by months_since_acquisition)
+            )
+            select
+                count(*) filter (where retention < 0 or retention > 1 or retention is null),
+                count(*) filter (where months_since_acquisition = 0 and retention <> 1),
+                count(*) filter (where cumulative_net_revenue_per_customer < prev_revenue - 1e-9
+                                 or cumulative_gross_margin_per_customer < prev_margin - 1e-9)
+            from ordered
+            """
+        ).fetchone()
+    problems = [
+        f"{n} {what}"
+        for n, what in [
+            (out_of_range, "retention values outside [0, 1]"),
+            (month0, "cohorts whose month 0 is not 100%"),
+            (decreasing, "cumulative values that decrease"),
+        ]
+        if n
+    ]
+    return _result(
+        problems,
+        "retention consistent",
+        out_of_range=out_of_range,
+        month0_not_full=month0,
+        decreasing=decreasing,
     )

@@ -79,11 +79,18 @@ def channel_ltv_curves(channel_cohort_months: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
-    curves["cumulative_gross_margin_per_customer"] = (
-        curves["cumulative_margin"] / curves["acquired_customers"].replace(0, np.nan)
-    )
-    return curves[["acquisition_channel", "months_since_acquisition", "cohorts",
-                   "acquired_customers", "cumulative_gross_margin_per_customer"]]
+    curves["cumulative_gross_margin_per_customer"] = curves["cumulative_margin"] / curves[
+        "acquired_customers"
+    ].replace(0, np.nan)
+    return curves[
+        [
+            "acquisition_channel",
+            "months_since_acquisition",
+            "cohorts",
+            "acquired_customers",
+            "cumulative_gross_margin_per_customer",
+        ]
+    ]
 
 
 def plot_retention_heatmap(long: pd.DataFrame, path: Path) -> Path:
@@ -109,8 +116,12 @@ def plot_ltv_curves(curves: pd.DataFrame, path: Path, cac: dict[str, float] | No
     axes = figure.add_subplot()
     for index, (channel, rows) in enumerate(curves.groupby("acquisition_channel")):
         color = f"C{index % 10}"
-        axes.plot(rows["months_since_acquisition"], rows["cumulative_gross_margin_per_customer"],
-                  label=channel, color=color)
+        axes.plot(
+            rows["months_since_acquisition"],
+            rows["cumulative_gross_margin_per_customer"],
+            label=channel,
+            color=color,
+        )
         if cac and cac.get(channel):
             axes.axhline(cac[channel], color=color, linestyle=":", linewidth=1)
     axes.set_xlabel("months since acquisition")

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 from pydantic import Field
@@ -38,6 +39,20 @@ class DuckDBWarehouse(ConfigurableResource):
             yield con
 
 
+def replace_table(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, order_by: str
+) -> int:
+    """Replace ``schema.name`` with ``frame`` in one statement; returns the row count."""
+    schema = table.split(".")[0]
+    con.execute(f"create schema if not exists {schema}")
+    con.register("_frame", frame)
+    try:
+        con.execute(f"create or replace table {table} as select * from _frame order by {order_by}")
+    finally:
+        con.unregister("_frame")
+    return len(frame)
+
+
 class RawFiles(ConfigurableResource):
     """The folder the shop's raw files are dropped into."""
 
@@ -49,10 +64,21 @@ class RawFiles(ConfigurableResource):
         return Path(self.directory)
 
 
+class ReportsDir(ConfigurableResource):
+    """Where charts are written (also shown in the Dagster UI as metadata)."""
+
+    directory: str = Field(description="Absolute path of the reports folder.")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory)
+
+
 def build_resources() -> dict[str, object]:
     """Resources for the configured environment (read when definitions load)."""
     return {
         "warehouse": DuckDBWarehouse(path=str(settings.duckdb_path())),
         "raw_files": RawFiles(directory=str(settings.raw_dir())),
+        "reports": ReportsDir(directory=str(settings.reports_dir())),
         "dbt": DbtCliResource(project_dir=dbt_project),
     }

@@ -33,8 +33,7 @@ SEGMENTS: tuple[str, ...] = (
 SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
     5: ("New Customers", "Potential Loyalist", "Potential Loyalist", "Champions", "Champions"),
     4: ("Promising", "Potential Loyalist", "Loyal Customers", "Champions", "Champions"),
-    3: ("About To Sleep", "Need Attention", "Need Attention", "Loyal Customers",
-        "Loyal Customers"),
+    3: ("About To Sleep", "Need Attention", "Need Attention", "Loyal Customers", "Loyal Customers"),
     2: ("Hibernating", "About To Sleep", "At Risk", "At Risk", "Can't Lose Them"),
     1: ("Lost", "Hibernating", "At Risk", "Can't Lose Them", "Can't Lose Them"),
 }
@@ -136,12 +135,18 @@ def segment_summary(
         ``customer_id`` and ``predicted_clv``; omitted, the column is null.
     """
     frame = segments[["customer_id", "segment"]].merge(
-        customers[["customer_id", "net_revenue", "historical_ltv"]], on="customer_id",
-        how="left", validate="one_to_one",
+        customers[["customer_id", "net_revenue", "historical_ltv"]],
+        on="customer_id",
+        how="left",
+        validate="one_to_one",
     )
     if predictions is not None:
-        frame = frame.merge(predictions[["customer_id", "predicted_clv"]], on="customer_id",
-                            how="left", validate="one_to_one")
+        frame = frame.merge(
+            predictions[["customer_id", "predicted_clv"]],
+            on="customer_id",
+            how="left",
+            validate="one_to_one",
+        )
     else:
         frame["predicted_clv"] = np.nan
     frame["net_revenue"] = frame["net_revenue"].astype("float64")
@@ -155,5 +160,14 @@ def segment_summary(
     out["share_of_customers"] = out["customers"] / out["customers"].sum()
     total = out["net_revenue"].sum()
     out["share_of_revenue"] = out["net_revenue"] / total if total > 0 else 0.0
-    return out[["segment", "customers", "share_of_customers", "net_revenue", "share_of_revenue",
-                "average_historical_ltv", "average_predicted_clv"]]
+    return out[
+        [
+            "segment",
+            "customers",
+            "share_of_customers",
+            "net_revenue",
+            "share_of_revenue",
+            "average_historical_ltv",
+            "average_predicted_clv",
+        ]
+    ]

@@ -44,3 +44,8 @@ def raw_dir() -> Path:
 def duckdb_path() -> Path:
     """The working DuckDB warehouse; dbt's profile falls back to the same default file."""
     return _absolute_from_env(DUCKDB_ENV, DEFAULT_DATA_DIR / "warehouse.duckdb")
+
+
+def reports_dir() -> Path:
+    """Charts written by the pipeline (cohort heatmap, LTV curves)."""
+    return data_dir() / "reports"

@@ -83,14 +83,21 @@ def customer_months(purchases: pd.DataFrame, as_of: dt.date, churn_days: int) ->
             in_month = group[(group["date"] >= month) & (group["date"] <= end)]
             start_active = active(month - dt.timedelta(days=1))
             end_active = active(end)
-            rows.append({
-                "customer_id": customer_id, "month_start": month, "since": since,
-                "purchases": len(in_month), "revenue": in_month["amount"].sum(),
-                "margin": in_month["margin"].sum(), "active_start": start_active,
-                "active_end": end_active, "new": since == 0,
-                "churned": start_active and not end_active,
-                "reactivated": since > 0 and not start_active and len(in_month) > 0,
-            })
+            rows.append(
+                {
+                    "customer_id": customer_id,
+                    "month_start": month,
+                    "since": since,
+                    "purchases": len(in_month),
+                    "revenue": in_month["amount"].sum(),
+                    "margin": in_month["margin"].sum(),
+                    "active_start": start_active,
+                    "active_end": end_active,
+                    "new": since == 0,
+                    "churned": start_active and not end_active,
+                    "reactivated": since > 0 and not start_active and len(in_month) > 0,
+                }
+            )
             month, since = _add_months(month, 1), since + 1
     return pd.DataFrame(rows)
 
@@ -102,35 +109,52 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
     months["channel"] = months["customer_id"].map(channel)
 
     per_customer = purchases.groupby("customer_id").agg(
-        orders=("amount", "size"), net_revenue=("amount", "sum"), gross_margin=("margin", "sum"),
-        first_order_date=("date", "min"), last_order_date=("date", "max"),
+        orders=("amount", "size"),
+        net_revenue=("amount", "sum"),
+        gross_margin=("margin", "sum"),
+        first_order_date=("date", "min"),
+        last_order_date=("date", "max"),
     )
     per_customer["days_since_last_purchase"] = [
         (as_of - d).days for d in per_customer["last_order_date"]
     ]
     per_customer["is_churned"] = per_customer["days_since_last_purchase"] > params.churn_days
 
-    churn = months.groupby("month_start").agg(
-        active_at_start=("active_start", "sum"), new_customers=("new", "sum"),
-        churned_customers=("churned", "sum"), reactivated_customers=("reactivated", "sum"),
-        active_at_end=("active_end", "sum"),
-    ).reset_index()
+    churn = (
+        months.groupby("month_start")
+        .agg(
+            active_at_start=("active_start", "sum"),
+            new_customers=("new", "sum"),
+            churned_customers=("churned", "sum"),
+            reactivated_customers=("reactivated", "sum"),
+            active_at_end=("active_end", "sum"),
+        )
+        .reset_index()
+    )
     churn["churn_rate"] = churn["churned_customers"] / churn["active_at_start"].replace(0, np.nan)
 
     acquired = months[months["new"]].groupby(["channel", "month_start"]).size()
-    spent = spend.assign(month_start=spend["date"].map(_month_start)).groupby(
-        ["channel", "month_start"])["spend"].sum()
+    spent = (
+        spend.assign(month_start=spend["date"].map(_month_start))
+        .groupby(["channel", "month_start"])["spend"]
+        .sum()
+    )
     cac = pd.concat([spent.rename("spend"), acquired.rename("new_customers")], axis=1).fillna(0)
     cac["cac"] = cac["spend"] / cac["new_customers"].replace(0, np.nan)
     cac = cac.reset_index().rename(columns={"channel": "acquisition_channel"})
 
     cohorts = months.groupby(["customer_id"])["month_start"].min().rename("cohort_month")
     months["cohort_month"] = months["customer_id"].map(cohorts)
-    cohort = months.groupby(["cohort_month", "since"]).agg(
-        active_customers=("purchases", lambda s: int((s > 0).sum())),
-        purchases=("purchases", "sum"), net_revenue=("revenue", "sum"),
-        gross_margin=("margin", "sum"),
-    ).reset_index()
+    cohort = (
+        months.groupby(["cohort_month", "since"])
+        .agg(
+            active_customers=("purchases", lambda s: int((s > 0).sum())),
+            purchases=("purchases", "sum"),
+            net_revenue=("revenue", "sum"),
+            gross_margin=("margin", "sum"),
+        )
+        .reset_index()
+    )
     sizes = months[months["new"]].groupby("cohort_month").size()
     cohort["acquired_customers"] = cohort["cohort_month"].map(sizes)
     cohort["cumulative_gross_margin_per_customer"] = (
@@ -138,12 +162,14 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
     )
 
     window_end = (
-        as_of + dt.timedelta(days=1) if as_of == _month_end(_month_start(as_of))
+        as_of + dt.timedelta(days=1)
+        if as_of == _month_end(_month_start(as_of))
         else _month_start(as_of)
     )
     window_start = _add_months(window_end, -params.lookback_months)
-    in_window = months[(months["month_start"] >= window_start)
-                       & (months["month_start"] < window_end)]
+    in_window = months[
+        (months["month_start"] >= window_start) & (months["month_start"] < window_end)
+    ]
 
     def ltv(frame: pd.DataFrame, buyers: int) -> dict[str, float]:
         purchases_n = frame["purchases"].sum()
@@ -152,17 +178,24 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
         apf = purchases_n / buyers * 12 / params.lookback_months
         monthly = frame["churned"].sum() / frame["active_start"].sum()
         annual = 1 - (1 - monthly) ** 12
-        lifespan = min(1 / annual, params.max_lifespan_years) if annual > 0 else \
-            params.max_lifespan_years
+        lifespan = (
+            min(1 / annual, params.max_lifespan_years) if annual > 0 else params.max_lifespan_years
+        )
         rate = margin / revenue
         yearly = apv * apf * rate
         active_months = (frame["active_start"] | (frame["purchases"] > 0)).sum()
         return {
-            "average_purchase_value": apv, "purchase_frequency": apf,
-            "monthly_churn_rate": monthly, "customer_lifespan_years": lifespan,
-            "historical_ltv": apv * apf * lifespan, "margin_ltv": apv * apf * lifespan * rate,
-            "discounted_ltv": sum(yearly * (1 - annual) ** t / (1 + params.discount_rate) ** t
-                                  for t in range(100) if t < lifespan),
+            "average_purchase_value": apv,
+            "purchase_frequency": apf,
+            "monthly_churn_rate": monthly,
+            "customer_lifespan_years": lifespan,
+            "historical_ltv": apv * apf * lifespan,
+            "margin_ltv": apv * apf * lifespan * rate,
+            "discounted_ltv": sum(
+                yearly * (1 - annual) ** t / (1 + params.discount_rate) ** t
+                for t in range(100)
+                if t < lifespan
+            ),
             "subscription_ltv": revenue / active_months * rate / monthly if monthly else None,
         }
 
@@ -170,7 +203,8 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
     summary = {("overall", "all"): ltv(in_window, buyers["customer_id"].nunique())}
     for name, frame in in_window.groupby("channel"):
         summary[("acquisition_channel", name)] = ltv(
-            frame, buyers[buyers["channel"] == name]["customer_id"].nunique())
+            frame, buyers[buyers["channel"] == name]["customer_id"].nunique()
+        )
     return {
         "as_of": as_of,
         "customers": per_customer,

@@ -14,14 +14,16 @@ from ltv_pipeline.cohorts import (
 )
 
 JAN, FEB = dt.date(2025, 1, 1), dt.date(2025, 2, 1)
-ACTIVITY = pd.DataFrame({
-    "cohort_month": [JAN, JAN, JAN, FEB, FEB],
-    "months_since_acquisition": [0, 1, 2, 0, 1],
-    "acquired_customers": [4, 4, 4, 2, 2],
-    "active_customers": [4, 1, 2, 2, 0],
-    "cumulative_net_revenue_per_customer": [10.0, 12.5, 15.0, 20.0, 20.0],
-    "cumulative_gross_margin_per_customer": [4.0, 5.0, 6.0, 8.0, 8.0],
-})
+ACTIVITY = pd.DataFrame(
+    {
+        "cohort_month": [JAN, JAN, JAN, FEB, FEB],
+        "months_since_acquisition": [0, 1, 2, 0, 1],
+        "acquired_customers": [4, 4, 4, 2, 2],
+        "active_customers": [4, 1, 2, 2, 0],
+        "cumulative_net_revenue_per_customer": [10.0, 12.5, 15.0, 20.0, 20.0],
+        "cumulative_gross_margin_per_customer": [4.0, 5.0, 6.0, 8.0, 8.0],
+    }
+)
 
 
 def test_retention_long_and_wide():
@@ -34,27 +36,36 @@ def test_retention_long_and_wide():
 
 
 def test_channel_curves_pool_only_cohorts_old_enough():
-    rows = pd.DataFrame({
-        "acquisition_channel": ["email"] * 5,
-        "cohort_month": [JAN, JAN, JAN, FEB, FEB],
-        "months_since_acquisition": [0, 1, 2, 0, 1],
-        "acquired_customers": [4, 4, 4, 2, 2],
-        "gross_margin": [8.0, 4.0, 4.0, 6.0, 2.0],
-    })
+    rows = pd.DataFrame(
+        {
+            "acquisition_channel": ["email"] * 5,
+            "cohort_month": [JAN, JAN, JAN, FEB, FEB],
+            "months_since_acquisition": [0, 1, 2, 0, 1],
+            "acquired_customers": [4, 4, 4, 2, 2],
+            "gross_margin": [8.0, 4.0, 4.0, 6.0, 2.0],
+        }
+    )
     curves = channel_ltv_curves(rows)
     # month 0: (8 + 6) / (4 + 2); month 1: (12 + 8) / 6; month 2: only January, 16 / 4
     assert curves["cumulative_gross_margin_per_customer"].tolist() == pytest.approx(
-        [14 / 6, 20 / 6, 4.0])
+        [14 / 6, 20 / 6, 4.0]
+    )
     assert curves["cohorts"].tolist() == [2, 2, 1]
 
 
 def test_charts_are_written_as_png(tmp_path):
     heatmap = plot_retention_heatmap(retention_long(ACTIVITY), tmp_path / "r" / "heatmap.png")
-    curves = channel_ltv_curves(pd.DataFrame({
-        "acquisition_channel": ["email", "email", "paid"], "cohort_month": [JAN, JAN, JAN],
-        "months_since_acquisition": [0, 1, 0], "acquired_customers": [1, 1, 2],
-        "gross_margin": [1.0, 2.0, 3.0],
-    }))
+    curves = channel_ltv_curves(
+        pd.DataFrame(
+            {
+                "acquisition_channel": ["email", "email", "paid"],
+                "cohort_month": [JAN, JAN, JAN],
+                "months_since_acquisition": [0, 1, 0],
+                "acquired_customers": [1, 1, 2],
+                "gross_margin": [1.0, 2.0, 3.0],
+            }
+        )
+    )
     ltv = plot_ltv_curves(curves, tmp_path / "ltv.png", cac={"paid": 2.0})
     for path in (heatmap, ltv):
         data = path.read_bytes()

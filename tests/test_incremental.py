@@ -12,8 +12,15 @@ def _snapshot(path: str) -> dict[str, list[tuple]]:
     with duckdb.connect(path, read_only=True) as con:
         return {
             table: con.execute(f"select * from marts.{table} order by all").fetchall()
-            for table in ("fct_orders", "customers", "churn_monthly", "ltv_summary",
-                          "cac_monthly", "cohort_activity", "ltv_cac_by_channel")
+            for table in (
+                "fct_orders",
+                "customers",
+                "churn_monthly",
+                "ltv_summary",
+                "cac_monthly",
+                "cohort_activity",
+                "ltv_cac_by_channel",
+            )
         }
 
 
@@ -56,15 +63,25 @@ def test_incremental_run_reads_only_the_lookback_window(workdir):
     (raw / "marketing_spend.csv").write_text(SPEND)
     assert run_pipeline().success
     (raw / "orders.csv").write_text(
-        ORDERS.replace("101,1,2025-01-10T09:00:00Z,completed,100,60,USD",
-                       "101,1,2025-01-10T09:00:00Z,completed,999,60,USD")
+        ORDERS.replace(
+            "101,1,2025-01-10T09:00:00Z,completed,100,60,USD",
+            "101,1,2025-01-10T09:00:00Z,completed,999,60,USD",
+        )
     )
     assert run_pipeline().success
     warehouse = str(workdir / "warehouse.duckdb")
     with duckdb.connect(warehouse, read_only=True) as con:
-        assert con.execute("select order_amount from marts.fct_orders where order_id = 101"
-                           ).fetchone()[0] == 100
+        assert (
+            con.execute(
+                "select order_amount from marts.fct_orders where order_id = 101"
+            ).fetchone()[0]
+            == 100
+        )
     assert run_pipeline(full_refresh=True).success
     with duckdb.connect(warehouse, read_only=True) as con:
-        assert con.execute("select order_amount from marts.fct_orders where order_id = 101"
-                           ).fetchone()[0] == 999
+        assert (
+            con.execute(
+                "select order_amount from marts.fct_orders where order_id = 101"
+            ).fetchone()[0]
+            == 999
+        )

@@ -131,8 +131,14 @@ def test_churn_monthly_by_hand(marts):
         (D(2025, 6, 1), 6, 1, 2, 0, 5),  # C5 new; C10, C9 churn
     ]
     assert [
-        (r["month_start"], r["active_at_start"], r["new_customers"], r["churned_customers"],
-         r["reactivated_customers"], r["active_at_end"])
+        (
+            r["month_start"],
+            r["active_at_start"],
+            r["new_customers"],
+            r["churned_customers"],
+            r["reactivated_customers"],
+            r["active_at_end"],
+        )
         for r in got
     ] == expected
     rates = [r["churn_rate"] for r in got]
@@ -183,7 +189,10 @@ def test_ltv_summary_by_hand(marts, segment, inputs):
         f"and dimension_value = '{segment[1]}'",
     )
     assert (got["customers"], got["window_customers"], got["window_purchases"]) == (
-        customers, buyers, purchases)
+        customers,
+        buyers,
+        purchases,
+    )
     assert float(got["window_net_revenue"]) == revenue
     assert float(got["window_gross_margin"]) == pytest.approx(margin)
     assert (got["window_start"], got["window_end"]) == (D(2025, 4, 1), D(2025, 7, 1))
@@ -246,25 +255,35 @@ def test_customers_by_hand(marts):
     assert got[7]["has_purchased"] is False and got[7]["cohort_month"] is None
     assert got[1]["tenure_days"] == 171  # Jan 10 -> Jun 30
     # the average customer LTV over window buyers equals the overall historical LTV
-    overall = rows(marts, "select historical_ltv from marts.ltv_summary "
-                          "where dimension = 'overall'")[0]["historical_ltv"]
+    overall = rows(
+        marts, "select historical_ltv from marts.ltv_summary where dimension = 'overall'"
+    )[0]["historical_ltv"]
     buyers = [r["historical_ltv"] for r in got.values() if r["window_purchases"] > 0]
     assert sum(buyers) / len(buyers) == pytest.approx(overall)
 
 
 def test_fct_orders_flags_the_imputed_cost(marts):
-    imputed = rows(marts, "select order_id, gross_margin from marts.fct_orders "
-                          "where is_cost_imputed and is_purchase")
+    imputed = rows(
+        marts,
+        "select order_id, gross_margin from marts.fct_orders where is_cost_imputed and is_purchase",
+    )
     assert [(r["order_id"], float(r["gross_margin"])) for r in imputed] == [(103, 28.0)]
-    refunded = rows(marts, "select net_revenue, gross_margin from marts.fct_orders "
-                           "where order_status <> 'completed'")
+    refunded = rows(
+        marts,
+        "select net_revenue, gross_margin from marts.fct_orders where order_status <> 'completed'",
+    )
     assert all(float(r["net_revenue"]) == 0 and float(r["gross_margin"]) == 0 for r in refunded)
 
 
 def test_cac_monthly_by_hand(marts):
     got = [
-        (r["acquisition_channel"], r["month_start"], float(r["spend"]), r["new_customers"],
-         r["cac"])
+        (
+            r["acquisition_channel"],
+            r["month_start"],
+            float(r["spend"]),
+            r["new_customers"],
+            r["cac"],
+        )
         for r in rows(marts, "select * from marts.cac_monthly order by 1, 2")
     ]
     assert got == [
@@ -293,17 +312,22 @@ def test_cohort_activity_by_hand(marts):
     assert [float(r["net_revenue"]) for r in january] == [410, 130, 30, 130, 30, 110]
     assert [float(r["gross_margin"]) for r in january] == pytest.approx([205, 70, 20, 75, 20, 48])
     assert [r["cumulative_gross_margin_per_customer"] for r in january] == pytest.approx(
-        [205 / 6, 275 / 6, 295 / 6, 370 / 6, 390 / 6, 438 / 6])
+        [205 / 6, 275 / 6, 295 / 6, 370 / 6, 390 / 6, 438 / 6]
+    )
     assert [r["cumulative_net_revenue_per_customer"] for r in january] == pytest.approx(
-        [410 / 6, 540 / 6, 570 / 6, 700 / 6, 730 / 6, 840 / 6])
+        [410 / 6, 540 / 6, 570 / 6, 700 / 6, 730 / 6, 840 / 6]
+    )
     february = [got[(D(2025, 2, 1), m)] for m in range(5)]
     assert [r["cumulative_gross_margin_per_customer"] for r in february] == pytest.approx(
-        [50, 50, 50, 80, 80])
+        [50, 50, 50, 80, 80]
+    )
     assert got[(D(2025, 6, 1), 0)]["net_revenue"] == 120
 
 
 def test_ltv_cac_by_channel_by_hand(marts):
-    got = {r["acquisition_channel"]: r for r in rows(marts, "select * from marts.ltv_cac_by_channel")}
+    got = {
+        r["acquisition_channel"]: r for r in rows(marts, "select * from marts.ltv_cac_by_channel")
+    }
     paid, email, organic = got["paid_search"], got["email"], got["organic_search"]
     assert (paid["customers"], float(paid["spend"]), paid["cac"]) == (4, 490.0, 122.5)
     assert (email["customers"], float(email["spend"]), email["cac"]) == (4, 110.0, 27.5)
@@ -320,9 +344,15 @@ def test_ltv_cac_by_channel_by_hand(marts):
     # 80: neither pays back. Email Jan (CAC 20) and Jun (CAC 30) pay back in month 0; organic
     # cohorts cost nothing: month 0.
     assert (paid["cohorts"], paid["cohorts_paid_back"], paid["median_payback_month"]) == (
-        2, 0, None)
+        2,
+        0,
+        None,
+    )
     assert (email["cohorts"], email["cohorts_paid_back"], email["median_payback_month"]) == (
-        2, 2, 0)
+        2,
+        2,
+        0,
+    )
     assert (organic["cohorts"], organic["cohorts_paid_back"]) == (2, 2)
 
 
@@ -333,7 +363,8 @@ def test_every_model_and_column_is_documented(marts, dbt_manifest):
     assert len(models) >= 12
     for node in models:
         built = [
-            name for (name,) in marts.execute(
+            name
+            for (name,) in marts.execute(
                 "select column_name from information_schema.columns "
                 "where table_schema = ? and table_name = ? order by ordinal_position",
                 [node["schema"], node["alias"]],
@@ -350,14 +381,29 @@ def test_every_mart_has_tests_and_the_exposures_name_bi_uses(dbt_manifest):
     manifest = json.loads(dbt_manifest.read_text())
     tested = {
         manifest["nodes"][dep]["name"]
-        for node in manifest["nodes"].values() if node["resource_type"] == "test"
-        for dep in node["depends_on"]["nodes"] if dep.startswith("model.")
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+        for dep in node["depends_on"]["nodes"]
+        if dep.startswith("model.")
     }
-    marts = {n["name"] for n in manifest["nodes"].values()
-             if n["resource_type"] == "model" and n["schema"] == "marts"}
-    assert {"customers", "ltv_summary", "churn_monthly", "cac_monthly", "ltv_cac_by_channel",
-            "cohort_activity", "fct_orders"} <= marts
+    marts = {
+        n["name"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["schema"] == "marts"
+    }
+    assert {
+        "customers",
+        "ltv_summary",
+        "churn_monthly",
+        "cac_monthly",
+        "ltv_cac_by_channel",
+        "cohort_activity",
+        "fct_orders",
+    } <= marts
     assert marts <= tested
-    exposed = {manifest["nodes"][dep]["name"] for e in manifest["exposures"].values()
-               for dep in e["depends_on"]["nodes"]}
+    exposed = {
+        manifest["nodes"][dep]["name"]
+        for e in manifest["exposures"].values()
+        for dep in e["depends_on"]["nodes"]
+    }
     assert exposed == marts - {"fct_orders"}

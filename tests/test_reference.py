@@ -14,8 +14,9 @@ def test_reference_reproduces_the_hand_worked_fixture(tmp_path):
     (tmp_path / "customers.csv").write_text(CUSTOMERS)
     (tmp_path / "orders.csv").write_text(ORDERS)
     (tmp_path / "marketing_spend.csv").write_text(SPEND)
-    ref = reference_marts(tmp_path, Params(as_of=dt.date(2025, 6, 30), churn_days=60,
-                                           lookback_months=3))
+    ref = reference_marts(
+        tmp_path, Params(as_of=dt.date(2025, 6, 30), churn_days=60, lookback_months=3)
+    )
     churn = ref["churn_monthly"]
     assert churn["active_at_start"].tolist() == [0, 6, 7, 4, 4, 6]
     assert churn["churned_customers"].tolist() == [0, 0, 3, 2, 0, 2]

@@ -38,12 +38,14 @@ def test_grid_is_complete_and_names_every_segment():
 
 
 def test_score_customers_by_hand():
-    customers = pd.DataFrame({
-        "customer_id": [1, 2, 3, 4, 5],
-        "days_since_last_purchase": [5, 400, 30, 200, 90],
-        "orders": [9, 1, 4, 6, 2],
-        "net_revenue": [900.0, 20.0, 150.0, 700.0, 60.0],
-    })
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5],
+            "days_since_last_purchase": [5, 400, 30, 200, 90],
+            "orders": [9, 1, 4, 6, 2],
+            "net_revenue": [900.0, 20.0, 150.0, 700.0, 60.0],
+        }
+    )
     out = score_customers(customers).set_index("customer_id")
     # five customers: each is its own quintile
     assert out.loc[1, ["r", "f", "m"]].tolist() == [5, 5, 5]
@@ -51,7 +53,11 @@ def test_score_customers_by_hand():
     assert out.loc[4, ["r", "f", "m", "fm"]].tolist() == [2, 4, 4, 4]
     assert out.loc[5, ["r", "f", "m", "fm"]].tolist() == [3, 2, 2, 2]
     assert out["segment"].to_dict() == {
-        1: "Champions", 2: "Lost", 3: "Loyal Customers", 4: "At Risk", 5: "Need Attention",
+        1: "Champions",
+        2: "Lost",
+        3: "Loyal Customers",
+        4: "At Risk",
+        5: "Need Attention",
     }
     assert out.loc[3, "rfm_score"] == "433"
     assert out.loc[3, "fm"] == 3 and out.loc[3, "segment"] == SEGMENT_GRID[4][2]
@@ -59,17 +65,38 @@ def test_score_customers_by_hand():
 
 def test_score_customers_refuses_bad_input():
     with pytest.raises(ValueError, match="at least one purchase"):
-        score_customers(pd.DataFrame({"customer_id": [1], "days_since_last_purchase": [1],
-                                      "orders": [0], "net_revenue": [0.0]}))
+        score_customers(
+            pd.DataFrame(
+                {
+                    "customer_id": [1],
+                    "days_since_last_purchase": [1],
+                    "orders": [0],
+                    "net_revenue": [0.0],
+                }
+            )
+        )
     with pytest.raises(ValueError, match="unique"):
-        score_customers(pd.DataFrame({"customer_id": [1, 1], "days_since_last_purchase": [1, 2],
-                                      "orders": [1, 1], "net_revenue": [1.0, 2.0]}))
+        score_customers(
+            pd.DataFrame(
+                {
+                    "customer_id": [1, 1],
+                    "days_since_last_purchase": [1, 2],
+                    "orders": [1, 1],
+                    "net_revenue": [1.0, 2.0],
+                }
+            )
+        )
 
 
 def test_segment_summary_shares_and_averages():
     segments = pd.DataFrame({"customer_id": [1, 2, 3], "segment": ["Lost", "Lost", "Champions"]})
-    customers = pd.DataFrame({"customer_id": [1, 2, 3], "net_revenue": [10.0, 30.0, 60.0],
-                              "historical_ltv": [1.0, 3.0, 8.0]})
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "net_revenue": [10.0, 30.0, 60.0],
+            "historical_ltv": [1.0, 3.0, 8.0],
+        }
+    )
     predictions = pd.DataFrame({"customer_id": [1, 2, 3], "predicted_clv": [0.5, 1.5, 9.0]})
     out = segment_summary(segments, customers, predictions).set_index("segment")
     assert out.index.tolist() == ["Champions", "Lost"]  # the documented segment order

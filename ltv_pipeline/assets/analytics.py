@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ltv_pipeline.concentration import revenue_deciles
-from ltv_pipeline.resources import DuckDBWarehouse
+from ltv_pipeline.resources import DuckDBWarehouse, replace_table
 
 ANALYTICS_GROUP = "analytics"
 MARTS_SCHEMA = "marts"
@@ -23,12 +23,7 @@ def customer_revenue_deciles(context: dg.AssetExecutionContext, warehouse: DuckD
             f"from {MARTS_SCHEMA}.customers where has_purchased"
         ).df()
         deciles = revenue_deciles(customers)
-        con.register("deciles_frame", deciles)
-        con.execute(
-            f"create or replace table {MARTS_SCHEMA}.customer_revenue_deciles as "
-            "select * from deciles_frame order by decile"
-        )
-        con.unregister("deciles_frame")
+        replace_table(con, f"{MARTS_SCHEMA}.customer_revenue_deciles", deciles, "decile")
     top_share = float(deciles["share_of_revenue"].iloc[0]) if len(deciles) else 0.0
     return dg.MaterializeResult(
         metadata={

@@ -1,0 +1,84 @@
+"""Cohort retention tables and charts, from the cohort marts."""
+
+import base64
+
+import dagster as dg
+
+from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
+from ltv_pipeline.cohorts import (
+    channel_ltv_curves,
+    plot_ltv_curves,
+    plot_retention_heatmap,
+    retention_long,
+    retention_wide,
+)
+from ltv_pipeline.resources import DuckDBWarehouse, ReportsDir, replace_table
+
+RETENTION = dg.AssetKey([MARTS_SCHEMA, "cohort_retention"])
+RETENTION_WIDE = dg.AssetKey([MARTS_SCHEMA, "cohort_retention_wide"])
+UPSTREAM = [
+    dg.AssetKey([MARTS_SCHEMA, "cohort_activity"]),
+    dg.AssetKey(["intermediate", "int_cohort_months_aggregated"]),
+    dg.AssetKey([MARTS_SCHEMA, "ltv_cac_by_channel"]),
+]
+
+
+def png_markdown(path, title: str) -> dg.MetadataValue:
+    """A PNG inlined as markdown, so the chart shows in the Dagster UI."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            RETENTION,
+            deps=UPSTREAM,
+            description="One row per cohort and month since acquisition: retention and "
+            "cumulative revenue and margin per customer.",
+            group_name=ANALYTICS_GROUP,
+            kinds={"duckdb", "pandas"},
+        ),
+        dg.AssetSpec(
+            RETENTION_WIDE,
+            deps=UPSTREAM,
+            description="One row per cohort: retention in months m0, m1, ... (heatmap for BI).",
+            group_name=ANALYTICS_GROUP,
+            kinds={"duckdb", "pandas"},
+        ),
+    ],
+    can_subset=False,
+)
+def cohort_retention(warehouse: DuckDBWarehouse, reports: ReportsDir):
+    """Write the retention tables, the retention heatmap and the LTV curves per channel."""
+    with warehouse.connect() as con:
+        activity = con.execute(f"select * from {MARTS_SCHEMA}.cohort_activity").df()
+        channel_months = con.execute("select * from intermediate.int_cohort_months_aggregated").df()
+        cac = dict(
+            con.execute(
+                f"select acquisition_channel, cac from {MARTS_SCHEMA}.ltv_cac_by_channel"
+            ).fetchall()
+        )
+        long = retention_long(activity)
+        wide = retention_wide(long)
+        long_rows = replace_table(
+            con, f"{MARTS_SCHEMA}.cohort_retention", long, "cohort_month, months_since_acquisition"
+        )
+        wide_rows = replace_table(
+            con, f"{MARTS_SCHEMA}.cohort_retention_wide", wide, "cohort_month"
+        )
+    heatmap = plot_retention_heatmap(long, reports.path / "cohort_retention_heatmap.png")
+    curves = plot_ltv_curves(
+        channel_ltv_curves(channel_months), reports.path / "ltv_curves_by_channel.png", cac=cac
+    )
+    yield dg.MaterializeResult(
+        asset_key=RETENTION,
+        metadata={
+            "dagster/row_count": long_rows,
+            "heatmap": png_markdown(heatmap, "retention heatmap"),
+            "heatmap_path": dg.MetadataValue.path(str(heatmap)),
+            "ltv_curves": png_markdown(curves, "LTV curves by channel"),
+            "ltv_curves_path": dg.MetadataValue.path(str(curves)),
+        },
+    )
+    yield dg.MaterializeResult(asset_key=RETENTION_WIDE, metadata={"dagster/row_count": wide_rows})

@@ -1,0 +1,59 @@
+"""RFM segments and their summary, from marts.customers."""
+
+import dagster as dg
+
+from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
+from ltv_pipeline.resources import DuckDBWarehouse, replace_table
+from ltv_pipeline.rfm import score_customers, segment_summary
+
+CUSTOMERS = dg.AssetKey([MARTS_SCHEMA, "customers"])
+
+
+@dg.asset(
+    key_prefix=[MARTS_SCHEMA],
+    deps=[CUSTOMERS],
+    group_name=ANALYTICS_GROUP,
+    kinds={"duckdb", "pandas"},
+)
+def customer_segments(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+    """One row per customer with a purchase as of as_of_date: R, F, M scores and RFM segment."""
+    with warehouse.connect() as con:
+        customers = con.execute(
+            "select customer_id, days_since_last_purchase, orders, "
+            f"cast(net_revenue as double) as net_revenue from {MARTS_SCHEMA}.customers "
+            "where has_purchased"
+        ).df()
+        segments = score_customers(customers)
+        rows = replace_table(con, f"{MARTS_SCHEMA}.customer_segments", segments, "customer_id")
+    counts = segments["segment"].value_counts().sort_index()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "customers_per_segment": dg.MetadataValue.json(
+                {name: int(n) for name, n in counts.items()}
+            ),
+        }
+    )
+
+
+@dg.asset(
+    key=[MARTS_SCHEMA, "segment_summary"],
+    deps=[customer_segments, CUSTOMERS],
+    group_name=ANALYTICS_GROUP,
+    kinds={"duckdb", "pandas"},
+)
+def segment_summary_asset(warehouse: DuckDBWarehouse):
+    """One row per RFM segment: customers, shares of customers and revenue, average LTV."""
+    with warehouse.connect() as con:
+        segments = con.execute(f"select * from {MARTS_SCHEMA}.customer_segments").df()
+        customers = con.execute(
+            f"select customer_id, net_revenue, historical_ltv from {MARTS_SCHEMA}.customers"
+        ).df()
+        summary = segment_summary(segments, customers)
+        rows = replace_table(con, f"{MARTS_SCHEMA}.segment_summary", summary, "segment")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "summary": dg.MetadataValue.md(summary.round(4).to_markdown(index=False)),
+        }
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from ltv_pipeline.project import dbt_project
 
@@ -26,7 +26,7 @@ class DbtBuildConfig(dg.Config):
     as_of_date: str | None = None
     full_refresh: bool = False
     # Other dbt vars (e.g. churn_inactivity_days); each is range-checked by its macro.
-    vars: dict[str, float] = {}
+    vars: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("as_of_date")
     @classmethod

@@ -106,3 +106,11 @@ def test_segment_summary_shares_and_averages():
     assert out.loc["Lost", "average_historical_ltv"] == pytest.approx(2.0)
     assert out.loc["Champions", "average_predicted_clv"] == pytest.approx(9.0)
     assert out["share_of_revenue"].sum() == pytest.approx(1.0)
+
+
+def test_readme_shows_the_segment_grid_of_the_code():
+    from ltv_pipeline.settings import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    for r in (5, 4, 3, 2, 1):
+        assert f"| R = {r} | " + " | ".join(SEGMENT_GRID[r]) + " |" in readme

@@ -24,6 +24,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ltv_pipeline.generate import generate_shop
 
     out = Path(args.out).resolve() if args.out else settings.raw_dir()
+    window = {k: v for k, v in (("start_date", args.start), ("end_date", args.end)) if v}
     summary = generate_shop(
         out,
         customers=args.customers,
@@ -31,9 +32,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         fmt=args.format,
         bad_share=args.bad_share,
-        start_date=args.start,
-        end_date=args.end,
         progress=lambda msg: print(f"  {msg}", flush=True),
+        **window,
     )
     print(
         f"wrote {summary.customers:,} customers and {summary.orders:,} orders to {out} "
@@ -213,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="extra bad rows as a share of orders (CSV only), e.g. 0.01",
     )
-    gen.add_argument("--start", type=date.fromisoformat, default=date(2024, 7, 1))
-    gen.add_argument("--end", type=date.fromisoformat, default=date(2026, 6, 30))
+    gen.add_argument("--start", type=date.fromisoformat, help="first day (default 2024-07-01)")
+    gen.add_argument("--end", type=date.fromisoformat, help="last day (default 2026-06-30)")
     gen.set_defaults(func=cmd_generate)
 
     prep = sub.add_parser("prepare", help="parse the dbt project (writes the manifest)")

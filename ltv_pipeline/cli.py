@@ -55,7 +55,7 @@ def prepare() -> None:
     """Parse the dbt project so the manifest Dagster loads exists and is current."""
     result = subprocess.run(
         [
-            str(Path(sys.executable).with_name("dbt")),
+            str(settings.dbt_executable()),
             "parse",
             "--quiet",
             "--project-dir",
@@ -79,7 +79,7 @@ def cmd_prepare(_args: argparse.Namespace) -> int:
 def cmd_dbt(args: argparse.Namespace) -> int:
     return subprocess.run(
         [
-            str(Path(sys.executable).with_name("dbt")),
+            str(settings.dbt_executable()),
             *args.dbt_args,
             "--project-dir",
             str(settings.DBT_PROJECT_DIR),

@@ -80,5 +80,7 @@ def build_resources() -> dict[str, object]:
         "warehouse": DuckDBWarehouse(path=str(settings.duckdb_path())),
         "raw_files": RawFiles(directory=str(settings.raw_dir())),
         "reports": ReportsDir(directory=str(settings.reports_dir())),
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project, dbt_executable=str(settings.dbt_executable())
+        ),
     }

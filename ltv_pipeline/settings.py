@@ -9,6 +9,7 @@ so it is rejected.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +50,8 @@ def duckdb_path() -> Path:
 def reports_dir() -> Path:
     """Charts written by the pipeline (cohort heatmap, LTV curves)."""
     return data_dir() / "reports"
+
+
+def dbt_executable() -> Path:
+    """The dbt installed beside this Python, so a venv works without being on PATH."""
+    return Path(sys.executable).with_name("dbt")

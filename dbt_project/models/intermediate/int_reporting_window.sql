@@ -31,6 +31,7 @@ select
     cast({{ dbt.dateadd('month', -1 * ltv_lookback_months() | int, 'window_end') }} as date)
         as window_start,
     window_end,
-    {{ ltv_lookback_months() }} as lookback_months
+    {{ ltv_lookback_months() }} as lookback_months,
+    cast({{ discount_rate() }} as {{ type_double() }}) as discount_rate
 
 from bounds

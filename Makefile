@@ -28,8 +28,8 @@ test: install lint
 
 # sqlfluff compiles the models with dbt: point it at a throwaway warehouse.
 lint: install
-	$(BIN)/ruff check ltv_pipeline tests
-	$(BIN)/ruff format --check ltv_pipeline tests
+	$(BIN)/ruff check ltv_pipeline tests bench
+	$(BIN)/ruff format --check ltv_pipeline tests bench
 	@mkdir -p dbt_project/target
 	DBT_PROJECT_DIR=$(CURDIR)/dbt_project LTV_DUCKDB_PATH=$(CURDIR)/dbt_project/target/lint.duckdb \
 		$(BIN)/sqlfluff lint dbt_project/models

@@ -69,7 +69,7 @@ channel_cac as (
         cast(sum(spend) as {{ type_double() }}) / nullif(sum(new_customers), 0) as cac
 
     from cac
-    group by 1
+    group by acquisition_channel
 
 ),
 
@@ -82,7 +82,7 @@ channel_payback as (
         median(payback_month) as median_payback_month
 
     from cohort_payback
-    group by 1
+    group by acquisition_channel
 
 ),
 

@@ -53,21 +53,17 @@ def dbt_env() -> dict[str, str]:
 
 def prepare() -> None:
     """Parse the dbt project so the manifest Dagster loads exists and is current."""
-    result = subprocess.run(
-        [
-            str(settings.dbt_executable()),
-            "parse",
-            "--quiet",
-            "--project-dir",
-            str(settings.DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(settings.DBT_PROJECT_DIR),
-        ],
-        env=dbt_env(),
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"dbt parse failed (exit {result.returncode})")
+    returncode = run_dbt(["parse", "--quiet"])
+    if returncode != 0:
+        raise SystemExit(f"dbt parse failed (exit {returncode})")
+
+
+def run_dbt(dbt_args: list[str]) -> int:
+    """Run the dbt beside this Python on our project, against the configured warehouse."""
+    project = str(settings.DBT_PROJECT_DIR)
+    command = [str(settings.dbt_executable()), *dbt_args]
+    command += ["--project-dir", project, "--profiles-dir", project]
+    return subprocess.run(command, env=dbt_env(), check=False).returncode
 
 
 def cmd_prepare(_args: argparse.Namespace) -> int:
@@ -77,18 +73,7 @@ def cmd_prepare(_args: argparse.Namespace) -> int:
 
 
 def cmd_dbt(args: argparse.Namespace) -> int:
-    return subprocess.run(
-        [
-            str(settings.dbt_executable()),
-            *args.dbt_args,
-            "--project-dir",
-            str(settings.DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(settings.DBT_PROJECT_DIR),
-        ],
-        env=dbt_env(),
-        check=False,
-    ).returncode
+    return run_dbt(args.dbt_args)
 
 
 def run_all(*, instance=None) -> bool:

@@ -7,7 +7,6 @@ import dagster as dg
 from ltv_pipeline.assets.analytics import MARTS_SCHEMA, customer_revenue_deciles
 from ltv_pipeline.assets.cohort_outputs import RETENTION
 from ltv_pipeline.assets.ingestion import raw_key
-from ltv_pipeline.assets.predictions import PREDICTIONS
 from ltv_pipeline.assets.segments import customer_segments, segment_summary_asset
 from ltv_pipeline.ingest import (
     LOAD_ORDER,
@@ -202,31 +201,3 @@ def cohort_retention_is_consistent(warehouse: DuckDBWarehouse) -> dg.AssetCheckR
         month0_not_full=month0,
         decreasing=decreasing,
     )
-
-
-@dg.asset_check(asset=PREDICTIONS, blocking=True)
-def predictions_cover_buyers_and_are_valid(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
-    """One prediction per buyer; P(alive) in [0, 1]; expected purchases and CLV finite, >= 0."""
-    with warehouse.connect() as con:
-        rows, buyers, bad_alive, bad_values = con.execute(
-            f"""
-            select
-                (select count(distinct customer_id) from {MARTS_SCHEMA}.customer_predictions),
-                (select count(*) from {MARTS_SCHEMA}.customers where has_purchased),
-                (select count(*) from {MARTS_SCHEMA}.customer_predictions
-                 where not (p_alive between 0 and 1)),
-                (select count(*) from {MARTS_SCHEMA}.customer_predictions
-                 where not (isfinite(predicted_clv) and predicted_clv >= 0
-                            and isfinite(expected_purchases_12m) and expected_purchases_12m >= 0))
-            """
-        ).fetchone()
-    problems = [
-        f"{n} {what}"
-        for n, what in [
-            (abs(rows - buyers), "buyers without exactly one prediction"),
-            (bad_alive, "P(alive) outside [0, 1]"),
-            (bad_values, "negative or non-finite predictions"),
-        ]
-        if n
-    ]
-    return _result(problems, "predictions valid", predictions=rows, buyers=buyers)

@@ -6,13 +6,11 @@ from ltv_pipeline.assets.analytics import customer_revenue_deciles
 from ltv_pipeline.assets.cohort_outputs import cohort_retention
 from ltv_pipeline.assets.dbt import dbt_models
 from ltv_pipeline.assets.ingestion import raw_tables
-from ltv_pipeline.assets.predictions import customer_predictions
 from ltv_pipeline.assets.segments import customer_segments, segment_summary_asset
 from ltv_pipeline.checks import (
     cohort_retention_is_consistent,
     deciles_reconcile_with_customers,
     every_buyer_has_one_segment,
-    predictions_cover_buyers_and_are_valid,
     raw_checks,
     segment_shares_sum_to_one,
 )
@@ -31,16 +29,13 @@ def defs() -> dg.Definitions:
             customer_segments,
             segment_summary_asset,
             cohort_retention,
-            customer_predictions,
         ],
         asset_checks=[
             *raw_checks,
             deciles_reconcile_with_customers,
             every_buyer_has_one_segment,
-            predictions_cover_buyers_and_are_valid,
             segment_shares_sum_to_one,
             cohort_retention_is_consistent,
-            predictions_cover_buyers_and_are_valid,
         ],
         jobs=[all_assets_job],
         resources=build_resources(),

@@ -210,21 +210,3 @@ def test_bad_rows_do_not_change_any_mart(clean, dirty):
     ):
         sql = f"select * from marts.{table} order by all"
         assert _query(clean[2], sql) == _query(dirty[2], sql), table
-
-
-def test_predictions_cover_every_buyer_and_feed_the_segment_summary(clean):
-    _, _, warehouse = clean
-    (buyers, predicted, alive_ok, clv_total, expected_total) = _query(
-        warehouse,
-        "select (select count(*) from marts.customers where has_purchased), count(*), "
-        "bool_and(p_alive between 0 and 1), sum(predicted_clv), sum(expected_purchases_12m) "
-        "from marts.customer_predictions",
-    )[0]
-    assert predicted == buyers and alive_ok
-    assert clv_total > 0 and expected_total > 0
-    # a customer with no repeat purchase is certainly alive under BG/NBD
-    assert _query(
-        warehouse, "select min(p_alive) from marts.customer_predictions where frequency = 0"
-    )[0][0] == pytest.approx(1.0)
-    summary = _query(warehouse, "select segment, average_predicted_clv from marts.segment_summary")
-    assert summary and all(value is not None and value >= 0 for _, value in summary)

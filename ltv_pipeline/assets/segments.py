@@ -43,17 +43,13 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: DuckDBWareho
     kinds={"duckdb", "pandas"},
 )
 def segment_summary_asset(warehouse: DuckDBWarehouse):
-    """One row per RFM segment: customers, shares of customers and revenue, average historical
-    LTV and average predicted 12-month CLV."""
+    """One row per RFM segment: customers, shares of customers and revenue, average LTV."""
     with warehouse.connect() as con:
         segments = con.execute(f"select * from {MARTS_SCHEMA}.customer_segments").df()
         customers = con.execute(
             f"select customer_id, net_revenue, historical_ltv from {MARTS_SCHEMA}.customers"
         ).df()
-        predictions = con.execute(
-            f"select customer_id, predicted_clv from {MARTS_SCHEMA}.customer_predictions"
-        ).df()
-        summary = segment_summary(segments, customers, predictions)
+        summary = segment_summary(segments, customers)
         rows = replace_table(con, f"{MARTS_SCHEMA}.segment_summary", summary, "segment")
     return dg.MaterializeResult(
         metadata={

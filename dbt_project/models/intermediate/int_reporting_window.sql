@@ -31,7 +31,6 @@ select
     cast({{ dbt.dateadd('month', -1 * ltv_lookback_months() | int, 'window_end') }} as date)
         as window_start,
     window_end,
-    {{ ltv_lookback_months() }} as lookback_months,
-    cast({{ discount_rate() }} as {{ type_double() }}) as discount_rate
+    {{ ltv_lookback_months() }} as lookback_months
 
 from bounds

@@ -1200,6 +1200,7 @@ def generate_shop(
     end_date: date = date(2026, 6, 30),
     chunk_customers: int = 200_000,
     progress: Callable[[str], None] | None = None,
+    channels: Sequence[Channel] = CHANNELS,
 ) -> ShopSummary:
     """Write a synthetic shop plus ``truth.json`` and ``bad_rows.json`` into ``out_dir``.
 
@@ -1226,6 +1227,9 @@ def generate_shop(
         ``RNG_BLOCK_CUSTOMERS``). Changes memory and Parquet row groups, never values.
     progress
         Receives one line per chunk, for long benchmark runs.
+    channels
+        The acquisition channels and their true parameters; one channel gives a shop whose
+        buyers all follow one BG/NBD and one Gamma-Gamma model (parameter-recovery tests).
 
     Returns
     -------
@@ -1246,7 +1250,9 @@ def generate_shop(
     chunk_customers = _check_size("chunk_customers", chunk_customers)
     if orders is not None:
         orders = _check_size("orders", orders)
-        per_customer = expected_orders_per_customer(start_date=start_date, end_date=end_date)
+        per_customer = expected_orders_per_customer(
+            channels, start_date=start_date, end_date=end_date
+        )
         n_customers = max(1, round(orders / per_customer))
     elif customers is not None:
         n_customers = _check_size("customers", customers)
@@ -1254,7 +1260,7 @@ def generate_shop(
         n_customers = DEFAULT_CUSTOMERS
 
     out_dir = Path(out_dir)
-    ctx = _make_context(seed, n_customers, start_date, end_date, CHANNELS)
+    ctx = _make_context(seed, n_customers, start_date, end_date, channels)
     say = progress or (lambda _msg: None)
     blocks_per_chunk = max(1, -(-chunk_customers // RNG_BLOCK_CUSTOMERS))
     n_chunks = -(-ctx.n_blocks // blocks_per_chunk)
@@ -1276,7 +1282,7 @@ def generate_shop(
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {t: out_dir / f"{t}.{fmt}" for t in _COLUMNS}
     formatter = _Formatter(ctx, fmt)
-    n_ch = len(CHANNELS)
+    n_ch = len(channels)
     buyers_by_day = np.zeros((ctx.n_days, n_ch), np.int64)
     by_status = np.zeros(len(STATUSES), np.int64)
     ch_customers = np.zeros(n_ch, np.int64)
@@ -1361,7 +1367,7 @@ def generate_shop(
                 "buyers": int(ch_buyers[i]),
                 "completed_orders": int(ch_completed[i]),
             }
-            for i, c in enumerate(CHANNELS)
+            for i, c in enumerate(channels)
         },
     }
     truth = _truth(

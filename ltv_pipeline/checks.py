@@ -7,6 +7,7 @@ import dagster as dg
 from ltv_pipeline.assets.analytics import MARTS_SCHEMA, customer_revenue_deciles
 from ltv_pipeline.assets.cohort_outputs import RETENTION
 from ltv_pipeline.assets.ingestion import raw_key
+from ltv_pipeline.assets.predictions import BACKTEST, PREDICTIONS
 from ltv_pipeline.assets.segments import customer_segments, segment_summary_asset
 from ltv_pipeline.ingest import (
     LOAD_ORDER,
@@ -200,4 +201,91 @@ def cohort_retention_is_consistent(warehouse: DuckDBWarehouse) -> dg.AssetCheckR
         out_of_range=out_of_range,
         month0_not_full=month0,
         decreasing=decreasing,
+    )
+
+
+def _not_fitted(what: str, status: str) -> dg.AssetCheckResult:
+    # a shop too small to fit is a warning, not wrong numbers: the predictions are null
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{what} {status}",
+    )
+
+
+@dg.asset_check(asset=PREDICTIONS, blocking=True)
+def predictions_cover_buyers_and_are_valid(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    """One prediction per buyer; P(alive) in [0, 1]; expected purchases and CLV finite, >= 0."""
+    with warehouse.connect() as con:
+        rows, buyers, fitted, bad_alive, bad_values = con.execute(
+            f"""
+            select
+                (select count(distinct customer_id) from {MARTS_SCHEMA}.customer_predictions),
+                (select count(*) from intermediate.int_customer_purchases_summarized),
+                (select count(p_alive) from {MARTS_SCHEMA}.customer_predictions),
+                (select count(*) from {MARTS_SCHEMA}.customer_predictions
+                 where not (p_alive between 0 and 1)),
+                (select count(*) from {MARTS_SCHEMA}.customer_predictions
+                 where not (isfinite(predicted_clv) and predicted_clv >= 0
+                            and isfinite(expected_purchases) and expected_purchases >= 0
+                            and isfinite(expected_order_value) and expected_order_value > 0))
+            """
+        ).fetchone()
+    problems = [
+        f"{n} {what}"
+        for n, what in [
+            (abs(rows - buyers), "buyers without exactly one prediction"),
+            (fitted and rows - fitted, "customers without a prediction from a fitted model"),
+            (bad_alive, "P(alive) outside [0, 1]"),
+            (bad_values, "negative or non-finite predictions"),
+        ]
+        if n
+    ]
+    if rows and not fitted and not problems:
+        return _not_fitted("BG/NBD", "not fitted (too little data): predictions are null")
+    return _result(problems, "predictions valid", predictions=rows, buyers=buyers)
+
+
+class BacktestThresholds(dg.Config):
+    """When the nightly backtest fails; defaults measured on the sample shop (README)."""
+
+    max_aggregate_error_pct: float = 10.0
+    min_spearman: float = 0.3
+
+
+@dg.asset_check(asset=BACKTEST, blocking=True)
+def backtest_beats_baseline(
+    config: BacktestThresholds, warehouse: DuckDBWarehouse
+) -> dg.AssetCheckResult:
+    """BG/NBD's holdout forecast is within the error threshold and beats the historical average."""
+    with warehouse.connect() as con:
+        rows = con.execute(
+            f"select model, status, aggregate_error_pct, mae, spearman "
+            f"from {MARTS_SCHEMA}.clv_backtest"
+        ).df()
+    scores = rows.set_index("model")
+    status = str(scores.loc["bgnbd", "status"])
+    if status != "scored":
+        return _not_fitted("backtest", status)
+    model, baseline = scores.loc["bgnbd"], scores.loc["historical_average"]
+    problems = []
+    if not abs(model["aggregate_error_pct"]) <= config.max_aggregate_error_pct:
+        problems.append(
+            f"aggregate error {model['aggregate_error_pct']:.2f}% beyond "
+            f"±{config.max_aggregate_error_pct}%"
+        )
+    if not model["mae"] < baseline["mae"]:
+        problems.append(
+            f"MAE {model['mae']:.4f} does not beat the historical average's {baseline['mae']:.4f}"
+        )
+    if not model["spearman"] >= config.min_spearman:
+        problems.append(f"Spearman {model['spearman']:.3f} below {config.min_spearman}")
+    return _result(
+        problems,
+        "BG/NBD beats the historical average within the thresholds",
+        aggregate_error_pct=float(model["aggregate_error_pct"]),
+        mae=float(model["mae"]),
+        baseline_mae=float(baseline["mae"]),
+        spearman=float(model["spearman"]),
+        baseline_spearman=float(baseline["spearman"]),
     )

@@ -104,6 +104,12 @@ def summary() -> dict:
             "select count(*), count(*) filter (where has_purchased), sum(net_revenue), "
             "sum(gross_margin) from marts.customers"
         ).fetchone()
+        predicted_clv, backtest_error, backtest_mae, baseline_mae = con.execute(
+            "select (select sum(predicted_clv) from marts.customer_predictions), "
+            "(select aggregate_error_pct from marts.clv_backtest where model = 'bgnbd'), "
+            "(select mae from marts.clv_backtest where model = 'bgnbd'), "
+            "(select mae from marts.clv_backtest where model = 'historical_average')"
+        ).fetchone()
         marts = [
             row[0]
             for row in con.execute(
@@ -118,9 +124,23 @@ def summary() -> dict:
         "purchasing_customers": int(buyers),
         "net_revenue": float(revenue or 0),
         "gross_margin": float(margin or 0),
+        "predicted_clv_12m": predicted_clv,
+        "backtest_error_pct": backtest_error,
+        "backtest_mae": backtest_mae,
+        "baseline_mae": baseline_mae,
         "warehouse": str(path),
         "marts": [f"marts.{name}" for name in marts],
     }
+
+
+def _clv_line(figures: dict) -> str:
+    if figures["predicted_clv_12m"] is None or figures["backtest_mae"] is None:
+        return "  predicted CLV (12m)   not fitted (too little data; see customer_predictions)"
+    return (
+        f"  predicted CLV (12m)   {figures['predicted_clv_12m']:>14,.2f}   (backtest: total "
+        f"{figures['backtest_error_pct']:+.1f}%, MAE {figures['backtest_mae']:.3f} vs "
+        f"{figures['baseline_mae']:.3f} naive)"
+    )
 
 
 def print_summary(figures: dict) -> None:
@@ -136,6 +156,7 @@ def print_summary(figures: dict) -> None:
                 f"({figures['purchasing_customers']:,} with a purchase)",
                 f"  net revenue           {figures['net_revenue']:>14,.2f}",
                 f"  gross margin          {figures['gross_margin']:>14,.2f}",
+                _clv_line(figures),
                 f"  warehouse             {figures['warehouse']}",
                 f"  marts                 {', '.join(figures['marts'])}",
             ]

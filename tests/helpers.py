@@ -47,6 +47,26 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
+def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """Asset check name -> its evaluation (passed, severity, description, metadata)."""
+    return {
+        event.event_specific_data.check_name: event.event_specific_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    """The metadata values of the last materialization of asset ``key`` (e.g. "marts/x")."""
+    for event in reversed(result.all_events):
+        if (
+            event.event_type_value == "ASSET_MATERIALIZATION"
+            and event.asset_key.to_user_string() == key
+        ):
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise KeyError(key)
+
+
 def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:
     return {
         event.asset_key.to_user_string()

@@ -29,10 +29,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import dagster as dg
 import duckdb
 import pytest
 
-from tests.helpers import check_results, run_pipeline
+from tests.helpers import check_evaluations, run_pipeline
 
 D = dt.date
 
@@ -105,10 +106,22 @@ def marts(tmp_path_factory):
         mp.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
         result = run_pipeline(
             as_of_date="2025-06-30",
-            dbt_vars={"churn_inactivity_days": 60, "ltv_lookback_months": 3},
+            dbt_vars={
+                "churn_inactivity_days": 60,
+                "ltv_lookback_months": 3,
+                "clv_holdout_days": 60,
+            },
         )
     assert result.success
-    assert all(check_results(result).values()), check_results(result)
+    # 12 customers cannot identify BG/NBD: the CLV checks warn, predictions are null, and
+    # nothing downstream is blocked; every other check passes
+    evaluations = check_evaluations(result)
+    for name in ("predictions_cover_buyers_and_are_valid", "backtest_beats_baseline"):
+        assert not evaluations[name].passed
+        assert evaluations[name].severity == dg.AssetCheckSeverity.WARN
+        assert "not fitted" in evaluations[name].description
+    failed = [n for n, e in evaluations.items() if not e.passed and e.severity.value == "ERROR"]
+    assert not failed
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
         yield con
 
@@ -354,6 +367,67 @@ def test_ltv_cac_by_channel_by_hand(marts):
         0,
     )
     assert (organic["cohorts"], organic["cohorts_paid_back"]) == (2, 2)
+
+
+def test_customer_purchase_summary_by_hand(marts):
+    got = {
+        r["customer_id"]: r
+        for r in rows(marts, "select * from intermediate.int_customer_purchases_summarized")
+    }
+    assert set(got) == {1, 2, 3, 4, 5, 6, 9, 10, 11, 12}  # buyers; C8 only refunded
+    (holdout_start,) = marts.execute(
+        "select holdout_start_date from intermediate.int_reporting_window"
+    ).fetchone()
+    assert holdout_start == D(2025, 5, 2)  # the last 60 days up to 2025-06-30
+    c1 = got[1]  # Jan 10, Apr 15, Jun 20, all 09:00
+    assert (c1["frequency"], c1["recency_days"]) == (2, 161)
+    assert c1["t_days"] == pytest.approx(172 - 9 / 24)  # to the end of 2025-06-30
+    assert c1["monetary_value"] == pytest.approx((50 + 80) / 2)
+    assert c1["is_in_calibration"] is True
+    assert (c1["calibration_frequency"], c1["calibration_recency_days"]) == (1, 95)
+    assert c1["calibration_t_days"] == pytest.approx(112 - 9 / 24)
+    assert c1["calibration_monetary_value"] == 50
+    assert c1["holdout_purchases"] == 1
+    c2 = got[2]  # the refund is no purchase
+    assert (c2["frequency"], c2["recency_days"], c2["monetary_value"]) == (1, 31, 100)
+    c3 = got[3]  # May 1 is the day before the holdout
+    assert (c3["calibration_frequency"], c3["holdout_purchases"]) == (2, 0)
+    c12 = got[12]  # first purchase inside the holdout: nothing to backtest
+    assert (c12["frequency"], c12["recency_days"], c12["monetary_value"]) == (0, 0, None)
+    assert c12["t_days"] == pytest.approx(54 - 9 / 24)
+    assert c12["is_in_calibration"] is False
+    assert c12["calibration_frequency"] is None and c12["holdout_purchases"] is None
+
+
+def test_too_small_to_fit_gives_null_predictions(marts):
+    predictions = rows(marts, "select * from marts.customer_predictions order by customer_id")
+    assert [r["customer_id"] for r in predictions] == [1, 2, 3, 4, 5, 6, 9, 10, 11, 12]
+    assert all(r["p_alive"] is None and r["predicted_clv"] is None for r in predictions)
+    backtest = rows(marts, "select model, status, mae from marts.clv_backtest order by model")
+    assert [r["model"] for r in backtest] == ["bgnbd", "historical_average"]
+    assert all(r["status"].startswith("not fitted") and r["mae"] is None for r in backtest)
+    channels = rows(marts, "select predicted_clv_per_customer from marts.ltv_cac_by_channel")
+    assert all(r["predicted_clv_per_customer"] is None for r in channels)
+
+
+def test_ltv_cac_by_channel_month_by_hand(marts):
+    got = {
+        (r["acquisition_channel"], r["cohort_month"]): r
+        for r in rows(marts, "select * from marts.ltv_cac_by_channel_month")
+    }
+    paid = {month: r for (channel, month), r in got.items() if channel == "paid_search"}
+    # spend months Jan, Feb, Apr, Jun; acquisitions Jan (C1, C2, C10) and Feb (C3)
+    assert sorted(paid) == [D(2025, 1, 1), D(2025, 2, 1), D(2025, 4, 1), D(2025, 6, 1)]
+    jan, feb = paid[D(2025, 1, 1)], paid[D(2025, 2, 1)]
+    assert (jan["acquired_customers"], jan["cac"], jan["months_observed"]) == (3, 100, 5)
+    # C1 40 + 30 + 80 * 0.35, C2 50 + 50, C10 25 + 25
+    assert float(jan["gross_margin_to_date"]) == pytest.approx(248)
+    assert jan["margin_per_customer_to_date"] == pytest.approx(248 / 3)
+    assert jan["payback_month"] is None and jan["predicted_clv"] is None
+    assert (feb["acquired_customers"], feb["cac"], feb["payback_month"]) == (1, 100, None)
+    assert paid[D(2025, 4, 1)]["acquired_customers"] == 0 and paid[D(2025, 4, 1)]["cac"] is None
+    email_jun = got[("email", D(2025, 6, 1))]  # C5: 120 - 50 = 70 >= CAC 30 in month 0
+    assert (email_jun["cac"], email_jun["payback_month"]) == (30, 0)
 
 
 def test_every_model_and_column_is_documented(marts, dbt_manifest):

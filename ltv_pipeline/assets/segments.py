@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
+from ltv_pipeline.assets.predictions import PREDICTIONS
 from ltv_pipeline.resources import DuckDBWarehouse, replace_table
 from ltv_pipeline.rfm import score_customers, segment_summary
 
@@ -38,18 +39,21 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: DuckDBWareho
 
 @dg.asset(
     key=[MARTS_SCHEMA, "segment_summary"],
-    deps=[customer_segments, CUSTOMERS],
+    deps=[customer_segments, CUSTOMERS, PREDICTIONS],
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "pandas"},
 )
 def segment_summary_asset(warehouse: DuckDBWarehouse):
-    """One row per RFM segment: customers, shares of customers and revenue, average LTV."""
+    """One row per RFM segment: customers, shares of customers and revenue, average LTV and CLV."""
     with warehouse.connect() as con:
         segments = con.execute(f"select * from {MARTS_SCHEMA}.customer_segments").df()
         customers = con.execute(
             f"select customer_id, net_revenue, historical_ltv from {MARTS_SCHEMA}.customers"
         ).df()
-        summary = segment_summary(segments, customers)
+        predictions = con.execute(
+            f"select customer_id, predicted_clv from {MARTS_SCHEMA}.customer_predictions"
+        ).df()
+        summary = segment_summary(segments, customers, predictions)
         rows = replace_table(con, f"{MARTS_SCHEMA}.segment_summary", summary, "segment")
     return dg.MaterializeResult(
         metadata={

@@ -17,46 +17,9 @@ channel_ltv as (
 
 ),
 
-channel_cohort_months as (
+cohorts as (
 
-    select * from {{ ref('int_cohort_months_aggregated') }}
-
-),
-
-cumulative as (
-
-    select
-        *,
-        {{ cumulative_per(
-            'gross_margin',
-            'acquired_customers',
-            'acquisition_channel, cohort_month',
-            'months_since_acquisition'
-        ) }} as cumulative_gross_margin_per_customer
-
-    from channel_cohort_months
-
-),
-
-cohort_payback as (
-
-    select
-        cumulative.acquisition_channel,
-        cumulative.cohort_month,
-        min(
-            case
-                when cumulative.cumulative_gross_margin_per_customer >= cac.cac
-                    then cumulative.months_since_acquisition
-            end
-        ) as payback_month
-
-    from cumulative
-    inner join cac
-        on
-            cumulative.acquisition_channel = cac.acquisition_channel
-            and cumulative.cohort_month = cac.month_start
-    where cac.cac is not null
-    group by cumulative.acquisition_channel, cumulative.cohort_month
+    select * from {{ ref('ltv_cac_by_channel_month') }}
 
 ),
 
@@ -77,11 +40,13 @@ channel_payback as (
 
     select
         acquisition_channel,
-        count(*) as cohorts,
+        sum(case when cac is not null then 1 else 0 end) as cohorts,
         sum(case when payback_month is not null then 1 else 0 end) as cohorts_paid_back,
-        median(payback_month) as median_payback_month
+        median(payback_month) as median_payback_month,
+        sum(gross_margin_to_date) as gross_margin_to_date,
+        sum(predicted_clv) as predicted_clv
 
-    from cohort_payback
+    from cohorts
     group by acquisition_channel
 
 ),
@@ -99,7 +64,12 @@ final as (
         coalesce(channel_ltv.margin_ltv / nullif(channel_cac.cac, 0) >= 3, false)
             as is_above_ltv_cac_bar,
         coalesce(channel_payback.cohorts, 0) as cohorts,
-        coalesce(channel_payback.cohorts_paid_back, 0) as cohorts_paid_back
+        coalesce(channel_payback.cohorts_paid_back, 0) as cohorts_paid_back,
+        channel_payback.predicted_clv / nullif(channel_cac.new_customers, 0)
+            as predicted_clv_per_customer,
+        (channel_payback.gross_margin_to_date + channel_payback.predicted_clv)
+        / nullif(channel_cac.new_customers, 0)
+        / nullif(channel_cac.cac, 0) as predicted_value_to_cac
 
     from channel_cac
     left join channel_ltv on channel_cac.acquisition_channel = channel_ltv.acquisition_channel

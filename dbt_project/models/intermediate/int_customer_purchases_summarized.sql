@@ -1,0 +1,104 @@
+{#- One row per customer with a purchase up to as_of_date: the (frequency, recency, T,
+    monetary value) summary the BG/NBD and Gamma-Gamma models take, in days, computed here so
+    that only this summary crosses into Python. Times use timestamps, so two purchases on one
+    day still give recency > 0; T runs to the end of as_of_date. The calibration_* columns are
+    the same summary at the start of the backtest holdout (purchases before
+    holdout_start_date), for customers who had bought by then; holdout_purchases counts their
+    purchases in the holdout. -#}
+with
+
+reporting_window as (
+
+    select
+        as_of_date,
+        holdout_start_date,
+        cast({{ dbt.dateadd('day', 1, 'as_of_date') }} as timestamp) as observed_until,
+        cast(holdout_start_date as timestamp) as calibration_until
+
+    from {{ ref('int_reporting_window') }}
+
+),
+
+purchases as (
+
+    select
+        orders.customer_id,
+        orders.ordered_at,
+        cast(orders.net_revenue as {{ type_double() }}) as net_revenue,
+        orders.ordered_date < reporting_window.holdout_start_date as is_calibration,
+        row_number() over (
+            partition by orders.customer_id
+            order by orders.ordered_at, orders.order_id
+        ) as purchase_number
+
+    from {{ ref('fct_orders') }} as orders
+    cross join reporting_window
+    where orders.is_purchase and orders.ordered_date <= reporting_window.as_of_date
+
+),
+
+aggregated as (
+
+    select
+        customer_id,
+        min(ordered_at) as first_purchase_at,
+        max(ordered_at) as last_purchase_at,
+        count(*) as purchases,
+        sum(case when purchase_number > 1 then net_revenue end) as repeat_net_revenue,
+        sum(case when is_calibration then 1 else 0 end) as calibration_purchases,
+        max(case when is_calibration then ordered_at end) as calibration_last_purchase_at,
+        sum(
+            case when is_calibration and purchase_number > 1 then net_revenue end
+        ) as calibration_repeat_net_revenue,
+        sum(case when is_calibration then 0 else 1 end) as holdout_purchases
+
+    from purchases
+    group by customer_id
+
+),
+
+final as (
+
+    select
+        aggregated.customer_id,
+        aggregated.first_purchase_at,
+        aggregated.last_purchase_at,
+        aggregated.purchases - 1 as frequency,
+        {{ dbt.datediff(
+            'aggregated.first_purchase_at', 'aggregated.last_purchase_at', 'second'
+        ) }} / 86400.0 as recency_days,
+        {{ dbt.datediff(
+            'aggregated.first_purchase_at', 'reporting_window.observed_until', 'second'
+        ) }} / 86400.0 as t_days,
+        aggregated.repeat_net_revenue / nullif(aggregated.purchases - 1, 0) as monetary_value,
+        aggregated.calibration_purchases > 0 as is_in_calibration,
+        case
+            when aggregated.calibration_purchases > 0
+                then aggregated.calibration_purchases - 1
+        end as calibration_frequency,
+        case
+            when aggregated.calibration_purchases > 0
+                then {{ dbt.datediff(
+                    'aggregated.first_purchase_at',
+                    'aggregated.calibration_last_purchase_at',
+                    'second'
+                ) }} / 86400.0
+        end as calibration_recency_days,
+        case
+            when aggregated.calibration_purchases > 0
+                then {{ dbt.datediff(
+                    'aggregated.first_purchase_at', 'reporting_window.calibration_until', 'second'
+                ) }} / 86400.0
+        end as calibration_t_days,
+        aggregated.calibration_repeat_net_revenue
+        / nullif(aggregated.calibration_purchases - 1, 0) as calibration_monetary_value,
+        case
+            when aggregated.calibration_purchases > 0 then aggregated.holdout_purchases
+        end as holdout_purchases
+
+    from aggregated
+    cross join reporting_window
+
+)
+
+select * from final

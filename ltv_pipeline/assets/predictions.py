@@ -1,0 +1,137 @@
+"""Predictive CLV (BG/NBD + Gamma-Gamma) per customer, and its nightly backtest."""
+
+import dagster as dg
+import pandas as pd
+
+from ltv_pipeline import forecast
+from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
+from ltv_pipeline.resources import DuckDBWarehouse, replace_table
+
+PREDICTIONS = dg.AssetKey([MARTS_SCHEMA, "customer_predictions"])
+BACKTEST = dg.AssetKey([MARTS_SCHEMA, "clv_backtest"])
+SUMMARY = dg.AssetKey(["intermediate", "int_customer_purchases_summarized"])
+WINDOW = dg.AssetKey(["intermediate", "int_reporting_window"])
+LTV_SUMMARY = dg.AssetKey([MARTS_SCHEMA, "ltv_summary"])
+
+
+class ClvConfig(dg.Config):
+    """How the models are fitted; the definitions shared with SQL are dbt vars."""
+
+    time_unit_days: float = 7.0
+    horizon_months: int = 12
+    min_repeat_customers: int = forecast.MIN_REPEAT_CUSTOMERS
+
+
+def _summary(con) -> pd.DataFrame:
+    return con.execute(
+        f"select * from {SUMMARY.path[0]}.{SUMMARY.path[1]} order by customer_id"
+    ).df()
+
+
+@dg.asset(
+    key=PREDICTIONS,
+    deps=[SUMMARY, WINDOW, LTV_SUMMARY],
+    group_name=ANALYTICS_GROUP,
+    kinds={"duckdb", "scipy"},
+)
+def customer_predictions(
+    context: dg.AssetExecutionContext, config: ClvConfig, warehouse: DuckDBWarehouse
+):
+    """One row per customer with a purchase: P(alive), expected purchases, order value and CLV."""
+    with warehouse.connect() as con:
+        summary = _summary(con)
+        # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var
+        margin_rate, discount_rate = con.execute(
+            f"select s.gross_margin_rate, w.discount_rate from {MARTS_SCHEMA}.ltv_summary as s "
+            "cross join intermediate.int_reporting_window as w where s.dimension = 'overall'"
+        ).fetchone()
+    context.log.info(f"fitting BG/NBD and Gamma-Gamma on {len(summary):,} customers")
+    try:
+        models = forecast.fit_models(
+            summary["frequency"],
+            summary["recency_days"],
+            summary["t_days"],
+            summary["monetary_value"],
+            time_unit_days=config.time_unit_days,
+            min_repeat_customers=config.min_repeat_customers,
+        )
+        status, fitted = "fitted", models.metadata()
+    except forecast.ModelNotFitted as exc:
+        context.log.warning(f"predictions left null, the model is not fitted: {exc}")
+        models, status, fitted = None, f"not fitted: {exc}", {}
+    predictions = forecast.predict_customers(
+        summary,
+        models,
+        horizon_months=config.horizon_months,
+        margin_rate=float(margin_rate or 0.0),
+        yearly_discount_rate=float(discount_rate),
+    )
+    with warehouse.connect() as con:
+        rows = replace_table(
+            con, f"{MARTS_SCHEMA}.customer_predictions", predictions, "customer_id"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "model_status": status,
+            "model": dg.MetadataValue.json(fitted),
+            "horizon_months": config.horizon_months,
+            "margin_rate": float(margin_rate or 0.0),
+            "expected_purchases_total": float(predictions["expected_purchases"].sum()),
+            "predicted_clv_total": float(predictions["predicted_clv"].sum()),
+        }
+    )
+
+
+@dg.asset(
+    key=BACKTEST,
+    deps=[SUMMARY, WINDOW],
+    group_name=ANALYTICS_GROUP,
+    kinds={"duckdb", "scipy"},
+)
+def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse: DuckDBWarehouse):
+    """One row per forecast (BG/NBD, historical average): holdout purchases predicted vs actual."""
+    with warehouse.connect() as con:
+        summary = _summary(con)
+        as_of_date, holdout_start = con.execute(
+            "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
+        ).fetchone()
+    holdout_days = float((as_of_date - holdout_start).days + 1)
+    columns = ["customers", "actual_total", "predicted_total", "aggregate_error_pct"]
+    columns += ["mae", "spearman"]
+    try:
+        result = forecast.backtest(
+            summary,
+            holdout_days,
+            time_unit_days=config.time_unit_days,
+            min_repeat_customers=config.min_repeat_customers,
+        )
+        scores = [result.model_score.as_dict(), result.baseline_score.as_dict()]
+        status, fitted = "scored", result.models.metadata()
+    except forecast.ModelNotFitted as exc:
+        context.log.warning(f"backtest not scored, the model is not fitted: {exc}")
+        scores = [{"model": name} for name in ("bgnbd", "historical_average")]
+        status, fitted = f"not fitted: {exc}", {}
+    table = pd.DataFrame(scores).reindex(columns=["model", *columns])
+    table.insert(1, "status", status)
+    table.insert(2, "as_of_date", as_of_date)
+    table.insert(3, "holdout_start_date", holdout_start)
+    table.insert(4, "holdout_days", holdout_days)
+    with warehouse.connect() as con:
+        rows = replace_table(con, f"{MARTS_SCHEMA}.clv_backtest", table, "model")
+    metrics = {
+        f"{row['model']}_{name}": float(row[name])
+        for row in scores
+        for name in ("aggregate_error_pct", "mae", "spearman")
+        if name in row
+    }
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "status": status,
+            "holdout_days": holdout_days,
+            **metrics,
+            "scores": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
+            "model": dg.MetadataValue.json(fitted),
+        }
+    )

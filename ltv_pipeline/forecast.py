@@ -1,0 +1,260 @@
+"""Predictive CLV and its backtest, from the per-customer summary the warehouse computes.
+
+The warehouse (dbt model ``int_customer_purchases_summarized``) turns orders into one row per
+buyer: frequency, recency and T in days, the mean repeat spend, and the same summary at the
+start of a holdout with the purchases made in it. This module fits :mod:`ltv_pipeline.clv` on
+that summary, predicts per customer and scores the backtest. pandas in, pandas out; no Dagster.
+
+Small shops: a BG/NBD fit needs enough repeat buyers to identify four parameters. Below
+``min_repeat_customers``, or when the maximisation finds no proper maximum, :func:`fit_models`
+raises :class:`ModelNotFitted` with the reason, and callers publish null predictions rather
+than numbers from a model the data do not support.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ltv_pipeline import clv
+
+#: Minimum number of customers with a repeat purchase before a fit is attempted.
+MIN_REPEAT_CUSTOMERS = 30
+
+SUMMARY_COLUMNS = ("customer_id", "frequency", "recency_days", "t_days", "monetary_value")
+
+
+class ModelNotFitted(ValueError):
+    """The data cannot support a fit; ``str()`` says why."""
+
+
+@dataclass(frozen=True)
+class CustomerModels:
+    """A fitted purchase model and spend model, and the time unit the first is in."""
+
+    bgnbd: clv.BGNBDFit
+    gamma_gamma: clv.GammaGammaFit
+    time_unit_days: float
+
+    def metadata(self) -> dict[str, float | str]:
+        """Parameters and log-likelihoods, flat, for run metadata and reports."""
+        return {
+            **{f"bgnbd_{k}": v for k, v in self.bgnbd.params().items()},
+            "bgnbd_log_likelihood": self.bgnbd.log_likelihood,
+            **{f"gamma_gamma_{k}": v for k, v in self.gamma_gamma.params().items()},
+            "gamma_gamma_log_likelihood": self.gamma_gamma.log_likelihood,
+            "time_unit_days": self.time_unit_days,
+        }
+
+
+def _model_arrays(
+    frequency: pd.Series, recency_days: pd.Series, t_days: pd.Series, time_unit_days: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not time_unit_days > 0:
+        raise ValueError(f"time_unit_days must be > 0, got {time_unit_days!r}")
+    return (
+        frequency.to_numpy(dtype=float),
+        recency_days.to_numpy(dtype=float) / time_unit_days,
+        t_days.to_numpy(dtype=float) / time_unit_days,
+    )
+
+
+def fit_models(
+    frequency: pd.Series,
+    recency_days: pd.Series,
+    t_days: pd.Series,
+    monetary_value: pd.Series,
+    *,
+    time_unit_days: float = 7.0,
+    min_repeat_customers: int = MIN_REPEAT_CUSTOMERS,
+) -> CustomerModels:
+    """Fit BG/NBD on all buyers (grouped) and Gamma-Gamma on the repeat buyers.
+
+    Raises
+    ------
+    ModelNotFitted
+        Fewer than ``min_repeat_customers`` repeat buyers, or a fit without a proper maximum.
+    """
+    x, tx, T = _model_arrays(frequency, recency_days, t_days, time_unit_days)
+    m = monetary_value.to_numpy(dtype=float)
+    repeat = (x > 0) & np.isfinite(m) & (m > 0)
+    if repeat.sum() < min_repeat_customers:
+        raise ModelNotFitted(
+            f"{int(repeat.sum())} customers with a repeat purchase, fewer than the "
+            f"{min_repeat_customers} a fit needs"
+        )
+    try:
+        *grouped, weights = clv.group_customers(x, tx, T)
+        bgnbd = clv.fit_bgnbd(*grouped, weights=weights)
+        gamma_gamma = clv.fit_gamma_gamma(x[repeat], m[repeat])
+    except clv.ConvergenceError as exc:
+        raise ModelNotFitted(str(exc)) from exc
+    if gamma_gamma.q <= 1:
+        raise ModelNotFitted(f"Gamma-Gamma q = {gamma_gamma.q:.4g} <= 1: mean spend is infinite")
+    return CustomerModels(bgnbd, gamma_gamma, time_unit_days)
+
+
+def predict_customers(
+    summary: pd.DataFrame,
+    models: CustomerModels | None,
+    *,
+    horizon_months: int = 12,
+    margin_rate: float,
+    yearly_discount_rate: float,
+) -> pd.DataFrame:
+    """One row per customer of ``summary``: P(alive), expected purchases, order value and CLV.
+
+    ``predicted_revenue`` is the discounted expected net revenue over ``horizon_months``;
+    ``predicted_clv`` is that times ``margin_rate``. The yearly discount rate becomes the
+    equivalent monthly one. With ``models=None`` (not fitted) the predictions are null.
+    """
+    out = pd.DataFrame(
+        {
+            "customer_id": summary["customer_id"].to_numpy(),
+            "frequency": summary["frequency"].to_numpy(dtype=np.int64),
+            "recency_days": summary["recency_days"].to_numpy(dtype=float),
+            "t_days": summary["t_days"].to_numpy(dtype=float),
+        }
+    )
+    columns = ("p_alive", "expected_purchases", "expected_order_value", "predicted_revenue")
+    if models is None:
+        for column in (*columns, "predicted_clv"):
+            out[column] = np.nan
+        return out
+    unit = models.time_unit_days
+    x, tx, T = _model_arrays(summary["frequency"], summary["recency_days"], summary["t_days"], unit)
+    m = summary["monetary_value"].to_numpy(dtype=float)
+    m = np.where((x > 0) & np.isfinite(m) & (m > 0), m, np.nan)
+    x_spend = np.where(np.isnan(m), 0.0, x)  # no usable repeat spend: the population mean
+    horizon = horizon_months * clv.DAYS_PER_MONTH / unit
+    monthly_discount = (1.0 + yearly_discount_rate) ** (1.0 / 12.0) - 1.0
+    out["p_alive"] = clv.p_alive(models.bgnbd, x, tx, T)
+    out["expected_purchases"] = clv.expected_purchases(models.bgnbd, horizon, x, tx, T)
+    out["expected_order_value"] = clv.expected_average_value(models.gamma_gamma, x_spend, m)
+    # where there is no usable repeat spend, hand predicted_clv the population mean (what
+    # expected_order_value holds there), which its shrinkage then leaves unchanged
+    revenue = clv.predicted_clv(
+        models.bgnbd,
+        models.gamma_gamma,
+        x,
+        tx,
+        T,
+        np.where(np.isnan(m), out["expected_order_value"], m),
+        months=horizon_months,
+        margin=1.0,
+        monthly_discount_rate=monthly_discount,
+        time_unit_days=unit,
+    )
+    out["predicted_revenue"] = revenue
+    out["predicted_clv"] = revenue * margin_rate
+    return out
+
+
+@dataclass(frozen=True)
+class Score:
+    """How well per-customer predictions of a count match what happened."""
+
+    model: str
+    customers: int
+    actual_total: float
+    predicted_total: float
+    aggregate_error_pct: float
+    mae: float
+    spearman: float
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return dict(self.__dict__)
+
+
+def score(model: str, actual: np.ndarray, predicted: np.ndarray) -> Score:
+    """Aggregate error % (signed: predicted total over actual), MAE and Spearman's rho."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    if actual.shape != predicted.shape or actual.ndim != 1 or len(actual) == 0:
+        raise ValueError("actual and predicted must be non-empty 1-d arrays of one length")
+    actual_total, predicted_total = float(actual.sum()), float(predicted.sum())
+    error = (predicted_total - actual_total) / actual_total * 100 if actual_total else np.nan
+    constant = np.ptp(actual) == 0 or np.ptp(predicted) == 0
+    rho = np.nan if constant else float(stats.spearmanr(actual, predicted).statistic)
+    return Score(
+        model=model,
+        customers=len(actual),
+        actual_total=actual_total,
+        predicted_total=predicted_total,
+        aggregate_error_pct=float(error),
+        mae=float(np.mean(np.abs(predicted - actual))),
+        spearman=rho,
+    )
+
+
+def historical_average(
+    frequency: np.ndarray, t_days: np.ndarray, horizon_days: float
+) -> np.ndarray:
+    """The naive forecast: each customer's repeat-purchase rate so far, over the horizon."""
+    frequency = np.asarray(frequency, dtype=float)
+    t_days = np.asarray(t_days, dtype=float)
+    return np.where(t_days > 0, frequency / np.where(t_days > 0, t_days, 1.0), 0.0) * horizon_days
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """A fit on the calibration period scored on the holdout, against the naive baseline."""
+
+    models: CustomerModels
+    holdout_days: float
+    model_score: Score
+    baseline_score: Score
+    per_customer: pd.DataFrame
+
+
+def backtest(
+    summary: pd.DataFrame,
+    holdout_days: float,
+    *,
+    time_unit_days: float = 7.0,
+    min_repeat_customers: int = MIN_REPEAT_CUSTOMERS,
+) -> Backtest:
+    """Fit on the ``calibration_*`` summary, predict ``holdout_purchases``, score both ways.
+
+    Only customers who had bought before the holdout are scored (the others have no
+    calibration history to predict from). Raises :class:`ModelNotFitted` like
+    :func:`fit_models`.
+    """
+    cal = summary[summary["is_in_calibration"].astype(bool)]
+    if cal.empty:
+        raise ModelNotFitted("no customer bought before the holdout")
+    models = fit_models(
+        cal["calibration_frequency"],
+        cal["calibration_recency_days"],
+        cal["calibration_t_days"],
+        cal["calibration_monetary_value"],
+        time_unit_days=time_unit_days,
+        min_repeat_customers=min_repeat_customers,
+    )
+    x, tx, T = _model_arrays(
+        cal["calibration_frequency"],
+        cal["calibration_recency_days"],
+        cal["calibration_t_days"],
+        time_unit_days,
+    )
+    actual = cal["holdout_purchases"].to_numpy(dtype=float)
+    predicted = clv.expected_purchases(models.bgnbd, holdout_days / time_unit_days, x, tx, T)
+    baseline = historical_average(x, cal["calibration_t_days"].to_numpy(float), holdout_days)
+    per_customer = pd.DataFrame(
+        {
+            "customer_id": cal["customer_id"].to_numpy(),
+            "holdout_purchases": actual,
+            "predicted_purchases": predicted,
+            "baseline_purchases": baseline,
+        }
+    )
+    return Backtest(
+        models=models,
+        holdout_days=holdout_days,
+        model_score=score("bgnbd", actual, predicted),
+        baseline_score=score("historical_average", actual, baseline),
+        per_customer=per_customer,
+    )

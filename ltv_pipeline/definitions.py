@@ -2,11 +2,12 @@
 
 import dagster as dg
 
-from ltv_pipeline.assets.analytics import customer_revenue_deciles
+from ltv_pipeline.assets.analytics import MARTS_SCHEMA, customer_revenue_deciles
 from ltv_pipeline.assets.cohort_outputs import cohort_retention
 from ltv_pipeline.assets.dbt import dbt_models
 from ltv_pipeline.assets.ingestion import raw_tables
 from ltv_pipeline.assets.predictions import clv_backtest, customer_predictions
+from ltv_pipeline.assets.publishing import NOT_PUBLISHED, published_marts_asset
 from ltv_pipeline.assets.segments import customer_segments, segment_summary_asset
 from ltv_pipeline.checks import (
     backtest_beats_baseline,
@@ -19,22 +20,28 @@ from ltv_pipeline.checks import (
 )
 from ltv_pipeline.jobs import all_assets_job
 from ltv_pipeline.resources import build_resources
+from ltv_pipeline.schedules import nightly_schedule
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     """Assets, checks, jobs and resources for the configured environment."""
+    outputs = [
+        customer_revenue_deciles,
+        customer_segments,
+        segment_summary_asset,
+        cohort_retention,
+        customer_predictions,
+        clv_backtest,
+    ]
+    marts = [
+        key
+        for asset in (dbt_models, *outputs)
+        for key in asset.keys
+        if key.path[0] == MARTS_SCHEMA and key.path[-1] not in NOT_PUBLISHED
+    ]
     return dg.Definitions(
-        assets=[
-            raw_tables,
-            dbt_models,
-            customer_revenue_deciles,
-            customer_segments,
-            segment_summary_asset,
-            cohort_retention,
-            customer_predictions,
-            clv_backtest,
-        ],
+        assets=[raw_tables, dbt_models, *outputs, published_marts_asset(marts)],
         asset_checks=[
             *raw_checks,
             deciles_reconcile_with_customers,
@@ -45,6 +52,7 @@ def defs() -> dg.Definitions:
             backtest_beats_baseline,
         ],
         jobs=[all_assets_job],
+        schedules=[nightly_schedule()],
         resources=build_resources(),
         executor=dg.in_process_executor,
     )

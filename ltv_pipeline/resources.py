@@ -74,12 +74,23 @@ class ReportsDir(ConfigurableResource):
         return Path(self.directory)
 
 
+class PublishedDir(ConfigurableResource):
+    """Where the BI snapshot is published; BI opens only files under it, read-only."""
+
+    directory: str = Field(description="Absolute path of the published folder.")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory)
+
+
 def build_resources() -> dict[str, object]:
     """Resources for the configured environment (read when definitions load)."""
     return {
         "warehouse": DuckDBWarehouse(path=str(settings.duckdb_path())),
         "raw_files": RawFiles(directory=str(settings.raw_dir())),
         "reports": ReportsDir(directory=str(settings.reports_dir())),
+        "published": PublishedDir(directory=str(settings.published_dir())),
         "dbt": DbtCliResource(
             project_dir=dbt_project, dbt_executable=str(settings.dbt_executable())
         ),

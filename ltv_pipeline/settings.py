@@ -52,6 +52,11 @@ def reports_dir() -> Path:
     return data_dir() / "reports"
 
 
+def published_dir() -> Path:
+    """The read-only snapshot for BI: ``marts.duckdb``, ``parquet/`` and ``manifest.json``."""
+    return data_dir() / "published"
+
+
 def dbt_executable() -> Path:
     """The dbt installed beside this Python, so a venv works without being on PATH."""
     return Path(sys.executable).with_name("dbt")

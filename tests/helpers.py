@@ -15,6 +15,8 @@ def run_pipeline(
     as_of_date: str | None = None,
     full_refresh: bool = False,
     dbt_vars: dict[str, float] | None = None,
+    op_config: dict | None = None,
+    instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize every asset (or ``selection``) with the env's paths, on an ephemeral instance."""
     definitions = defs()
@@ -24,14 +26,19 @@ def run_pipeline(
         job = dg.Definitions.merge(
             definitions, dg.Definitions(jobs=[dg.define_asset_job("subset", selection)])
         ).resolve_job_def("subset")
-    run_config = None
+    ops: dict = dict(op_config or {})
     if as_of_date or full_refresh or dbt_vars:
         config = DbtBuildConfig(
             as_of_date=as_of_date, full_refresh=full_refresh, vars=dbt_vars or {}
         )
-        run_config = dg.RunConfig(ops={"dbt_models": config})
+        # the models after customer_predictions run in a second dbt step: same vars there
+        for name in job.graph.node_dict:
+            if name.startswith("dbt_models"):
+                ops[name] = config
     return job.execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=run_config
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        run_config=dg.RunConfig(ops=ops) if ops else None,
     )
 
 

@@ -10,6 +10,33 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field, field_validator
 
 from ltv_pipeline.project import dbt_project
+from ltv_pipeline.resources import DuckDBWarehouse
+
+# Figures a person looks for on a mart in the UI, beside its row count: (name, SQL) per table.
+KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
+    "ltv_summary": [
+        (
+            "overall",
+            "select historical_ltv, margin_ltv, discounted_ltv, monthly_churn_rate, "
+            "customer_lifespan_years from marts.ltv_summary where dimension = 'overall'",
+        )
+    ],
+    "ltv_cac_by_channel": [
+        (
+            "ltv_to_cac_by_channel",
+            "select acquisition_channel, ltv_to_cac, predicted_value_to_cac "
+            "from marts.ltv_cac_by_channel order by acquisition_channel",
+        )
+    ],
+    "churn_monthly": [
+        (
+            "last_complete_month",
+            "select month_start, churn_rate, retention_rate, active_at_end "
+            "from marts.churn_monthly where is_complete_month "
+            "order by month_start desc limit 1",
+        )
+    ],
+}
 
 
 class LtvDbtTranslator(DagsterDbtTranslator):
@@ -52,6 +79,37 @@ class DbtBuildConfig(dg.Config):
     project=dbt_project,
     dagster_dbt_translator=LtvDbtTranslator(),
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
+def dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: DuckDBWarehouse,
+    config: DbtBuildConfig,
+):
     """Build and test the dbt models selected in this run."""
-    yield from dbt.cli(config.cli_args(), context=context).stream()
+    # dbt holds the DuckDB lock while it builds, so row counts and key figures are read once it
+    # has exited; the events are held until then (dbt's own log streams meanwhile).
+    events, failure = [], None
+    try:
+        for event in dbt.cli(config.cli_args(), context=context).stream():
+            events.append(event)
+    except Exception as exc:  # re-raised below, after reporting what was built
+        failure = exc
+    with warehouse.connect() as con:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                event = event.with_metadata({**event.metadata, **_table_metadata(con, key)})
+            yield event
+    if failure is not None:
+        raise failure
+
+
+def _table_metadata(con, key: dg.AssetKey) -> dict[str, Any]:
+    schema, name = key.path[0], key.path[-1]
+    (rows,) = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()
+    metadata: dict[str, Any] = {"dagster/row_count": int(rows)}
+    for label, sql in KEY_FIGURES.get(name, []):
+        frame = con.execute(sql).df()
+        records = json.loads(frame.to_json(orient="records", date_format="iso"))
+        metadata[label] = dg.MetadataValue.json(records[0] if len(records) == 1 else records)
+    return metadata

@@ -1,3 +1,5 @@
+{#- Money as decimals: their sums are exact in any order, so marts summing predictions come
+    out bit-identical from run to run (parallel sums of doubles do not). -#}
 with
 
 source as (
@@ -13,8 +15,8 @@ renamed as (
         p_alive,
         expected_purchases,
         expected_order_value,
-        predicted_revenue,
-        predicted_clv
+        cast(predicted_revenue as decimal(18, 6)) as predicted_revenue,
+        cast(predicted_clv as decimal(18, 6)) as predicted_clv
 
     from source
 

@@ -1,0 +1,75 @@
+"""The BI snapshot, published only when every check of the run has passed."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from ltv_pipeline import publish
+from ltv_pipeline.assets.analytics import MARTS_SCHEMA
+from ltv_pipeline.resources import DuckDBWarehouse, PublishedDir
+
+PUBLISHED = dg.AssetKey(["published_marts"])
+#: Order-level detail stays in the warehouse: no BI exposure reads it, and at 100M orders
+#: copying it would cost more than every mart together.
+NOT_PUBLISHED = frozenset({"fct_orders"})
+
+
+def _failed_blocking_checks(context: dg.AssetExecutionContext) -> list[str]:
+    """Checks of this run that failed with ERROR severity.
+
+    Blocking checks already stop their downstream assets, but a failing dbt test does not stop
+    an asset in another step by itself (dagster-io/dagster#25112); this is the last guard.
+    """
+    failed = []
+    for record in context.instance.all_logs(
+        context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ):
+        evaluation = record.get_dagster_event().event_specific_data
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            failed.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+    return sorted(failed)
+
+
+def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The ``published_marts`` asset, downstream of every mart in ``marts``."""
+
+    @dg.asset(
+        key=PUBLISHED,
+        deps=list(marts),
+        group_name="published",
+        kinds={"duckdb", "parquet"},
+    )
+    def published_marts(
+        context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, published: PublishedDir
+    ):
+        """One read-only snapshot of every mart for BI (DuckDB file + one Parquet per mart)."""
+        failed = _failed_blocking_checks(context)
+        if failed:
+            raise dg.Failure(
+                description="not publishing, blocking checks failed: " + ", ".join(failed)
+            )
+        with warehouse.connect() as con:
+            tables = publish.mart_tables(con, MARTS_SCHEMA, NOT_PUBLISHED)
+            (as_of_date,) = con.execute(
+                "select as_of_date from intermediate.int_reporting_window"
+            ).fetchone()
+            context.log.info(f"publishing {len(tables)} marts to {published.path}")
+            manifest = publish.publish(
+                con,
+                MARTS_SCHEMA,
+                tables,
+                published.path,
+                run_id=context.run_id,
+                as_of_date=as_of_date,
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": sum(manifest.row_counts().values()),
+                "path": dg.MetadataValue.path(str(published.path / manifest.duckdb_file)),
+                "as_of_date": manifest.as_of_date,
+                "row_counts": dg.MetadataValue.json(manifest.row_counts()),
+                "duckdb_sha256": manifest.duckdb_sha256,
+            }
+        )
+
+    return published_marts

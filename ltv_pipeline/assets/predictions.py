@@ -1,5 +1,7 @@
 """Predictive CLV (BG/NBD + Gamma-Gamma) per customer, and its nightly backtest."""
 
+import time
+
 import dagster as dg
 import pandas as pd
 
@@ -46,6 +48,7 @@ def customer_predictions(
             "cross join intermediate.int_reporting_window as w where s.dimension = 'overall'"
         ).fetchone()
     context.log.info(f"fitting BG/NBD and Gamma-Gamma on {len(summary):,} customers")
+    started = time.perf_counter()
     try:
         models = forecast.fit_models(
             summary["frequency"],
@@ -56,6 +59,7 @@ def customer_predictions(
             min_repeat_customers=config.min_repeat_customers,
         )
         status, fitted = "fitted", models.metadata()
+        context.log.info(f"fitted in {time.perf_counter() - started:.2f}s: {models.bgnbd.params()}")
     except forecast.ModelNotFitted as exc:
         context.log.warning(f"predictions left null, the model is not fitted: {exc}")
         models, status, fitted = None, f"not fitted: {exc}", {}
@@ -97,6 +101,7 @@ def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
         ).fetchone()
     holdout_days = float((as_of_date - holdout_start).days + 1)
+    context.log.info(f"backtest: fitting before {holdout_start}, scoring {holdout_days:.0f} days")
     columns = ["customers", "actual_total", "predicted_total", "aggregate_error_pct"]
     columns += ["mae", "spearman"]
     try:

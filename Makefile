@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: install run test lint format ui docs clean
+.PHONY: install run test lint format ui docs clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,3 +51,8 @@ docs: install
 
 clean:
 	rm -rf dbt_project/target dbt_project/logs .pytest_cache
+
+# Pipeline benchmark at 1M and 10M orders (wall time, peak RSS, baselines); writes
+# bench/results/pipeline.md. Other sizes: .venv/bin/python bench/pipeline_bench.py --orders ...
+bench: install
+	$(BIN)/python bench/pipeline_bench.py

@@ -129,6 +129,7 @@ def summary() -> dict:
         "backtest_mae": backtest_mae,
         "baseline_mae": baseline_mae,
         "warehouse": str(path),
+        "published": str(settings.published_dir() / "marts.duckdb"),
         "marts": [f"marts.{name}" for name in marts],
     }
 
@@ -158,6 +159,7 @@ def print_summary(figures: dict) -> None:
                 f"  gross margin          {figures['gross_margin']:>14,.2f}",
                 _clv_line(figures),
                 f"  warehouse             {figures['warehouse']}",
+                f"  published for BI      {figures['published']}   (read-only snapshot)",
                 f"  marts                 {', '.join(figures['marts'])}",
             ]
         )

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltv_pipeline import publish
-from ltv_pipeline.cli import run_dbt
+from ltv_pipeline.cli import run_dbt, summary
 from ltv_pipeline.definitions import defs
 from ltv_pipeline.generate import generate_shop
 from tests.helpers import failure_messages, materialized_keys, run_pipeline
@@ -372,3 +372,19 @@ def test_dbt_docs_build_from_the_warehouse(first_run, tmp_path):
     customers = catalog["nodes"]["model.ltv.customers"]["columns"]
     assert "historical_ltv" in {name.lower() for name in customers}
     assert "email" not in {name.lower() for name in customers}
+
+
+def test_run_summary_reports_the_run(shop, first_run):
+    """What `make run` prints at the end, read back from the warehouse."""
+    root, _ = shop
+    figures = summary()
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        (buyers,) = con.execute(
+            "select count(*) from marts.customers where has_purchased"
+        ).fetchone()
+        (held,) = con.execute("select count(*) from raw.quarantine").fetchone()
+    assert figures["purchasing_customers"] == buyers > 0
+    assert figures["rows_quarantined"] == held > 0
+    assert figures["predicted_clv_12m"] > 0 and figures["baseline_mae"] > figures["backtest_mae"]
+    assert Path(figures["published"]) == root / "published" / "marts.duckdb"
+    assert Path(figures["published"]).exists()

@@ -4,10 +4,12 @@ import itertools
 
 import dagster as dg
 
+from ltv_pipeline import publish
 from ltv_pipeline.assets.analytics import MARTS_SCHEMA, customer_revenue_deciles
 from ltv_pipeline.assets.cohort_outputs import RETENTION
 from ltv_pipeline.assets.ingestion import raw_key
 from ltv_pipeline.assets.predictions import BACKTEST, PREDICTIONS
+from ltv_pipeline.assets.publishing import PUBLISHED
 from ltv_pipeline.assets.segments import customer_segments, segment_summary_asset
 from ltv_pipeline.ingest import (
     LOAD_ORDER,
@@ -16,7 +18,7 @@ from ltv_pipeline.ingest import (
     count_input_rows,
     find_files,
 )
-from ltv_pipeline.resources import DuckDBWarehouse, RawFiles
+from ltv_pipeline.resources import DuckDBWarehouse, PublishedDir, RawFiles
 from ltv_pipeline.rfm import SEGMENTS
 
 
@@ -288,4 +290,25 @@ def backtest_beats_baseline(
         baseline_mae=float(baseline["mae"]),
         spearman=float(model["spearman"]),
         baseline_spearman=float(baseline["spearman"]),
+    )
+
+
+@dg.asset_check(asset=PUBLISHED)
+def published_snapshot_matches_manifest(
+    warehouse: DuckDBWarehouse, published: PublishedDir
+) -> dg.AssetCheckResult:
+    """What BI sees equals what the run built: every file's checksum and row count."""
+    manifest = publish.read_manifest(published.path)
+    if manifest is None:
+        return _result(["no manifest.json: nothing published"], "")
+    problems = publish.verify(published.path, manifest)
+    with warehouse.connect() as con:
+        for table, rows in manifest.row_counts().items():
+            (built,) = con.execute(
+                f"select count(*) from {MARTS_SCHEMA}.{publish.quote(table)}"
+            ).fetchone()
+            if built != rows:
+                problems.append(f"{table}: {rows} rows published, {built} in the warehouse")
+    return _result(
+        problems, "snapshot matches its manifest and the warehouse", run_id=manifest.run_id
     )

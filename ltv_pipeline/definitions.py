@@ -15,6 +15,7 @@ from ltv_pipeline.checks import (
     deciles_reconcile_with_customers,
     every_buyer_has_one_segment,
     predictions_cover_buyers_and_are_valid,
+    published_snapshot_matches_manifest,
     raw_checks,
     segment_shares_sum_to_one,
 )
@@ -50,6 +51,7 @@ def defs() -> dg.Definitions:
             cohort_retention_is_consistent,
             predictions_cover_buyers_and_are_valid,
             backtest_beats_baseline,
+            published_snapshot_matches_manifest,
         ],
         jobs=[all_assets_job],
         schedules=[nightly_schedule()],

@@ -72,7 +72,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _quote(identifier: str) -> str:
+def quote(identifier: str) -> str:
     """A quoted SQL identifier: table names come from the catalog, but never trust text."""
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -118,7 +118,7 @@ def publish(
             str(db_tmp), config={"storage_compatibility_version": STORAGE_VERSION}
         ) as snap:
             for table in tables:
-                source = f"{_quote(schema)}.{_quote(table)}"
+                source = f"{quote(schema)}.{quote(table)}"
                 columns = [
                     name
                     for (name,) in con.execute(
@@ -129,7 +129,7 @@ def publish(
                 ]
                 query = f"select * from {source} order by all"
                 reader = con.sql(query).arrow()  # noqa: F841 - read by name below
-                snap.execute(f"create table main.{_quote(table)} as select * from reader")
+                snap.execute(f"create table main.{quote(table)} as select * from reader")
                 pq_tmp = parquet_dir / f".{table}.parquet.{tag}.tmp"
                 written.append(pq_tmp)
                 rows = _write_parquet(con.sql(query).arrow(), pq_tmp)
@@ -199,3 +199,27 @@ def read_manifest(out_dir: Path) -> Manifest | None:
     data = json.loads(path.read_text())
     tables = [PublishedTable(**t) for t in data.pop("tables")]
     return Manifest(**data, tables=tables)
+
+
+def verify(out_dir: Path, manifest: Manifest) -> list[str]:
+    """Differences between the published files and ``manifest`` (empty when they agree)."""
+    out_dir = Path(out_dir)
+    problems = []
+    if _sha256(out_dir / manifest.duckdb_file) != manifest.duckdb_sha256:
+        problems.append(f"{manifest.duckdb_file}: checksum differs from the manifest")
+    for table in manifest.tables:
+        path = out_dir / table.parquet
+        if not path.exists():
+            problems.append(f"{table.parquet}: missing")
+        elif _sha256(path) != table.parquet_sha256:
+            problems.append(f"{table.parquet}: checksum differs from the manifest")
+    with duckdb.connect(str(out_dir / manifest.duckdb_file), read_only=True) as snap:
+        counts = dict(snap.execute("select table_name, row_count from _manifest").fetchall())
+        ids = {r for (r,) in snap.execute("select distinct run_id from _manifest").fetchall()}
+    if ids != {manifest.run_id}:
+        problems.append(
+            f"marts.duckdb was written by {sorted(ids)}, manifest.json by {manifest.run_id}"
+        )
+    if counts != manifest.row_counts():
+        problems.append("marts.duckdb row counts differ from manifest.json")
+    return problems

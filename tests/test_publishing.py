@@ -122,6 +122,29 @@ def test_a_failed_publish_keeps_the_last_snapshot_and_leaves_no_temporary_files(
     assert after == before  # same files, same bytes: no temporary file left behind
 
 
+def test_verify_finds_a_tampered_or_mixed_snapshot(tmp_path):
+    wh, out = tmp_path / "wh.duckdb", tmp_path / "published"
+    _warehouse(wh, 10)
+    with duckdb.connect(str(wh)) as con:
+        first = publish.publish(
+            con, "marts", ["customers"], out, run_id="r1", as_of_date="2026-01-31"
+        )
+    assert publish.verify(out, first) == []
+    parquet = out / "parquet" / "customers.parquet"
+    parquet.write_bytes(parquet.read_bytes() + b"x")
+    assert publish.verify(out, first) == [
+        "parquet/customers.parquet: checksum differs from the manifest"
+    ]
+    with duckdb.connect(str(wh)) as con:
+        second = publish.publish(
+            con, "marts", ["customers"], out, run_id="r2", as_of_date="2026-01-31"
+        )
+    # the first run's manifest no longer describes what is published
+    problems = publish.verify(out, first)
+    assert any("written by ['r2']" in p for p in problems)
+    assert publish.verify(out, second) == []
+
+
 def test_table_names_are_quoted_never_pasted(tmp_path):
     wh, out = tmp_path / "wh.duckdb", tmp_path / "published"
     with duckdb.connect(str(wh)) as con:

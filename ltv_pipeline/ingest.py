@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,10 @@ import pyarrow.parquet as pq
 
 RAW_SCHEMA = "raw"
 QUARANTINE_TABLE = "quarantine"
+#: Which files the last load read (size, modification time), per table.
+FILES_TABLE = "_files"
+#: Bumped when the stored row state changes shape, so old warehouses are reloaded.
+STATE_VERSION = 1
 CSV_BLOCK_BYTES = 16 << 20
 
 
@@ -105,18 +111,23 @@ def _utc_timestamp(column: str) -> str:
     return f"timezone('UTC', try_cast(trim({_q(column)}) as timestamptz))"
 
 
+def _t(column: str) -> str:
+    """The typed value of ``column`` (see :attr:`RawTable.typed`), computed once per row."""
+    return _q("t_" + column)
+
+
 def _required(column: str) -> Rule:
     return Rule(f"missing_{column}", _blank(column))
 
 
 def _id_rules(column: str) -> tuple[Rule, ...]:
-    return (_required(column), Rule(f"invalid_{column}", f"{_bigint(column)} is null"))
+    return (_required(column), Rule(f"invalid_{column}", f"{_t(column)} is null"))
 
 
 def _money_rules(column: str, *, required: bool) -> tuple[Rule, ...]:
     rules = (
-        Rule(f"non_numeric_{column}", f"{_not_blank(column)} and {_money(column)} is null"),
-        Rule(f"negative_{column}", f"{_money(column)} < 0"),
+        Rule(f"non_numeric_{column}", f"{_not_blank(column)} and {_t(column)} is null"),
+        Rule(f"negative_{column}", f"{_t(column)} < 0"),
     )
     return ((_required(column),) if required else ()) + rules
 
@@ -138,8 +149,8 @@ TABLES: dict[str, RawTable] = {
             *_id_rules("customer_id"),
             Rule("invalid_email", f"{_not_blank('email')} and trim(\"email\") not like '%_@_%'"),
             _required("signup_date"),
-            Rule("unparseable_signup_date", f"{_date('signup_date')} is null"),
-            Rule("future_signup_date", f"{_date('signup_date')} > $load_date"),
+            Rule("unparseable_signup_date", f"{_t('signup_date')} is null"),
+            Rule("future_signup_date", f"{_t('signup_date')} > $load_date"),
             _required("acquisition_channel"),
             _required("country"),
             Rule(
@@ -173,8 +184,8 @@ TABLES: dict[str, RawTable] = {
             *_id_rules("order_id"),
             *_id_rules("customer_id"),
             _required("ordered_at"),
-            Rule("unparseable_ordered_at", f"{_utc_timestamp('ordered_at')} is null"),
-            Rule("future_ordered_at", f"{_utc_timestamp('ordered_at')} > $load_time"),
+            Rule("unparseable_ordered_at", f"{_t('ordered_at')} is null"),
+            Rule("future_ordered_at", f"{_t('ordered_at')} > $load_time"),
             Rule(
                 "unknown_status",
                 "coalesce(lower(trim(\"status\")), '') "
@@ -197,7 +208,7 @@ TABLES: dict[str, RawTable] = {
         key=("date", "channel"),
         rules=(
             _required("date"),
-            Rule("unparseable_date", f"{_date('date')} is null"),
+            Rule("unparseable_date", f"{_t('date')} is null"),
             _required("channel"),
             *_money_rules("spend", required=True),
         ),
@@ -230,6 +241,8 @@ class TableLoad:
     files: list[str]
     rows_in: int = 0
     rows_loaded: int = 0
+    files_read: list[str] = field(default_factory=list)
+    rows_read: int = 0
     rows_quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -378,94 +391,365 @@ def _csv_batches(
         )
 
 
-def _stage(
+def _rows_table(table: RawTable) -> str:
+    return f"{RAW_SCHEMA}._rows_{table.name}"
+
+
+#: Verdicts that depend on other rows (of the same key, or of the referenced table).
+KEY_REASONS = ("conflicting_duplicate", "exact_duplicate")
+ALL_KEYS = -1
+
+
+def _typed_query(table: RawTable, source: str) -> str:
+    """Type each row once, then give it the first row rule it breaks (``row_reason``)."""
+    raw_columns = ", ".join(_q(c) for c in table.columns)
+    typed = ", ".join(f"{expr} as {_t(name)}" for name, expr in table.typed.items())
+    cases = " ".join(f"when {rule.predicate} then '{rule.reason}'" for rule in table.row_rules)
+    content = ", ".join(_t(name) for name in table.typed)
+    return (
+        f"with src as ({source}), typed as (select source_file, source_line, {raw_columns}, "
+        f"{typed} from src) select *, case {cases} end as row_reason, hash({content}) as "
+        "content_hash from typed"
+    )
+
+
+def _stored_columns(table: RawTable) -> str:
+    """What the row store keeps of a row: its place, typed values and content hash."""
+    return ", ".join(["source_file", "source_line", *(_t(n) for n in table.typed), "content_hash"])
+
+
+def _empty_source(table: RawTable) -> str:
+    text = ", ".join(f"null::varchar as {_q(c)}" for c in table.columns)
+    return f"select null::varchar as source_file, null::bigint as source_line, {text} where false"
+
+
+def _used_params(table: RawTable, params: dict) -> dict:
+    return {k: v for k, v in params.items() if any(f"${k}" in r.predicate for r in table.rules)}
+
+
+def _create_state(con: duckdb.DuckDBPyConnection, table: RawTable, params: dict) -> None:
+    """(Re)create the table's clean table and row store, empty, typed by the rules."""
+    con.execute(f"drop table if exists {_rows_table(table)}")
+    con.execute(f"drop table if exists {RAW_SCHEMA}.{_q(table.name)}")
+    con.execute(
+        f"create table {_rows_table(table)} as select {_stored_columns(table)} "
+        f"from ({_typed_query(table, _empty_source(table))})",
+        _used_params(table, params) or None,
+    )
+    columns = ", ".join(f"{_t(name)} as {_q(name)}" for name in table.typed)
+    con.execute(
+        f"create table {RAW_SCHEMA}.{_q(table.name)} as select {columns} from {_rows_table(table)}"
+    )
+    con.execute(f"delete from {RAW_SCHEMA}.{QUARANTINE_TABLE} where source_table = ?", [table.name])
+    con.execute(f"delete from {RAW_SCHEMA}.{FILES_TABLE} where source_table = ?", [table.name])
+
+
+def _source(
     con: duckdb.DuckDBPyConnection,
     table: RawTable,
     files: Sequence[Path],
     raw_dir: Path,
     malformed: list[_Malformed],
-) -> None:
-    stage = f"_stage_{table.name}"
-    text_columns = ", ".join(f"{_q(c)} varchar" for c in table.columns)
+) -> tuple[str, dict]:
+    """SQL (and its parameters) giving the raw text of ``files``, one row per record.
+
+    Parquet files are scanned by DuckDB in one pass, as text, so that one set of rules serves
+    both formats; CSV files are streamed through pyarrow (which reports malformed lines) into
+    a temp table. Call :func:`_drop_source` when done.
+    """
+    if not files:
+        return _empty_source(table), {}
+    parts, params = [], {}
+    parquet = [p for p in files if p.suffix == ".parquet"]
+    if parquet:
+        con.execute("create or replace temp table _paths (filename varchar, source_file varchar)")
+        con.executemany(
+            "insert into _paths values (?, ?)",
+            [[str(p), p.relative_to(raw_dir).as_posix()] for p in parquet],
+        )
+        casts = ", ".join(f"cast({_q(c)} as varchar) as {_q(c)}" for c in table.columns)
+        parts.append(
+            f"select p.source_file, f.file_row_number + 1 as source_line, {casts} "
+            "from read_parquet($paths, filename = true, file_row_number = true, "
+            "union_by_name = true) as f join _paths as p using (filename)"
+        )
+        params["paths"] = [str(p) for p in parquet]
+    csv_files = [p for p in files if p.suffix != ".parquet"]
+    if csv_files:
+        text_columns = ", ".join(f"{_q(c)} varchar" for c in table.columns)
+        con.execute(
+            "create or replace temp table _csv_text (source_file varchar, source_line bigint, "
+            f"{text_columns})"
+        )
+        for path in csv_files:
+            source_file = path.relative_to(raw_dir).as_posix()
+            try:
+                for batch in _csv_batches(path, table, source_file, malformed):
+                    con.register("_batch", batch)
+                    con.execute("insert into _csv_text select * from _batch")
+                    con.unregister("_batch")
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise RawInputError(f"{path}: cannot be read as CSV ({exc})") from exc
+        parts.append("select * from _csv_text")
+    return " union all ".join(parts), params
+
+
+def _drop_source(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("drop table if exists _paths")
+    con.execute("drop table if exists _csv_text")
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    table: RawTable,
+    files: Sequence[Path],
+    raw_dir: Path,
+    params: dict,
+) -> int:
+    """Read ``files`` into temp table ``_typed`` and the row store; returns the rows read.
+
+    Rows that break a row rule go to quarantine at once; the others join the row store,
+    where duplicate and reference verdicts are made over all files. ``_typed`` keeps the raw
+    text of this load's rows for the quarantine records.
+    """
+    malformed: list[_Malformed] = []
+    source, source_params = _source(con, table, files, raw_dir, malformed)
     con.execute(
-        f"create temp table {stage} (source_file varchar, source_line bigint, {text_columns})"
+        f"create or replace temp table _typed as {_typed_query(table, source)}",
+        {**_used_params(table, params), **source_params} or None,
     )
-    for path in files:
-        source_file = path.relative_to(raw_dir).as_posix()
-        if path.suffix == ".parquet":
-            casts = ", ".join(f"cast({_q(c)} as varchar)" for c in table.columns)
+    _drop_source(con)
+    quarantine = f"{RAW_SCHEMA}.{QUARANTINE_TABLE}"
+    con.execute(
+        f"insert into {quarantine} select ?, source_file, source_line, row_reason, "
+        f"{_record(table)} from _typed where row_reason is not null",
+        [table.name],
+    )
+    con.execute(
+        f"insert into {_rows_table(table)} select {_stored_columns(table)} from _typed "
+        "where row_reason is null"
+    )
+    if malformed:
+        con.executemany(
+            f"insert into {quarantine} values (?, ?, ?, 'malformed_line', ?)",
+            [[table.name, m.source_file, m.source_line, m.text] for m in malformed],
+        )
+    (rows,) = con.execute("select count(*) from _typed").fetchone()
+    return int(rows) + len(malformed)
+
+
+def _record(table: RawTable) -> str:
+    """The row's raw text as a JSON object, as kept in quarantine."""
+    fields = ", ".join(f"{_q(c)} := {_q(c)}" for c in table.columns)
+    return f"to_json(struct_pack({fields}))::varchar"
+
+
+def _keys_of(table: RawTable) -> str:
+    """The typed key columns of the row store."""
+    return ", ".join(_t(k) for k in table.key)
+
+
+def _key_match(table: RawTable, left: str, right: str, *, left_typed: bool = True) -> str:
+    return " and ".join(
+        f"{left}.{_t(k) if left_typed else _q(k)} = {right}.{_t(k)}" for k in table.key
+    )
+
+
+def _classify_keys(
+    con: duckdb.DuckDBPyConnection,
+    table: RawTable,
+    raw_dir: Path,
+    *,
+    every_key: bool,
+    track: bool,
+) -> int:
+    """Decide duplicate and reference verdicts again for every key or the keys in ``_affected``.
+
+    A key's rows can sit in any file, so its verdict is recomputed over all of them: the
+    first copy (by file, line) of identical rows stays, differing copies are all held, and
+    a row whose reference is missing is held. Returns how many keys entered or left the clean
+    table (:data:`ALL_KEYS` for every key); with ``track``, those keys are left in temp table
+    ``_changed_<table>`` for the tables that reference this one.
+    """
+    rows, clean = _rows_table(table), f"{RAW_SCHEMA}.{_q(table.name)}"
+    quarantine = f"{RAW_SCHEMA}.{QUARANTINE_TABLE}"
+    keys = _keys_of(table)
+    key_columns = ", ".join(_q(k) for k in table.key)
+    in_scope = "" if every_key else f"semi join _affected as a on {_key_match(table, 'r', 'a')}"
+    clean_in_scope = f"semi join _affected as a on {_key_match(table, 'c', 'a', left_typed=False)}"
+    reasons = [*KEY_REASONS] + ([table.reference.reason] if table.reference else [])
+    if every_key:
+        con.execute(f"delete from {clean}")
+        con.execute(
+            f"delete from {quarantine} where source_table = ? and list_contains(?, reason)",
+            [table.name, reasons],
+        )
+    else:
+        if track:
             con.execute(
-                f"insert into {stage} select $file, file_row_number + 1, {casts} "
-                "from read_parquet($path, file_row_number = true)",
-                {"file": source_file, "path": str(path)},
+                f"create temp table _before as select {key_columns} from {clean} as c "
+                + clean_in_scope
             )
-            continue
-        try:
-            for batch in _csv_batches(path, table, source_file, malformed):
-                con.register("_batch", batch)
-                con.execute(f"insert into {stage} select * from _batch")
-                con.unregister("_batch")
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise RawInputError(f"{path}: cannot be read as CSV ({exc})") from exc
-
-
-def _classify(con: duckdb.DuckDBPyConnection, table: RawTable, params: dict) -> None:
-    """Give each staged row its first broken rule, then duplicate and reference reasons."""
-    typed = ", ".join(f"{expr} as {_q('t_' + name)}" for name, expr in table.typed.items())
-    cases = " ".join(f"when {rule.predicate} then '{rule.reason}'" for rule in table.row_rules)
-    used = {k: v for k, v in params.items() if any(f"${k}" in r.predicate for r in table.rules)}
-    con.execute(
-        f"create temp table _rowcheck_{table.name} as "
-        f"select *, {typed}, case {cases} end as row_reason from _stage_{table.name}",
-        used or None,
-    )
-    key = ", ".join(_q("t_" + k) for k in table.key)
-    content = ", ".join(_q("t_" + k) for k in table.typed)
+        con.execute(
+            f"delete from {clean} as c using _affected as a where "
+            + _key_match(table, "c", "a", left_typed=False)
+        )
+        con.execute(
+            f"delete from {quarantine} as q using (select r.source_file, r.source_line "
+            f"from {rows} as r {in_scope}) as x where q.source_table = ? and "
+            "q.source_file = x.source_file and q.source_line = x.source_line",
+            [table.name],
+        )
     reference_join, reference_case = "", ""
     if table.reference is not None:
         ref = table.reference
         reference_join = (
-            f"left join (select distinct {_q(ref.target_column)} as ref_key "
-            f"from {RAW_SCHEMA}._next_{ref.table}) as ref "
-            f"on r.{_q('t_' + ref.column)} = ref.ref_key"
+            f"left join {RAW_SCHEMA}.{_q(ref.table)} as ref "
+            f"on r.{_t(ref.column)} = ref.{_q(ref.target_column)}"
         )
-        reference_case = f"when ref.ref_key is null then '{ref.reason}'"
-    window = f"partition by row_reason is null, {key}"
+        reference_case = f"when ref.{_q(ref.target_column)} is null then '{ref.reason}'"
     con.execute(
         f"""
-        create temp table _checked_{table.name} as
-        with keyed as (
-            select *,
-                hash({content}) as content_hash,
-                min(hash({content})) over ({window}) as min_hash,
-                max(hash({content})) over ({window}) as max_hash,
-                row_number() over ({window} order by source_file, source_line) as copy_number
-            from _rowcheck_{table.name}
+        create temp table _checked as
+        with scoped as (select * from {rows} as r {in_scope}),
+        per_key as (
+            select {keys}, min(content_hash) as min_hash, max(content_hash) as max_hash,
+                min((source_file, source_line)) as first_copy
+            from scoped group by all
         )
         select r.*,
             case
-                when r.row_reason is not null then r.row_reason
-                when r.min_hash <> r.max_hash then 'conflicting_duplicate'
-                when r.copy_number > 1 then 'exact_duplicate'
+                when k.min_hash <> k.max_hash then 'conflicting_duplicate'
+                when (r.source_file, r.source_line) <> k.first_copy then 'exact_duplicate'
                 {reference_case}
             end as reason
-        from keyed as r
+        from scoped as r
+        join per_key as k on {_key_match(table, "r", "k")}
         {reference_join}
         """
     )
-
-
-def _write_outputs(con: duckdb.DuckDBPyConnection, table: RawTable, raw_columns_json: str) -> None:
-    columns = ", ".join(f"{_q('t_' + name)} as {_q(name)}" for name in table.typed)
+    columns = ", ".join(f"{_t(name)} as {_q(name)}" for name in table.typed)
     con.execute(
-        f"create table {RAW_SCHEMA}._next_{table.name} as "
-        f"select {columns} from _checked_{table.name} where reason is null "
+        f"insert into {clean} select {columns} from _checked where reason is null "
         "order by source_file, source_line"
     )
+    # held rows need their raw text: from this load's rows, else read again from their file
     con.execute(
-        f"insert into _quarantine select '{table.name}', source_file, source_line, reason, "
-        f"{raw_columns_json} from _checked_{table.name} where reason is not null"
+        "create temp table _held as select source_file, source_line, reason from _checked "
+        "where reason is not null"
     )
+    con.execute("drop table _checked")
+    earlier = [
+        raw_dir / f
+        for (f,) in con.execute(
+            "select distinct source_file from _held anti join _typed "
+            "using (source_file, source_line) order by 1"
+        ).fetchall()
+    ]
+    text_sources = ["select * from _typed"]
+    source_params: dict = {}
+    if earlier:
+        source, source_params = _source(con, table, earlier, raw_dir, [])
+        con.execute(
+            f"create temp table _earlier as select * from ({source}) "
+            "semi join _held using (source_file, source_line)",
+            source_params or None,
+        )
+        _drop_source(con)
+        text_sources.append("select * from _earlier")
+    raw_columns = ", ".join(_q(c) for c in table.columns)
+    con.execute(
+        f"insert into {quarantine} select ?, h.source_file, h.source_line, h.reason, "
+        f"{_record(table)} from _held as h join ("
+        + " union all ".join(
+            f"select source_file, source_line, {raw_columns} from ({s})" for s in text_sources
+        )
+        + ") as t using (source_file, source_line)",
+        [table.name],
+    )
+    con.execute("drop table _held")
+    con.execute("drop table if exists _earlier")
+    if every_key:
+        return ALL_KEYS
+    if not track:
+        return 0
+    con.execute(
+        f"create or replace temp table _changed_{table.name} as "
+        f"(select {key_columns} from _before except select {key_columns} from {clean} as c "
+        f"{clean_in_scope}) union (select {key_columns} from {clean} as c {clean_in_scope} "
+        f"except select {key_columns} from _before)"
+    )
+    con.execute("drop table _before")
+    (n,) = con.execute(f"select count(*) from _changed_{table.name}").fetchone()
+    return int(n)
+
+
+def _fingerprint(table: RawTable, params: dict) -> str:
+    """Changes whenever a rule, a type or the currency changes: then every file is re-read."""
+    spec = {
+        "version": STATE_VERSION,
+        "columns": table.columns,
+        "typed": table.typed,
+        "key": table.key,
+        "rules": [(r.reason, r.predicate) for r in table.row_rules],
+        "reference": None if table.reference is None else vars(table.reference),
+        "currency": params["currency"],
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _time_reasons(table: RawTable) -> list[str]:
+    """Reasons that depend on the load time: such rows are checked again on every load."""
+    return [r.reason for r in table.rules if "$load_" in r.predicate]
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    (n,) = con.execute(
+        "select count(*) from duckdb_tables() where database_name = current_database() "
+        "and schema_name = ? and table_name = ?",
+        [RAW_SCHEMA, name],
+    ).fetchone()
+    return n > 0
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    table: RawTable,
+    current: dict[str, tuple[int, int]],
+    params: dict,
+    full_refresh: bool,
+) -> tuple[bool, list[str], list[str]]:
+    """(fresh, files to read, files gone) for one table, from the file registry."""
+    fingerprint = _fingerprint(table, params)
+    known = {
+        f: (size, mtime, fp, loaded_at)
+        for f, size, mtime, fp, loaded_at in con.execute(
+            f"select source_file, size_bytes, modified_ns, fingerprint, load_time "
+            f"from {RAW_SCHEMA}.{FILES_TABLE} where source_table = ?",
+            [table.name],
+        ).fetchall()
+    }
+    time_reasons = _time_reasons(table)
+    fresh = (
+        full_refresh
+        or not known
+        or not _table_exists(con, f"_rows_{table.name}")
+        or not _table_exists(con, table.name)
+        or any(v[2] != fingerprint for v in known.values())
+        # "future" rows of a later load would not be future now: start again
+        or (bool(time_reasons) and any(v[3] > params["load_time"] for v in known.values()))
+    )
+    if fresh:
+        return True, sorted(current), []
+    read = {f for f, state in current.items() if known.get(f, (None, None))[:2] != state}
+    if time_reasons:
+        held = con.execute(
+            f"select distinct source_file from {RAW_SCHEMA}.{QUARANTINE_TABLE} "
+            "where source_table = ? and list_contains(?, reason)",
+            [table.name, time_reasons],
+        ).fetchall()
+        read |= {f for (f,) in held if f in current}
+    return False, sorted(read), sorted(set(known) - set(current))
 
 
 def load_raw(
@@ -475,8 +759,16 @@ def load_raw(
     currency: str = "USD",
     load_time: dt.datetime | None = None,
     log: Callable[[str], None] | None = None,
+    full_refresh: bool = False,
 ) -> LoadReport:
-    """Replace the ``raw`` tables with the files in ``raw_dir``, all or nothing.
+    """Bring the ``raw`` tables up to date with the files in ``raw_dir``, all or nothing.
+
+    Only new files, changed files (size or modification time) and files holding rows that
+    were "in the future" at the last load are read; rows of removed files are taken out.
+    Duplicate and reference verdicts are then recomputed for every key those rows touch,
+    wherever its other copies are, so the result equals a load of all files from scratch
+    (tested). Daily files (``orders/2026-06-30.parquet``, ...) make a night's load read one
+    day. ``full_refresh`` re-reads everything; so does a change of the rules or currency.
 
     Parameters
     ----------
@@ -490,11 +782,14 @@ def load_raw(
         "Now" for the future-date rules, in UTC; defaults to the wall clock.
     log
         Receives a progress line per step, for long loads.
+    full_refresh
+        Forget what earlier loads read and load every file again.
 
     Returns
     -------
     LoadReport
-        Rows in, loaded and quarantined per table, with counts per reason.
+        Per table: rows in the current files, loaded and quarantined (with counts per
+        reason), and which files this load read.
 
     Raises
     ------
@@ -521,46 +816,85 @@ def load_raw(
             for name in LOAD_ORDER
         },
     )
+    referenced = {t.reference.table for t in TABLES.values() if t.reference is not None}
     con.execute("begin transaction")
     try:
         con.execute(f"create schema if not exists {RAW_SCHEMA}")
         con.execute(
-            "create temp table _quarantine (source_table varchar, source_file varchar, "
-            "source_line bigint, reason varchar, record varchar)"
+            f"create table if not exists {RAW_SCHEMA}.{QUARANTINE_TABLE} (source_table varchar, "
+            "source_file varchar, source_line bigint, reason varchar, record varchar)"
         )
-        for name in LOAD_ORDER:
-            table = TABLES[name]
-            malformed: list[_Malformed] = []
-            say(f"{name}: reading {len(files[name])} file(s)")
-            _stage(con, table, files[name], raw_dir, malformed)
-            staged = con.execute(f"select count(*) from _stage_{name}").fetchone()[0]
-            report.tables[name].rows_in = staged + len(malformed)
-            say(f"{name}: checking rows")
-            _classify(con, table, params)
-            record = (
-                "to_json(struct_pack("
-                + ", ".join(f"{_q(c)} := {_q(c)}" for c in table.columns)
-                + "))::varchar"
-            )
-            con.execute(f"drop table if exists {RAW_SCHEMA}._next_{name}")
-            _write_outputs(con, table, record)
-            if malformed:
-                con.executemany(
-                    "insert into _quarantine values (?, ?, ?, 'malformed_line', ?)",
-                    [[name, m.source_file, m.source_line, m.text] for m in malformed],
-                )
-        for name in LOAD_ORDER:
-            con.execute(f"drop table if exists {RAW_SCHEMA}.{_q(name)}")
-            con.execute(f"alter table {RAW_SCHEMA}._next_{name} rename to {_q(name)}")
-        con.execute(f"drop table if exists {RAW_SCHEMA}.{QUARANTINE_TABLE}")
         con.execute(
-            f"create table {RAW_SCHEMA}.{QUARANTINE_TABLE} as select * from _quarantine "
-            "order by source_table, source_file, source_line"
+            f"create table if not exists {RAW_SCHEMA}.{FILES_TABLE} (source_table varchar, "
+            "source_file varchar, size_bytes bigint, modified_ns bigint, fingerprint varchar, "
+            "load_time timestamp)"
         )
+        changed: dict[str, int] = {}
         for name in LOAD_ORDER:
-            for temp in ("_stage", "_rowcheck", "_checked"):
-                con.execute(f"drop table {temp}_{name}")
-        con.execute("drop table _quarantine")
+            table, entry = TABLES[name], report.tables[name]
+            by_name = {p.relative_to(raw_dir).as_posix(): p for p in files[name]}
+            current = {f: (p.stat().st_size, p.stat().st_mtime_ns) for f, p in by_name.items()}
+            fresh, read, gone = _plan(con, table, current, params, full_refresh)
+            ref = table.reference
+            ref_changed = 0 if ref is None else changed.get(ref.table, 0)
+            entry.files_read = read
+            if fresh:
+                _create_state(con, table, params)
+            if not (read or gone or ref_changed):
+                say(f"{name}: no new or changed files")
+                changed[name] = 0
+                continue
+            say(f"{name}: reading {len(read)} of {len(current)} file(s)")
+            every_key = fresh or ref_changed == ALL_KEYS
+            rows = _rows_table(table)
+            con.execute("create or replace temp table _gone (source_file varchar)")
+            if read or gone:
+                con.executemany("insert into _gone values (?)", [[f] for f in (*read, *gone)])
+            scope = []  # queries giving the keys whose verdicts may change
+            if not every_key:
+                con.execute(
+                    f"create temp table _old_keys as select distinct {_keys_of(table)} "
+                    f"from {rows} semi join _gone using (source_file)"
+                )
+                scope.append("select * from _old_keys")
+            con.execute(f"delete from {rows} where source_file in (select * from _gone)")
+            con.execute(
+                f"delete from {RAW_SCHEMA}.{QUARANTINE_TABLE} where source_table = ? "
+                "and source_file in (select * from _gone)",
+                [name],
+            )
+            entry.rows_read = _stage(con, table, [by_name[f] for f in read], raw_dir, params)
+            say(f"{name}: checking keys")
+            if not every_key:
+                scope.append(
+                    f"select {_keys_of(table)} from {rows} semi join _gone using (source_file)"
+                )
+                if ref_changed:
+                    scope.append(
+                        f"select {_keys_of(table)} from {rows} as r "
+                        f"semi join _changed_{ref.table} as c "
+                        f"on r.{_t(ref.column)} = c.{_q(ref.target_column)}"
+                    )
+                con.execute(
+                    "create temp table _affected as select distinct * from ("
+                    + " union all ".join(scope)
+                    + ")"
+                )
+            changed[name] = _classify_keys(
+                con, table, raw_dir, every_key=every_key, track=name in referenced
+            )
+            for temp in ("_affected", "_old_keys", "_gone", "_typed"):
+                con.execute(f"drop table if exists {temp}")
+            con.execute(f"delete from {RAW_SCHEMA}.{FILES_TABLE} where source_table = ?", [name])
+            con.executemany(
+                f"insert into {RAW_SCHEMA}.{FILES_TABLE} values (?, ?, ?, ?, ?, ?)",
+                [
+                    [name, f, size, mtime, _fingerprint(table, params), load_time]
+                    for f, (size, mtime) in current.items()
+                ],
+            )
+        for name in referenced:
+            con.execute(f"drop table if exists _changed_{name}")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -577,5 +911,7 @@ def load_raw(
         entry = report.tables[source_table]
         entry.reasons[reason] = int(rows)
         entry.rows_quarantined += int(rows)
+    for entry in report.tables.values():
+        entry.rows_in = entry.rows_loaded + entry.rows_quarantined
     say(f"loaded {report.rows_loaded:,} rows, quarantined {report.rows_quarantined:,}")
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ltv_pipeline.assets.dbt import DbtBuildConfig
+from ltv_pipeline.assets.ingestion import RawLoadConfig
 from ltv_pipeline.definitions import defs
 from ltv_pipeline.jobs import all_assets_job
 
@@ -27,6 +28,8 @@ def run_pipeline(
             definitions, dg.Definitions(jobs=[dg.define_asset_job("subset", selection)])
         ).resolve_job_def("subset")
     ops: dict = dict(op_config or {})
+    if full_refresh and "raw_tables" in job.graph.node_dict:
+        ops.setdefault("raw_tables", RawLoadConfig(full_refresh=True))
     if as_of_date or full_refresh or dbt_vars:
         config = DbtBuildConfig(
             as_of_date=as_of_date, full_refresh=full_refresh, vars=dbt_vars or {}

@@ -1,6 +1,7 @@
 """Raw ingestion: the shop's files into DuckDB schema ``raw``, bad rows into quarantine."""
 
 import dagster as dg
+from pydantic import Field
 
 from ltv_pipeline.ingest import LOAD_ORDER, QUARANTINE_TABLE, RAW_SCHEMA, load_raw
 from ltv_pipeline.resources import DuckDBWarehouse, RawFiles
@@ -12,6 +13,15 @@ RAW_DESCRIPTIONS = {
     "marketing_spend": "One row per day and channel of marketing spend from the raw drop.",
     QUARANTINE_TABLE: "One row per rejected input row: source file, line, reason, raw record.",
 }
+
+
+class RawLoadConfig(dg.Config):
+    """Raw load options."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description="Read every file again instead of only new and changed ones.",
+    )
 
 
 def raw_key(table: str) -> dg.AssetKey:
@@ -30,10 +40,21 @@ def raw_key(table: str) -> dg.AssetKey:
     ],
     can_subset=False,
 )
-def raw_tables(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, raw_files: RawFiles):
-    """Load all raw files in one transaction, so a bad file leaves the last good load intact."""
+def raw_tables(
+    context: dg.AssetExecutionContext,
+    config: RawLoadConfig,
+    warehouse: DuckDBWarehouse,
+    raw_files: RawFiles,
+):
+    """Load new and changed raw files in one transaction; a bad file leaves the last load."""
     with warehouse.connect() as con:
-        report = load_raw(con, raw_files.path, currency=raw_files.currency, log=context.log.info)
+        report = load_raw(
+            con,
+            raw_files.path,
+            currency=raw_files.currency,
+            log=context.log.info,
+            full_refresh=config.full_refresh,
+        )
     for name, table in report.tables.items():
         yield dg.MaterializeResult(
             asset_key=raw_key(name),
@@ -42,6 +63,8 @@ def raw_tables(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, ra
                 "rows_in": table.rows_in,
                 "rows_quarantined": table.rows_quarantined,
                 "files": ", ".join(table.files),
+                "files_read": ", ".join(table.files_read) or "none (no new or changed file)",
+                "rows_read": table.rows_read,
                 "quarantine_reasons": dg.MetadataValue.json(table.reasons),
             },
         )

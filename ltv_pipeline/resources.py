@@ -25,7 +25,12 @@ class DuckDBWarehouse(ConfigurableResource):
 
     path: str = Field(description="Absolute path of the DuckDB file.")
     threads: int | None = Field(default=None, description="DuckDB threads (default: all cores).")
-    memory_limit: str | None = Field(default=None, description="e.g. '8GB' (default: 80% RAM).")
+    memory_limit: str | None = Field(
+        default=None, description="e.g. '6GiB' or '50%' (default: 80% of RAM)."
+    )
+    temp_directory: str | None = Field(
+        default=None, description="Where DuckDB spills (default: <warehouse>.tmp)."
+    )
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -35,6 +40,8 @@ class DuckDBWarehouse(ConfigurableResource):
             config["threads"] = self.threads
         if self.memory_limit:
             config["memory_limit"] = self.memory_limit
+        if self.temp_directory:
+            config["temp_directory"] = self.temp_directory
         with duckdb.connect(self.path, config=config) as con:
             yield con
 
@@ -87,7 +94,7 @@ class PublishedDir(ConfigurableResource):
 def build_resources() -> dict[str, object]:
     """Resources for the configured environment (read when definitions load)."""
     return {
-        "warehouse": DuckDBWarehouse(path=str(settings.duckdb_path())),
+        "warehouse": DuckDBWarehouse(path=str(settings.duckdb_path()), **settings.duckdb_config()),
         "raw_files": RawFiles(directory=str(settings.raw_dir())),
         "reports": ReportsDir(directory=str(settings.reports_dir())),
         "published": PublishedDir(directory=str(settings.published_dir())),

@@ -1,7 +1,8 @@
 """Where things live: every path is derived from this file or from two environment variables.
 
 ``LTV_DUCKDB_PATH`` names the DuckDB warehouse file and ``LTV_DATA_DIR`` the folder holding
-``raw/`` input files and reports. Both default to ``<repo>/data``. Neither is ever resolved
+``raw/`` input files and reports (three more tune DuckDB's memory, threads and spill folder:
+:func:`duckdb_config`). Both default to ``<repo>/data``. Neither is ever resolved
 against the current directory: a relative DuckDB path would silently create a second database,
 so it is rejected.
 """
@@ -9,6 +10,7 @@ so it is rejected.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -60,3 +62,39 @@ def published_dir() -> Path:
 def dbt_executable() -> Path:
     """The dbt installed beside this Python, so a venv works without being on PATH."""
     return Path(sys.executable).with_name("dbt")
+
+
+MEMORY_LIMIT_ENV = "LTV_DUCKDB_MEMORY_LIMIT"
+THREADS_ENV = "LTV_DUCKDB_THREADS"
+TEMP_DIR_ENV = "LTV_DUCKDB_TEMP_DIR"
+#: What DuckDB's memory_limit accepts: an amount with a unit, or a share of the RAM.
+MEMORY_LIMIT_PATTERN = r"[0-9]+(\.[0-9]+)? ?([KMGT]i?B|%)"
+
+
+def duckdb_config() -> dict[str, str | int]:
+    """DuckDB limits for every connection, Python's and dbt's (its ``on-run-start`` hook).
+
+    ``LTV_DUCKDB_MEMORY_LIMIT`` (e.g. ``6GiB`` or ``50%``; DuckDB's default is 80% of RAM),
+    ``LTV_DUCKDB_THREADS`` (default: all cores) and ``LTV_DUCKDB_TEMP_DIR`` (where work that
+    does not fit spills; DuckDB's default is ``<warehouse>.tmp``). Unset means DuckDB's default.
+    The same checks run in the dbt macro ``apply_duckdb_limits``.
+
+    Raises
+    ------
+    ValueError
+        A value DuckDB would not accept, named with its variable.
+    """
+    config: dict[str, str | int] = {}
+    memory = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if memory:
+        if not re.fullmatch(MEMORY_LIMIT_PATTERN, memory):
+            raise ValueError(f"{MEMORY_LIMIT_ENV}={memory!r}: give an amount like 6GiB or 50%")
+        config["memory_limit"] = memory
+    threads = os.environ.get(THREADS_ENV, "").strip()
+    if threads:
+        if not threads.isdigit() or int(threads) < 1:
+            raise ValueError(f"{THREADS_ENV}={threads!r}: give a whole number of threads >= 1")
+        config["threads"] = int(threads)
+    if os.environ.get(TEMP_DIR_ENV, "").strip():
+        config["temp_directory"] = str(_absolute_from_env(TEMP_DIR_ENV, Path()))
+    return config

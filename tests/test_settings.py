@@ -61,3 +61,95 @@ def test_dbt_profile_opens_the_same_file_as_python(tmp_path, from_env):
         expected = tmp_path / "elsewhere.duckdb"
         env[settings.DUCKDB_ENV] = str(expected)
     assert _dbt_warehouse_path(copy, env) == expected.resolve()
+
+
+def test_duckdb_limits_come_from_the_environment_and_are_checked(monkeypatch, tmp_path):
+    for name in (settings.MEMORY_LIMIT_ENV, settings.THREADS_ENV, settings.TEMP_DIR_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert settings.duckdb_config() == {}
+    monkeypatch.setenv(settings.MEMORY_LIMIT_ENV, "1.5GiB")
+    monkeypatch.setenv(settings.THREADS_ENV, "1")
+    monkeypatch.setenv(settings.TEMP_DIR_ENV, str(tmp_path / "spill"))
+    config = settings.duckdb_config()
+    assert config == {
+        "memory_limit": "1.5GiB",
+        "threads": 1,
+        "temp_directory": str(tmp_path / "spill"),
+    }
+    from ltv_pipeline.resources import DuckDBWarehouse
+
+    with DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), **config).connect() as con:
+        assert con.execute(
+            "select current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('temp_directory')"
+        ).fetchone() == ("1.5 GiB", 1, str(tmp_path / "spill"))
+    key = {
+        settings.MEMORY_LIMIT_ENV: "memory_limit",
+        settings.THREADS_ENV: "threads",
+        settings.TEMP_DIR_ENV: "temp_directory",
+    }
+    for name, bad in (
+        (settings.MEMORY_LIMIT_ENV, "6GB'; drop table x; --"),
+        (settings.MEMORY_LIMIT_ENV, "lots"),
+        (settings.THREADS_ENV, "0"),
+        (settings.THREADS_ENV, "two"),
+        (settings.TEMP_DIR_ENV, "spill"),
+    ):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ValueError, match=name):
+            settings.duckdb_config()
+        monkeypatch.setenv(name, str(config[key[name]]))  # good again for the next one
+
+
+def _dbt_run_probe(copy: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "run",
+            "--select",
+            "limits_probe",
+            "--project-dir",
+            str(copy),
+            "--profiles-dir",
+            str(copy),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+def test_dbt_applies_the_same_duckdb_limits(tmp_path):
+    """The on-run-start hook sets DuckDB's limits for the whole dbt run, and refuses a value
+    that is not a limit before it reaches SQL."""
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(settings.DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target"))
+    (copy / "models" / "limits_probe.sql").write_text(
+        "{{ config(materialized='table') }} "
+        "select current_setting('memory_limit') as memory_limit, "
+        "current_setting('threads') as threads, "
+        "current_setting('temp_directory') as temp_directory"
+    )
+    warehouse = tmp_path / "w.duckdb"
+    env = {**os.environ, "DBT_PROJECT_DIR": str(copy), settings.DUCKDB_ENV: str(warehouse)}
+    env.update(
+        {
+            settings.MEMORY_LIMIT_ENV: "700MiB",
+            settings.THREADS_ENV: "1",
+            settings.TEMP_DIR_ENV: str(tmp_path / "spill"),
+        }
+    )
+    done = _dbt_run_probe(copy, env)
+    assert done.returncode == 0, done.stdout
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select * from main.limits_probe").fetchone() == (
+            "700.0 MiB",
+            1,
+            str(tmp_path / "spill"),
+        )
+    env[settings.MEMORY_LIMIT_ENV] = "1GB'; drop table x; --"
+    refused = _dbt_run_probe(copy, env)
+    assert refused.returncode != 0
+    assert "LTV_DUCKDB_MEMORY_LIMIT" in refused.stdout

@@ -70,13 +70,19 @@ def log_likelihood(key: str, params: dict, d) -> float:
     return clv.bgnbd_log_likelihood(list(params.values()), d["x"], d["tx"], d["T"])
 
 
-def bench(n: int, tmp: Path, python: str, repeat: int | None) -> tuple[list[str], list[str], dict]:
+def write_summary(n: int, tmp: Path) -> tuple[Path, dict, tuple]:
+    """Simulate n customers, save x, tx, T, m and the grouped gx, gtx, gT, gw to one .npz."""
     df = make(n, 42 + n)  # the seeds of bench/clv_fit.py
     names = {"x": "frequency", "tx": "recency", "T": "T", "m": "monetary_value"}
     cols = {k: df[c].to_numpy() for k, c in names.items()}
     grouped = clv.group_customers(cols["x"], cols["tx"], cols["T"])
     path = tmp / f"summary_{n}.npz"
     np.savez(path, **cols, **dict(zip(("gx", "gtx", "gT", "gw"), grouped, strict=True)))
+    return path, cols, grouped
+
+
+def bench(n: int, tmp: Path, python: str, repeat: int | None) -> tuple[list[str], list[str], dict]:
+    path, cols, grouped = write_summary(n, tmp)
     rep = repeat or (3 if n <= 200_000 else 2)
     mine, t_group = ours(path, rep)
     try:

@@ -8,9 +8,11 @@ Run (or ``make bench`` for the default sizes):
 Per size, a seeded Parquet shop is generated (``generate_shop(seed=7)``) into
 ``<workdir>/<orders>/raw`` and the orders are split at the last order day:
 
-1. full run: ``ltv run`` on the history (every order before the last day), on a new warehouse;
-2. incremental night: ``ltv run`` again with the last day's orders added back (the raw load
-   reads the whole files again; ``fct_orders`` merges from its 3-day lookback);
+1. full run: ``ltv run`` on the history (every order before the last day, one Parquet file per
+   month under ``raw/orders/``), on a new warehouse;
+2. incremental night: ``ltv run`` again with the last day's orders added as a new file
+   ``raw/orders/<day>.parquet`` (the raw load reads only that file; ``fct_orders`` merges
+   from its 3-day lookback);
 3. model fit: ``forecast.fit_models`` on ``int_customer_purchases_summarized`` (in-process);
 4. floor: DuckDB alone, one scan of the orders grouped by customer (fresh process);
 5. pandas: the customers mart's purchase columns and RFM quintiles in pandas (fresh process).
@@ -38,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
+from ltv_pipeline import settings
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -194,20 +198,40 @@ def dbt_nodes(log: str) -> dict[str, float]:
     return nodes
 
 
-def split_last_day(full: Path, history: Path, last_day: Path) -> dict:
-    """Write the orders before the last order day to ``history`` and that day to ``last_day``."""
+def split_by_month(full: Path, folder: Path) -> dict:
+    """Write the orders as ``folder/YYYY-MM.parquet`` (history) plus ``folder/<last day>.parquet``.
+
+    Returns the last day and the path of its file, which the incremental night adds: the
+    raw load then reads that one file (it keeps which files it read, by size and time).
+    """
+    folder.mkdir()
     con = duckdb.connect()
     src = f"read_parquet('{full}')"
     (day,) = con.execute(f"select max(ordered_at)::date from {src}").fetchone()
-    for path, cond in ((history, "<"), (last_day, ">=")):
-        con.execute(
-            f"copy (select * from {src} where ordered_at::date {cond} $d) to '{path}' "
-            "(format parquet, compression zstd)",
+    months = [
+        m
+        for (m,) in con.execute(
+            f"select distinct strftime(ordered_at, '%Y-%m') from {src} "
+            "where ordered_at::date < $d order by 1",
             {"d": day},
+        ).fetchall()
+    ]
+    for month in months:
+        con.execute(
+            f"copy (select * from {src} where strftime(ordered_at, '%Y-%m') = $m "
+            "and ordered_at::date < $d) "
+            f"to '{folder / (month + '.parquet')}' (format parquet, compression zstd)",
+            {"m": month, "d": day},
         )
-    (n_last,) = con.execute(f"select count(*) from read_parquet('{last_day}')").fetchone()
+    last = full.parent / f"{day}.parquet"
+    con.execute(
+        f"copy (select * from {src} where ordered_at::date >= $d) to '{last}' "
+        "(format parquet, compression zstd)",
+        {"d": day},
+    )
+    (n_last,) = con.execute(f"select count(*) from read_parquet('{last}')").fetchone()
     con.close()
-    return {"day": str(day), "orders": n_last}
+    return {"day": str(day), "orders": n_last, "files": len(months), "last_file": str(last)}
 
 
 def fit_time(warehouse: Path) -> dict:
@@ -232,9 +256,9 @@ def bench_size(n: int, workdir: Path, pandas_budget: float) -> dict:
     say("generating")
     gen = measure([py, "-c", GENERATE, str(raw), str(n), str(SEED)], root / "generate.log")
     say(f"generated {gen['result']['orders']:,} orders in {gen['wall']:.1f}s")
-    full, last = root / "orders_full.parquet", root / "orders_last_day.parquet"
+    full = root / "orders_full.parquet"
     os.replace(raw / "orders.parquet", full)
-    split = split_last_day(full, raw / "orders.parquet", last)
+    split = split_by_month(full, raw / "orders")
     sizes = {"parquet_gb": full.stat().st_size / GIB}
 
     env = {
@@ -246,7 +270,8 @@ def bench_size(n: int, workdir: Path, pandas_budget: float) -> dict:
     runs = {}
     for name in ("full", "incremental"):
         if name == "incremental":
-            os.replace(full, raw / "orders.parquet")
+            last = Path(split["last_file"])
+            os.replace(last, raw / "orders" / last.name)
         say(f"ltv run ({name})")
         runs[name] = run = measure([str(BIN / "ltv"), "run"], root / f"run_{name}.log", env)
         log = run.pop("log")
@@ -257,7 +282,7 @@ def bench_size(n: int, workdir: Path, pandas_budget: float) -> dict:
 
     say("model fit")
     fit = fit_time(root / "warehouse.duckdb")
-    orders = str(raw / "orders.parquet")
+    orders = str(full)
     say("floor (duckdb)")
     floor = measure([py, "-c", FLOOR, orders], root / "floor.log")
     pandas = None
@@ -304,9 +329,12 @@ def report(
         f"1-min load average {load[0]:.2f} at start, {load[1]:.2f} at end",
         f"- git commit: {commit} (plus the uncommitted bench/ files)",
         f"- python {platform.python_version()}, duckdb {duckdb.__version__}",
+        "- DuckDB limits (LTV_DUCKDB_MEMORY_LIMIT, _THREADS, _TEMP_DIR): "
+        + (", ".join(f"{k}={v}" for k, v in settings.duckdb_config().items()) or "defaults"),
         "",
         "Times in seconds, RSS in GiB. Full = `ltv run` on the history (all orders before the "
-        "last day) into a new warehouse; incremental = `ltv run` again with the last day added. "
+        "last day, a Parquet file per month) into a new warehouse; incremental = `ltv run` "
+        "again with the last day added as a new file. "
         "Run wall and RSS cover the whole process (Python start-up, `dbt parse`, the Dagster "
         "job with its dbt subprocess, the summary); RSS is the peak of the summed RSS of the "
         "process tree, with the largest single process in parentheses. Floor = DuckDB "
@@ -407,8 +435,9 @@ def report(
         g, s = r["generate"], r["split"]
         out.append(
             f"- {r['orders']:,} orders: generated in {g['wall']:.1f}s "
-            f"(peak RSS {_gib(g['tree_rss'])} GiB); last day {s['day']} holds {s['orders']:,} "
-            f"orders; after both runs the warehouse file is {r['sizes']['warehouse_gb']:.2f} GiB "
+            f"(peak RSS {_gib(g['tree_rss'])} GiB); history in {s['files']} monthly files; "
+            f"last day {s['day']} holds {s['orders']:,} orders; after both runs the "
+            f"warehouse file is {r['sizes']['warehouse_gb']:.2f} GiB "
             f"and the work folder {r['sizes']['workdir_gb']:.2f} GiB"
         )
     return "\n".join(out) + "\n"

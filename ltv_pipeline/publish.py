@@ -132,7 +132,10 @@ def publish(
                 snap.execute(f"create table main.{quote(table)} as select * from reader")
                 pq_tmp = parquet_dir / f".{table}.parquet.{tag}.tmp"
                 written.append(pq_tmp)
-                rows = _write_parquet(con.sql(query).arrow(), pq_tmp)
+                # from the snapshot's copy: already sorted (scans keep insertion order)
+                rows = _write_parquet(
+                    snap.sql(f"select * from main.{quote(table)}").arrow(), pq_tmp
+                )
                 staged.append((pq_tmp, parquet_dir / f"{table}.parquet"))
                 published.append(
                     PublishedTable(

@@ -150,8 +150,7 @@ def test_daily_files_night_reads_one_day_and_equals_full_refresh(workdir):
         future = {
             f
             for (f,) in con.execute(
-                "select distinct source_file from raw.quarantine "
-                "where reason = 'future_ordered_at'"
+                "select distinct source_file from raw.quarantine where reason = 'future_ordered_at'"
             ).fetchall()
         }
     assert future and all(f.startswith("orders/2099-") for f in future)

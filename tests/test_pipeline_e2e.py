@@ -8,9 +8,11 @@ equal a pandas computation made straight from the clean CSV files.
 from __future__ import annotations
 
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
@@ -25,7 +27,7 @@ from tests.helpers import (
     materialized_keys,
     run_pipeline,
 )
-from tests.reference import reference_marts
+from tests.reference import Params, reference_marts
 
 SEED = 11
 CUSTOMERS = 600
@@ -187,6 +189,48 @@ def test_churn_cac_cohort_and_ltv_marts_match_the_pandas_reference(clean):
                 assert got[name] is None, (dimension, value, name)
             else:
                 assert got[name] == pytest.approx(number, rel=1e-9), (dimension, value, name)
+
+
+@pytest.mark.parametrize("churn_days", [31, 400])
+def test_churn_and_cohorts_match_the_reference_for_short_and_long_churn_windows(
+    clean, churn_days, tmp_path, monkeypatch
+):
+    """Customer months are stored only when active at the start or purchasing: the shortest
+    churn window allowed (31 days) and one longer than the shop's history keep every count."""
+    shutil.copytree(clean[2].parent / "raw", tmp_path / "raw")
+    monkeypatch.setenv("LTV_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    selection = (
+        dg.AssetSelection.keys(
+            dg.AssetKey(["marts", "churn_monthly"]), dg.AssetKey(["marts", "cohort_activity"])
+        )
+        .upstream()
+        .required_multi_asset_neighbors()
+    )
+    assert run_pipeline(selection, dbt_vars={"churn_inactivity_days": churn_days}).success
+    ref = reference_marts(tmp_path / "raw", Params(churn_days=churn_days))
+    warehouse = tmp_path / "warehouse.duckdb"
+    columns = [
+        "active_at_start",
+        "new_customers",
+        "churned_customers",
+        "reactivated_customers",
+        "active_at_end",
+    ]
+    churn = _query(
+        warehouse, f"select {', '.join(columns)} from marts.churn_monthly order by month_start"
+    )
+    want = ref["churn_monthly"][columns]
+    assert churn == [tuple(int(v) for v in r) for r in want.itertuples(index=False)]
+    assert sum(r[2] for r in churn) > 0
+    cohort = _query(
+        warehouse,
+        "select cohort_month, months_since_acquisition, active_customers "
+        "from marts.cohort_activity order by 1, 2",
+    )
+    assert cohort == [
+        (r.cohort_month, r.since, r.active_customers) for r in ref["cohort_activity"].itertuples()
+    ]
 
 
 def test_bad_rows_are_quarantined_with_their_reasons_and_nothing_is_lost(dirty):

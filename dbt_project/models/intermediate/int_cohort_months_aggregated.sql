@@ -15,13 +15,18 @@ customers as (
 
 ),
 
+reporting_window as (
+
+    select * from {{ ref('int_reporting_window') }}
+
+),
+
 aggregated as (
 
     select
         customers.acquisition_channel,
         customer_months.cohort_month,
         customer_months.months_since_acquisition,
-        min(customer_months.month_start) as month_start,
         sum(case when customer_months.is_new then 1 else 0 end) as new_customers,
         sum(case when customer_months.purchases > 0 then 1 else 0 end) as active_customers,
         sum(customer_months.purchases) as purchases,
@@ -37,15 +42,54 @@ aggregated as (
 
 ),
 
+month_numbers as (
+
+    {{ integer_sequence(1000) }}
+
+),
+
+{#- every month of every channel's cohort up to the as-of month, active or not -#}
+grid as (
+
+    select
+        cohorts.acquisition_channel,
+        cohorts.cohort_month,
+        month_numbers.n as months_since_acquisition,
+        cast({{ dbt.dateadd('month', 'month_numbers.n', 'cohorts.cohort_month') }} as date)
+            as month_start
+
+    from aggregated as cohorts
+    cross join reporting_window
+    inner join month_numbers
+        on month_numbers.n <= {{ dbt.datediff(
+            'cohorts.cohort_month', 'reporting_window.as_of_date', 'month'
+        ) }}
+    where cohorts.months_since_acquisition = 0
+
+),
+
 sized as (
 
     select
-        *,
-        sum(new_customers) over (
-            partition by acquisition_channel, cohort_month
+        grid.acquisition_channel,
+        grid.cohort_month,
+        grid.months_since_acquisition,
+        grid.month_start,
+        coalesce(aggregated.new_customers, 0) as new_customers,
+        coalesce(aggregated.active_customers, 0) as active_customers,
+        coalesce(aggregated.purchases, 0) as purchases,
+        coalesce(aggregated.net_revenue, 0) as net_revenue,
+        coalesce(aggregated.gross_margin, 0) as gross_margin,
+        sum(coalesce(aggregated.new_customers, 0)) over (
+            partition by grid.acquisition_channel, grid.cohort_month
         ) as acquired_customers
 
-    from aggregated
+    from grid
+    left join aggregated
+        on
+            grid.acquisition_channel = aggregated.acquisition_channel
+            and grid.cohort_month = aggregated.cohort_month
+            and grid.months_since_acquisition = aggregated.months_since_acquisition
 
 )
 

@@ -24,9 +24,23 @@ class ClvConfig(dg.Config):
     min_repeat_customers: int = forecast.MIN_REPEAT_CUSTOMERS
 
 
-def _summary(con) -> pd.DataFrame:
+#: The summary columns each fit reads: only these cross into Python (memory at 100M orders).
+FIT_COLUMNS = ("customer_id", "frequency", "recency_days", "t_days", "monetary_value")
+BACKTEST_COLUMNS = (
+    "customer_id",
+    "is_in_calibration",
+    "calibration_frequency",
+    "calibration_recency_days",
+    "calibration_t_days",
+    "calibration_monetary_value",
+    "holdout_purchases",
+)
+
+
+def _summary(con, columns: tuple[str, ...], where: str = "true") -> pd.DataFrame:
     return con.execute(
-        f"select * from {SUMMARY.path[0]}.{SUMMARY.path[1]} order by customer_id"
+        f"select {', '.join(columns)} from {SUMMARY.path[0]}.{SUMMARY.path[1]} "
+        f"where {where} order by customer_id"
     ).df()
 
 
@@ -41,7 +55,7 @@ def customer_predictions(
 ):
     """One row per customer with a purchase: P(alive), expected purchases, order value and CLV."""
     with warehouse.connect() as con:
-        summary = _summary(con)
+        summary = _summary(con, FIT_COLUMNS)
         # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var
         margin_rate, discount_rate = con.execute(
             f"select s.gross_margin_rate, w.discount_rate from {MARTS_SCHEMA}.ltv_summary as s "
@@ -96,7 +110,7 @@ def customer_predictions(
 def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse: DuckDBWarehouse):
     """One row per forecast (BG/NBD, historical average): holdout purchases predicted vs actual."""
     with warehouse.connect() as con:
-        summary = _summary(con)
+        summary = _summary(con, BACKTEST_COLUMNS, where="is_in_calibration")
         as_of_date, holdout_start = con.execute(
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
         ).fetchone()

@@ -102,9 +102,11 @@ gap_bounds as (
 
 ),
 
+{#- a gap is never longer than the churn window plus a day, spread over the shortest months -#}
 month_numbers as (
 
-    {{ integer_sequence(1000) }}
+    select n from ({{ integer_sequence(1000) }}) as numbers
+    where n between 1 and {{ ((churn_inactivity_days() | int) + 1) // 28 + 2 }}
 
 ),
 

@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SEED = 7
 GIB = 1024**3
+RUNS = ("full", "incremental")
 # stage column -> Dagster step key
 STAGES = {
     "raw_tables": "raw_tables",
@@ -245,7 +246,9 @@ def fit_time(warehouse: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "customers": len(s)}
 
 
-def bench_size(n: int, workdir: Path, pandas_budget: float) -> dict:
+def bench_size(
+    n: int, workdir: Path, pandas_budget: float, run_names: tuple[str, ...] = RUNS
+) -> dict:
     say = lambda msg: print(f"[{n:,}] {msg}", flush=True)  # noqa: E731
     root = workdir / str(n)
     shutil.rmtree(root, ignore_errors=True)
@@ -268,7 +271,7 @@ def bench_size(n: int, workdir: Path, pandas_budget: float) -> dict:
         "DAGSTER_HOME": str(home),
     }
     runs = {}
-    for name in ("full", "incremental"):
+    for name in run_names:
         if name == "incremental":
             last = Path(split["last_file"])
             os.replace(last, raw / "orders" / last.name)
@@ -349,7 +352,7 @@ def report(
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        f, i, fl, pd_ = r["runs"]["full"], r["runs"]["incremental"], r["floor"], r["pandas"]
+        f, i, fl, pd_ = r["runs"]["full"], r["runs"].get("incremental"), r["floor"], r["pandas"]
         pandas_cells = (
             f"{pd_['result']['seconds']:.1f} ({_gib(pd_['tree_rss'])}) "
             f"| {pd_['result']['seconds'] / f['wall']:.2f}x"
@@ -359,9 +362,14 @@ def report(
         out.append(
             f"| {r['orders']:,} | {r['customers']:,} | {r['sizes']['parquet_gb']:.2f} "
             f"| {r['generate']['wall']:.1f} | {f['wall']:.1f} "
-            f"| {_gib(f['tree_rss'])} ({_gib(f['proc_rss'])}) | {i['wall']:.1f} "
-            f"| {_gib(i['tree_rss'])} ({_gib(i['proc_rss'])}) | {i['wall'] / f['wall']:.0%} "
-            f"| {r['fit']['seconds']:.2f} ({r['fit']['customers']:,}) "
+            f"| {_gib(f['tree_rss'])} ({_gib(f['proc_rss'])}) | "
+            + (
+                f"{i['wall']:.1f} | {_gib(i['tree_rss'])} ({_gib(i['proc_rss'])}) "
+                f"| {i['wall'] / f['wall']:.0%} "
+                if i
+                else "not run | - | - "
+            )
+            + f"| {r['fit']['seconds']:.2f} ({r['fit']['customers']:,}) "
             f"| {fl['result']['seconds']:.2f} ({_gib(fl['tree_rss'])}) "
             f"| {f['wall'] / fl['result']['seconds']:.1f}x | {pandas_cells} |"
         )
@@ -419,8 +427,9 @@ def report(
         if n == 10**8:
             target(f"{size} full run <= 10 min", full["wall"] / 60, 10, " min")
             target(f"{size} full run peak RSS <= 8 GiB", full["tree_rss"] / GIB, 8, " GiB")
-        incr = 100 * r["runs"]["incremental"]["wall"] / full["wall"]
-        target(f"{size} incremental night <= 10% of full", incr, 10, "%")
+        if "incremental" in r["runs"]:
+            incr = 100 * r["runs"]["incremental"]["wall"] / full["wall"]
+            target(f"{size} incremental night <= 10% of full", incr, 10, "%")
         ratio = full["wall"] / r["floor"]["result"]["seconds"]
         target(f"{size} pipeline wall <= 5x DuckDB floor", ratio, 5, "x")
     if not any(r["requested"] == 10**8 for r in results):
@@ -449,6 +458,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ltv-bench"))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.md")
     parser.add_argument("--keep", action="store_true", help="keep each size's files")
+    parser.add_argument(
+        "--runs", nargs="+", choices=RUNS, default=list(RUNS), help="which runs (default both)"
+    )
     args = parser.parse_args()
     command = " ".join([".venv/bin/python", "bench/pipeline_bench.py", *sys.argv[1:]])
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
@@ -469,7 +481,7 @@ def main() -> None:
         if results and results[-1]["pandas"]:
             prev = results[-1]
             estimate = prev["pandas"]["tree_rss"] * n / prev["orders"]
-        results.append(bench_size(n, args.workdir, budget - estimate))
+        results.append(bench_size(n, args.workdir, budget - estimate, tuple(args.runs)))
         if not args.keep:
             shutil.rmtree(args.workdir / str(n), ignore_errors=True)
         text = report(results, command, started, (load0, os.getloadavg()[0]), prepare)

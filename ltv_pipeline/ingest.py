@@ -506,24 +506,24 @@ def _stage(
     raw_dir: Path,
     params: dict,
 ) -> int:
-    """Read ``files`` into temp table ``_typed`` and the row store; returns the rows read.
+    """Type and check the rows of ``files`` into the row store; returns the rows read.
 
-    Rows that break a row rule go to quarantine at once; the others join the row store,
-    where duplicate and reference verdicts are made over all files. ``_typed`` keeps the raw
-    text of this load's rows for the quarantine records.
+    Rows that break a row rule are put in temp table ``_held`` with their reason; the others
+    join the row store, where duplicate and reference verdicts are made over all files. No
+    raw text is kept (at 100M orders it would not fit in memory): :func:`_quarantine_held`
+    reads it back for the held rows only.
     """
     malformed: list[_Malformed] = []
     source, source_params = _source(con, table, files, raw_dir, malformed)
     con.execute(
-        f"create or replace temp table _typed as {_typed_query(table, source)}",
+        f"create or replace temp table _typed as select {_stored_columns(table)}, row_reason "
+        f"from ({_typed_query(table, source)})",
         {**_used_params(table, params), **source_params} or None,
     )
     _drop_source(con)
-    quarantine = f"{RAW_SCHEMA}.{QUARANTINE_TABLE}"
     con.execute(
-        f"insert into {quarantine} select ?, source_file, source_line, row_reason, "
-        f"{_record(table)} from _typed where row_reason is not null",
-        [table.name],
+        "insert into _held select source_file, source_line, row_reason from _typed "
+        "where row_reason is not null"
     )
     con.execute(
         f"insert into {_rows_table(table)} select {_stored_columns(table)} from _typed "
@@ -531,11 +531,30 @@ def _stage(
     )
     if malformed:
         con.executemany(
-            f"insert into {quarantine} values (?, ?, ?, 'malformed_line', ?)",
+            f"insert into {RAW_SCHEMA}.{QUARANTINE_TABLE} values (?, ?, ?, 'malformed_line', ?)",
             [[table.name, m.source_file, m.source_line, m.text] for m in malformed],
         )
     (rows,) = con.execute("select count(*) from _typed").fetchone()
+    con.execute("drop table _typed")
     return int(rows) + len(malformed)
+
+
+def _quarantine_held(con: duckdb.DuckDBPyConnection, table: RawTable, raw_dir: Path) -> None:
+    """Quarantine the rows in ``_held`` with their raw text, read again from their files."""
+    files = [
+        raw_dir / f
+        for (f,) in con.execute("select distinct source_file from _held order by 1").fetchall()
+    ]
+    if not files:
+        return
+    source, source_params = _source(con, table, files, raw_dir, [])
+    con.execute(
+        f"insert into {RAW_SCHEMA}.{QUARANTINE_TABLE} select $table, h.source_file, "
+        f"h.source_line, h.reason, {_record(table)} from _held as h "
+        f"join ({source}) as t using (source_file, source_line)",
+        {"table": table.name, **source_params},
+    )
+    _drop_source(con)
 
 
 def _record(table: RawTable) -> str:
@@ -558,7 +577,6 @@ def _key_match(table: RawTable, left: str, right: str, *, left_typed: bool = Tru
 def _classify_keys(
     con: duckdb.DuckDBPyConnection,
     table: RawTable,
-    raw_dir: Path,
     *,
     every_key: bool,
     track: bool,
@@ -633,42 +651,11 @@ def _classify_keys(
         f"insert into {clean} select {columns} from _checked where reason is null "
         "order by source_file, source_line"
     )
-    # held rows need their raw text: from this load's rows, else read again from their file
     con.execute(
-        "create temp table _held as select source_file, source_line, reason from _checked "
+        "insert into _held select source_file, source_line, reason from _checked "
         "where reason is not null"
     )
     con.execute("drop table _checked")
-    earlier = [
-        raw_dir / f
-        for (f,) in con.execute(
-            "select distinct source_file from _held anti join _typed "
-            "using (source_file, source_line) order by 1"
-        ).fetchall()
-    ]
-    text_sources = ["select * from _typed"]
-    source_params: dict = {}
-    if earlier:
-        source, source_params = _source(con, table, earlier, raw_dir, [])
-        con.execute(
-            f"create temp table _earlier as select * from ({source}) "
-            "semi join _held using (source_file, source_line)",
-            source_params or None,
-        )
-        _drop_source(con)
-        text_sources.append("select * from _earlier")
-    raw_columns = ", ".join(_q(c) for c in table.columns)
-    con.execute(
-        f"insert into {quarantine} select ?, h.source_file, h.source_line, h.reason, "
-        f"{_record(table)} from _held as h join ("
-        + " union all ".join(
-            f"select source_file, source_line, {raw_columns} from ({s})" for s in text_sources
-        )
-        + ") as t using (source_file, source_line)",
-        [table.name],
-    )
-    con.execute("drop table _held")
-    con.execute("drop table if exists _earlier")
     if every_key:
         return ALL_KEYS
     if not track:
@@ -863,6 +850,10 @@ def load_raw(
                 "and source_file in (select * from _gone)",
                 [name],
             )
+            con.execute(
+                "create or replace temp table _held "
+                "(source_file varchar, source_line bigint, reason varchar)"
+            )
             entry.rows_read = _stage(con, table, [by_name[f] for f in read], raw_dir, params)
             say(f"{name}: checking keys")
             if not every_key:
@@ -881,9 +872,10 @@ def load_raw(
                     + ")"
                 )
             changed[name] = _classify_keys(
-                con, table, raw_dir, every_key=every_key, track=name in referenced
+                con, table, every_key=every_key, track=name in referenced
             )
-            for temp in ("_affected", "_old_keys", "_gone", "_typed"):
+            _quarantine_held(con, table, raw_dir)
+            for temp in ("_affected", "_old_keys", "_gone", "_held"):
                 con.execute(f"drop table if exists {temp}")
             con.execute(f"delete from {RAW_SCHEMA}.{FILES_TABLE} where source_table = ?", [name])
             con.executemany(

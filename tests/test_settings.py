@@ -24,25 +24,19 @@ def test_relative_duckdb_path_is_refused(monkeypatch):
         settings.duckdb_path()
 
 
+def _dbt(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """The dbt beside this Python on a copy of the project, output captured."""
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    command = [dbt, *args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
 def _dbt_warehouse_path(project_copy: Path, env: dict[str, str]) -> Path:
     """The warehouse path dbt's profile resolves to, printed by dbt itself."""
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dbt")),
-            "compile",
-            "--quiet",
-            "--inline",
-            "select '{{ target.path }}' as warehouse_path",
-            "--project-dir",
-            str(project_copy),
-            "--profiles-dir",
-            str(project_copy),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
+    args = ["compile", "--quiet", "--inline", "select '{{ target.path }}' as warehouse_path"]
+    done = _dbt(project_copy, env, *args)
+    assert done.returncode == 0, done.stdout
+    out = done.stdout
     printed = next(line for line in out.splitlines() if "warehouse_path" in line)
     return Path(printed.split("'")[1]).resolve()
 
@@ -102,21 +96,7 @@ def test_duckdb_limits_come_from_the_environment_and_are_checked(monkeypatch, tm
 
 
 def _dbt_run_probe(copy: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dbt")),
-            "run",
-            "--select",
-            "limits_probe",
-            "--project-dir",
-            str(copy),
-            "--profiles-dir",
-            str(copy),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    return _dbt(copy, env, "run", "--select", "limits_probe")
 
 
 def test_dbt_applies_the_same_duckdb_limits(tmp_path):

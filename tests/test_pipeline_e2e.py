@@ -281,7 +281,9 @@ def _purchase_summary_from_csv(raw: Path, as_of: pd.Timestamp, holdout_start: pd
     orders = orders[orders["status"] == "completed"].copy()
     orders["at"] = pd.to_datetime(orders["ordered_at"], utc=True).dt.tz_localize(None)
     orders = orders[orders["at"] < as_of + pd.Timedelta(days=1)]
-    orders = orders.sort_values(["customer_id", "at", "order_id"])
+    # orders at the same instant are one purchase occasion
+    orders = orders.groupby(["customer_id", "at"], as_index=False)["amount"].sum()
+    orders = orders.sort_values(["customer_id", "at"])
     orders["n"] = orders.groupby("customer_id").cumcount()
     day = pd.Timedelta(days=1)
     g = orders.groupby("customer_id")
@@ -388,3 +390,31 @@ def test_backtest_is_scored_and_beats_the_baseline(clean):
     assert metadata["bgnbd_mae"] == pytest.approx(model["mae"])
     assert metadata["historical_average_mae"] == pytest.approx(baseline["mae"])
     assert check_results(result)["backtest_beats_baseline"] is True
+
+
+def test_orders_at_the_same_instant_are_one_purchase_occasion(workdir):
+    """A split basket (two orders at one instant) must not become a repeat purchase with
+    recency 0, which the BG/NBD fit rejects (this broke the 100M-order benchmark)."""
+    raw = workdir / "raw"
+    (raw / "customers.csv").write_text(
+        "customer_id,email,signup_date,acquisition_channel,country\n"
+        "1,a@x.com,2025-01-01,email,US\n2,b@x.com,2025-01-01,email,US\n"
+    )
+    (raw / "orders.csv").write_text(
+        "order_id,customer_id,ordered_at,status,amount,cost,currency\n"
+        "1,1,2025-01-10T09:00:00Z,completed,30,10,USD\n"
+        "2,1,2025-01-10T09:00:00Z,completed,20,10,USD\n"
+        "3,1,2025-01-20T09:00:00Z,completed,40,10,USD\n"
+        "4,1,2025-01-20T09:00:00Z,completed,4,1,USD\n"
+        "5,2,2025-01-15T12:00:00Z,completed,10,5,USD\n"
+        "6,2,2025-01-15T12:00:00Z,completed,15,5,USD\n"
+    )
+    (raw / "marketing_spend.csv").write_text("date,channel,spend\n2025-01-01,email,100\n")
+    assert run_pipeline(as_of_date="2025-01-31").success
+    rows = _query(
+        workdir / "warehouse.duckdb",
+        "select customer_id, frequency, recency_days, monetary_value "
+        "from intermediate.int_customer_purchases_summarized order by 1",
+    )
+    # customer 1: occasions on the 10th (50) and the 20th (44); customer 2: one occasion
+    assert rows == [(1, 1, 10.0, 44.0), (2, 0, 0.0, None)]

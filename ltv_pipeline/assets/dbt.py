@@ -89,11 +89,15 @@ def dbt_models(
     # dbt holds the DuckDB lock while it builds, so row counts and key figures are read once it
     # has exited; the events are held until then (dbt's own log streams meanwhile).
     events, failure = [], None
+    invocation = dbt.cli(config.cli_args(), context=context)
     try:
-        for event in dbt.cli(config.cli_args(), context=context).stream():
+        for event in invocation.stream():
             events.append(event)
     except Exception as exc:  # re-raised below, after reporting what was built
         failure = exc
+        # an error raised while dbt still runs (e.g. a stale manifest): let it finish, or the
+        # warehouse is still locked and the real error hides behind a lock error
+        invocation.process.wait()
     with warehouse.connect() as con:
         for event in events:
             if isinstance(event, dg.Output):

@@ -1,5 +1,5 @@
 {#- One row per customer with a purchase up to as_of_date: the (frequency, recency, T,
-    monetary value) summary the BG/NBD and Gamma-Gamma models take, in days, computed here so
+    monetary value) summary (in purchase occasions, see below) the BG/NBD and Gamma-Gamma models take, in days, computed here so
     that only this summary crosses into Python. Times use timestamps, so two purchases on one
     day still give recency > 0; T runs to the end of as_of_date. The calibration_* columns are
     the same summary at the start of the backtest holdout (purchases before
@@ -19,21 +19,37 @@ reporting_window as (
 
 ),
 
-purchases as (
+{#- A purchase is an occasion: orders of one customer at the same instant (a split basket)
+    count once, with their revenue summed. Otherwise a repeat purchase could have recency 0,
+    which no continuous-time model allows (found at 100M generated orders). -#}
+occasions as (
 
     select
         orders.customer_id,
         orders.ordered_at,
-        cast(orders.net_revenue as {{ type_double() }}) as net_revenue,
-        orders.ordered_date < reporting_window.holdout_start_date as is_calibration,
-        row_number() over (
-            partition by orders.customer_id
-            order by orders.ordered_at, orders.order_id
-        ) as purchase_number
+        min(orders.ordered_date) as ordered_date,
+        sum(orders.net_revenue) as net_revenue
 
     from {{ ref('fct_orders') }} as orders
     cross join reporting_window
     where orders.is_purchase and orders.ordered_date <= reporting_window.as_of_date
+    group by orders.customer_id, orders.ordered_at
+
+),
+
+purchases as (
+
+    select
+        occasions.customer_id,
+        occasions.ordered_at,
+        cast(occasions.net_revenue as {{ type_double() }}) as net_revenue,
+        occasions.ordered_date < reporting_window.holdout_start_date as is_calibration,
+        row_number() over (
+            partition by occasions.customer_id order by occasions.ordered_at
+        ) as purchase_number
+
+    from occasions
+    cross join reporting_window
 
 ),
 

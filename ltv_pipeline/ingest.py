@@ -215,6 +215,9 @@ TABLES: dict[str, RawTable] = {
     ),
 }
 
+#: Verdicts that depend on the other rows of the same key, in precedence order.
+KEY_REASONS = ("conflicting_duplicate", "exact_duplicate")
+
 #: Load order: a table's reference target is loaded before it.
 LOAD_ORDER: tuple[str, ...] = ("customers", "orders", "marketing_spend")
 
@@ -223,10 +226,7 @@ def reason_codes() -> dict[str, list[str]]:
     """Every reason code the loader can give, per table, in precedence order."""
     codes = {}
     for name, table in TABLES.items():
-        codes[name] = [rule.reason for rule in table.row_rules] + [
-            "conflicting_duplicate",
-            "exact_duplicate",
-        ]
+        codes[name] = [rule.reason for rule in table.row_rules] + list(KEY_REASONS)
         if table.reference is not None:
             codes[name].append(table.reference.reason)
         codes[name].append("malformed_line")
@@ -395,8 +395,6 @@ def _rows_table(table: RawTable) -> str:
     return f"{RAW_SCHEMA}._rows_{table.name}"
 
 
-#: Verdicts that depend on other rows (of the same key, or of the referenced table).
-KEY_REASONS = ("conflicting_duplicate", "exact_duplicate")
 ALL_KEYS = -1
 
 

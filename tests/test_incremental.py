@@ -14,15 +14,17 @@ from tests.test_marts_fixture import CUSTOMERS, ORDERS, SPEND
 def _snapshot(path: str) -> dict[str, list[tuple]]:
     with duckdb.connect(path, read_only=True) as con:
         return {
-            table: con.execute(f"select * from marts.{table} order by all").fetchall()
+            table: con.execute(f"select * from {table} order by all").fetchall()
             for table in (
-                "fct_orders",
-                "customers",
-                "churn_monthly",
-                "ltv_summary",
-                "cac_monthly",
-                "cohort_activity",
-                "ltv_cac_by_channel",
+                "marts.fct_orders",
+                "marts.customers",
+                "marts.churn_monthly",
+                "marts.ltv_summary",
+                "marts.cac_monthly",
+                "marts.cohort_activity",
+                "marts.ltv_cac_by_channel",
+                "intermediate.int_customer_purchases_accumulated",
+                "intermediate.int_customer_purchases_summarized",
             )
         }
 
@@ -34,7 +36,7 @@ def test_incremental_night_equals_full_refresh(workdir):
     (raw / "marketing_spend.csv").write_text(SPEND)
     assert run_pipeline().success
     warehouse = str(workdir / "warehouse.duckdb")
-    before = _snapshot(warehouse)["fct_orders"]
+    before = _snapshot(warehouse)["marts.fct_orders"]
 
     # The next night's drop: two new orders, one of them late (dated two days before the
     # newest), and a recent order changed from completed to refunded.
@@ -49,12 +51,48 @@ def test_incremental_night_equals_full_refresh(workdir):
     incremental = run_pipeline()
     assert incremental.success
     nightly = _snapshot(warehouse)
-    assert len(nightly["fct_orders"]) == len(before) + 2
-    refunded = [r for r in nightly["fct_orders"] if r[0] == 406]
+    assert len(nightly["marts.fct_orders"]) == len(before) + 2
+    refunded = [r for r in nightly["marts.fct_orders"] if r[0] == 406]
     assert refunded[0][4] == "refunded"
 
     assert run_pipeline(full_refresh=True).success
     assert _snapshot(warehouse) == nightly
+
+
+def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir):
+    """The per-customer purchase totals behind the CLV summary are updated from the night's
+    orders, not recomputed from all history: a row of a customer without new orders is left as
+    it is (shown by marking one), while the customers in the lookback window are recomputed
+    from all their orders, and a full refresh recomputes everyone."""
+    raw = workdir / "raw"
+    (raw / "customers.csv").write_text(CUSTOMERS)
+    (raw / "orders.csv").write_text(ORDERS)
+    (raw / "marketing_spend.csv").write_text(SPEND)
+    assert run_pipeline().success
+    warehouse = str(workdir / "warehouse.duckdb")
+    table = "intermediate.int_customer_purchases_accumulated"
+    query = (
+        f"select customer_id, purchases, net_revenue from {table} where customer_id in (3, 4, 5)"
+    )
+    with duckdb.connect(warehouse) as con:
+        assert sorted(con.execute(query).fetchall()) == [(3, 3, 200), (4, 6, 180), (5, 1, 120)]
+        # a marker no computation would produce, on customer 3, whose last order is May 1
+        con.execute(f"update {table} set net_revenue = 999 where customer_id = 3")
+
+    # the night: customer 5 buys again, and customer 4's Jun 20 order is refunded
+    changed = ORDERS.replace(
+        "406,4,2025-06-20T09:00:00Z,completed,30,10,USD",
+        "406,4,2025-06-20T09:00:00Z,refunded,30,10,USD",
+    )
+    changed += "1301,5,2025-06-21T10:00:00Z,completed,45,20,USD\n"
+    (raw / "orders.csv").write_text(changed)
+    assert run_pipeline().success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert sorted(con.execute(query).fetchall()) == [(3, 3, 999), (4, 5, 150), (5, 2, 165)]
+
+    assert run_pipeline(full_refresh=True).success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert sorted(con.execute(query).fetchall()) == [(3, 3, 200), (4, 5, 150), (5, 2, 165)]
 
 
 def test_incremental_run_reads_only_the_lookback_window(workdir):
@@ -118,7 +156,8 @@ def _warehouse_state(path: str) -> dict[str, list[tuple]]:
     with duckdb.connect(path, read_only=True) as con:
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables() "
-            "where schema_name in ('raw', 'marts') and table_name <> '_files' order by all"
+            "where schema_name in ('raw', 'intermediate', 'marts', 'clv') "
+            "and table_name <> '_files' order by all"
         ).fetchall()
         return {
             f"{s}.{t}": con.execute(f'select * from {s}."{t}" order by all').fetchall()

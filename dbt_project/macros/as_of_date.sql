@@ -2,7 +2,7 @@
     configuration can never inject SQL. -#}
 {% macro as_of_date() -%}
     {%- set value = var('as_of_date', none) -%}
-    {%- if value is none or value | string | trim == '' -%}
+    {%- if not as_of_date_is_set() -%}
         (select max(cast(ordered_at as date)) from {{ ref('stg_shop__orders') }})
     {%- else -%}
         {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', value | string) -%}
@@ -10,6 +10,11 @@
         {%- endif -%}
         cast('{{ value }}' as date)
     {%- endif -%}
+{%- endmacro %}
+
+{#- Whether var as_of_date is set (a backfill); unset means the last order date. -#}
+{% macro as_of_date_is_set() -%}
+    {{ return(not (var('as_of_date', none) is none or var('as_of_date') | string | trim == '')) }}
 {%- endmacro %}
 
 {#- A numeric var, checked to lie in [min_value, max_value]; integer=true also demands a whole

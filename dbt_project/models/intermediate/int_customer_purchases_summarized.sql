@@ -1,10 +1,16 @@
 {#- One row per customer with a purchase up to as_of_date: the (frequency, recency, T,
-    monetary value) summary (in purchase occasions, see below) the BG/NBD and Gamma-Gamma models take, in days, computed here so
-    that only this summary crosses into Python. Times use timestamps, so two purchases on one
-    day still give recency > 0; T runs to the end of as_of_date. The calibration_* columns are
-    the same summary at the start of the backtest holdout (purchases before
-    holdout_start_date), for customers who had bought by then; holdout_purchases counts their
-    purchases in the holdout. -#}
+    monetary value) summary, in purchase occasions, the BG/NBD and Gamma-Gamma models take, in
+    days, computed here so that only this summary crosses into Python. Times use timestamps, so
+    two purchases on one day still give recency > 0; T runs to the end of as_of_date. The
+    calibration_* columns are the same summary at the start of the backtest holdout (purchases
+    before holdout_start_date), for customers who had bought by then; holdout_purchases counts
+    their purchases in the holdout.
+    The totals come from int_customer_purchases_accumulated, which is kept up to date from new
+    orders; only T and the calibration split move with as_of_date, and only customers who bought
+    both before and during the holdout are re-read from fct_orders for it. A backfill (var
+    as_of_date set) computes the totals from the orders up to that date with the same macro. -#}
+-- depends_on: {{ ref('int_customer_purchases_accumulated') }}
+-- depends_on: {{ ref('fct_orders') }}
 with
 
 reporting_window as (
@@ -19,100 +25,143 @@ reporting_window as (
 
 ),
 
-{#- A purchase is an occasion: orders of one customer at the same instant (a split basket)
-    count once, with their revenue summed. Otherwise a repeat purchase could have recency 0,
-    which no continuous-time model allows (found at 100M generated orders). -#}
-occasions as (
+{% if as_of_date_is_set() %}
+    orders_up_to_as_of as (
+
+        select orders.*
+        from {{ ref('fct_orders') }} as orders
+        cross join reporting_window
+        where orders.ordered_date <= reporting_window.as_of_date
+
+    ),
+
+    all_totals as (
+
+        {{ customer_purchase_totals('orders_up_to_as_of') }}
+
+    ),
+{% else %}
+    all_totals as (
+
+        select * from {{ ref('int_customer_purchases_accumulated') }}
+
+    ),
+{% endif %}
+
+totals as (
+
+    select * from all_totals
+    where purchases > 0
+
+),
+
+{#- Customers who bought before and during the holdout: their purchases before it, as
+    occasions (orders at one instant count once). -#}
+straddling_occasions as (
 
     select
         orders.customer_id,
         orders.ordered_at,
-        min(orders.ordered_date) as ordered_date,
         sum(orders.net_revenue) as net_revenue
 
     from {{ ref('fct_orders') }} as orders
+    inner join totals on orders.customer_id = totals.customer_id
     cross join reporting_window
-    where orders.is_purchase and orders.ordered_date <= reporting_window.as_of_date
+    where
+        orders.is_purchase
+        and totals.first_purchase_at < reporting_window.calibration_until
+        and totals.last_purchase_at >= reporting_window.calibration_until
+        and orders.ordered_at < reporting_window.calibration_until
     group by orders.customer_id, orders.ordered_at
 
 ),
 
-purchases as (
-
-    select
-        occasions.customer_id,
-        occasions.ordered_at,
-        cast(occasions.net_revenue as {{ type_double() }}) as net_revenue,
-        occasions.ordered_date < reporting_window.holdout_start_date as is_calibration,
-        row_number() over (
-            partition by occasions.customer_id order by occasions.ordered_at
-        ) as purchase_number
-
-    from occasions
-    cross join reporting_window
-
-),
-
-aggregated as (
+straddling as (
 
     select
         customer_id,
-        min(ordered_at) as first_purchase_at,
-        max(ordered_at) as last_purchase_at,
-        count(*) as purchases,
-        sum(case when purchase_number > 1 then net_revenue end) as repeat_net_revenue,
-        sum(case when is_calibration then 1 else 0 end) as calibration_purchases,
-        max(case when is_calibration then ordered_at end) as calibration_last_purchase_at,
-        sum(
-            case when is_calibration and purchase_number > 1 then net_revenue end
-        ) as calibration_repeat_net_revenue,
-        sum(case when is_calibration then 0 else 1 end) as holdout_purchases
+        count(*) as calibration_purchases,
+        max(ordered_at) as calibration_last_purchase_at,
+        sum(net_revenue) as calibration_net_revenue
 
-    from purchases
+    from straddling_occasions
     group by customer_id
+
+),
+
+calibration as (
+
+    select
+        totals.*,
+        case
+            when totals.first_purchase_at >= reporting_window.calibration_until then 0
+            when totals.last_purchase_at < reporting_window.calibration_until
+                then totals.purchases
+            else straddling.calibration_purchases
+        end as calibration_purchases,
+        case
+            when totals.last_purchase_at < reporting_window.calibration_until
+                then totals.last_purchase_at
+            else straddling.calibration_last_purchase_at
+        end as calibration_last_purchase_at,
+        case
+            when totals.last_purchase_at < reporting_window.calibration_until
+                then totals.net_revenue
+            else straddling.calibration_net_revenue
+        end as calibration_net_revenue
+
+    from totals
+    cross join reporting_window
+    left join straddling on totals.customer_id = straddling.customer_id
 
 ),
 
 final as (
 
     select
-        aggregated.customer_id,
-        aggregated.first_purchase_at,
-        aggregated.last_purchase_at,
-        aggregated.purchases - 1 as frequency,
+        calibration.customer_id,
+        calibration.first_purchase_at,
+        calibration.last_purchase_at,
+        calibration.purchases - 1 as frequency,
         {{ dbt.datediff(
-            'aggregated.first_purchase_at', 'aggregated.last_purchase_at', 'second'
+            'calibration.first_purchase_at', 'calibration.last_purchase_at', 'second'
         ) }} / 86400.0 as recency_days,
         {{ dbt.datediff(
-            'aggregated.first_purchase_at', 'reporting_window.observed_until', 'second'
+            'calibration.first_purchase_at', 'reporting_window.observed_until', 'second'
         ) }} / 86400.0 as t_days,
-        aggregated.repeat_net_revenue / nullif(aggregated.purchases - 1, 0) as monetary_value,
-        aggregated.calibration_purchases > 0 as is_in_calibration,
+        cast(
+            calibration.net_revenue - calibration.first_purchase_net_revenue
+            as {{ type_double() }}
+        ) / nullif(calibration.purchases - 1, 0) as monetary_value,
+        calibration.calibration_purchases > 0 as is_in_calibration,
         case
-            when aggregated.calibration_purchases > 0
-                then aggregated.calibration_purchases - 1
+            when calibration.calibration_purchases > 0
+                then calibration.calibration_purchases - 1
         end as calibration_frequency,
         case
-            when aggregated.calibration_purchases > 0
+            when calibration.calibration_purchases > 0
                 then {{ dbt.datediff(
-                    'aggregated.first_purchase_at',
-                    'aggregated.calibration_last_purchase_at',
+                    'calibration.first_purchase_at',
+                    'calibration.calibration_last_purchase_at',
                     'second'
                 ) }} / 86400.0
         end as calibration_recency_days,
         case
-            when aggregated.calibration_purchases > 0
+            when calibration.calibration_purchases > 0
                 then {{ dbt.datediff(
-                    'aggregated.first_purchase_at', 'reporting_window.calibration_until', 'second'
+                    'calibration.first_purchase_at', 'reporting_window.calibration_until', 'second'
                 ) }} / 86400.0
         end as calibration_t_days,
-        aggregated.calibration_repeat_net_revenue
-        / nullif(aggregated.calibration_purchases - 1, 0) as calibration_monetary_value,
+        cast(
+            calibration.calibration_net_revenue - calibration.first_purchase_net_revenue
+            as {{ type_double() }}
+        ) / nullif(calibration.calibration_purchases - 1, 0) as calibration_monetary_value,
         case
-            when aggregated.calibration_purchases > 0 then aggregated.holdout_purchases
+            when calibration.calibration_purchases > 0
+                then calibration.purchases - calibration.calibration_purchases
         end as holdout_purchases
 
-    from aggregated
+    from calibration
     cross join reporting_window
 
 )

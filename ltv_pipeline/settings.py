@@ -59,6 +59,25 @@ def published_dir() -> Path:
     return data_dir() / "published"
 
 
+WAREHOUSE_ENV = "LTV_WAREHOUSE"
+WAREHOUSES = ("duckdb", "spark")
+
+
+def warehouse() -> str:
+    """The engine (``LTV_WAREHOUSE``: ``duckdb``, the default, or ``spark``); it names dbt's
+    target and picks the resource Python assets read and write through.
+
+    Raises
+    ------
+    ValueError
+        Any other value.
+    """
+    value = os.environ.get(WAREHOUSE_ENV, "").strip() or WAREHOUSES[0]
+    if value not in WAREHOUSES:
+        raise ValueError(f"{WAREHOUSE_ENV}={value!r}: give one of {', '.join(WAREHOUSES)}")
+    return value
+
+
 def dbt_executable() -> Path:
     """The dbt installed beside this Python, so a venv works without being on PATH."""
     return Path(sys.executable).with_name("dbt")

@@ -24,6 +24,16 @@ def test_relative_duckdb_path_is_refused(monkeypatch):
         settings.duckdb_path()
 
 
+def test_the_warehouse_is_duckdb_unless_spark_is_asked_for(monkeypatch):
+    monkeypatch.delenv(settings.WAREHOUSE_ENV, raising=False)
+    assert settings.warehouse() == "duckdb"
+    monkeypatch.setenv(settings.WAREHOUSE_ENV, " spark ")
+    assert settings.warehouse() == "spark"
+    monkeypatch.setenv(settings.WAREHOUSE_ENV, "postgres")
+    with pytest.raises(ValueError, match="LTV_WAREHOUSE='postgres'"):
+        settings.warehouse()
+
+
 def _dbt(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """The dbt beside this Python on a copy of the project, output captured."""
     dbt = str(Path(sys.executable).with_name("dbt"))

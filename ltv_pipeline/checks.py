@@ -18,7 +18,7 @@ from ltv_pipeline.ingest import (
     count_input_rows,
     find_files,
 )
-from ltv_pipeline.resources import DuckDBWarehouse, PublishedDir, RawFiles
+from ltv_pipeline.resources import DuckDBWarehouse, PublishedDir, RawFiles, Warehouse
 from ltv_pipeline.rfm import SEGMENTS
 
 
@@ -55,18 +55,19 @@ raw_checks = [_rows_reconcile_check(table) for table in LOAD_ORDER]
 
 
 @dg.asset_check(asset=customer_revenue_deciles, blocking=True)
-def deciles_reconcile_with_customers(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+def deciles_reconcile_with_customers(warehouse: Warehouse) -> dg.AssetCheckResult:
     """Deciles cover every purchasing customer and all revenue; shares rise to exactly 1."""
-    with warehouse.connect() as con:
-        mart_customers, mart_revenue = con.execute(
-            f"select count(*), coalesce(sum(net_revenue), 0)::double "
+    with warehouse.session() as db:
+        mart_customers, mart_revenue = db.row(
+            f"select count(*), cast(coalesce(sum(net_revenue), 0) as double) "
             f"from {MARTS_SCHEMA}.customers where has_purchased"
-        ).fetchone()
-        rows = con.execute(
+        )
+        rows = db.frame(
             "select decile, customers, net_revenue, min_net_revenue, max_net_revenue, "
             f"cumulative_share_of_revenue from {MARTS_SCHEMA}.customer_revenue_deciles "
             "order by decile"
-        ).fetchall()
+        ).itertuples(index=False, name=None)
+        rows = list(rows)
     customers = sum(r[1] for r in rows)
     revenue = sum(r[2] for r in rows)
     cumulative = [r[5] for r in rows]
@@ -100,11 +101,11 @@ def _result(problems: list[str], ok: str, **metadata) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=customer_segments, blocking=True)
-def every_buyer_has_one_segment(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+def every_buyer_has_one_segment(warehouse: Warehouse) -> dg.AssetCheckResult:
     """Each customer with a purchase has exactly one known segment, and nobody else has one."""
     known = ", ".join("'" + s.replace("'", "''") + "'" for s in SEGMENTS)
-    with warehouse.connect() as con:
-        missing, extra, duplicated, unknown, scores = con.execute(
+    with warehouse.session() as db:
+        missing, extra, duplicated, unknown, scores = db.row(
             f"""
             select
                 (select count(*) from {MARTS_SCHEMA}.customers c
@@ -120,7 +121,7 @@ def every_buyer_has_one_segment(warehouse: DuckDBWarehouse) -> dg.AssetCheckResu
                 (select count(*) from {MARTS_SCHEMA}.customer_segments
                  where least(r, f, m) < 1 or greatest(r, f, m) > 5)
             """
-        ).fetchone()
+        )
     problems = [
         f"{n} {what}"
         for n, what in [
@@ -142,16 +143,14 @@ def every_buyer_has_one_segment(warehouse: DuckDBWarehouse) -> dg.AssetCheckResu
 
 
 @dg.asset_check(asset=segment_summary_asset, blocking=True)
-def segment_shares_sum_to_one(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+def segment_shares_sum_to_one(warehouse: Warehouse) -> dg.AssetCheckResult:
     """Customer and revenue shares each sum to 1, and customers add up to the buyers."""
-    with warehouse.connect() as con:
-        customers, share_customers, share_revenue = con.execute(
+    with warehouse.session() as db:
+        customers, share_customers, share_revenue = db.row(
             f"select sum(customers), sum(share_of_customers), sum(share_of_revenue) "
             f"from {MARTS_SCHEMA}.segment_summary"
-        ).fetchone()
-        buyers = con.execute(
-            f"select count(*) from {MARTS_SCHEMA}.customers where has_purchased"
-        ).fetchone()[0]
+        )
+        (buyers,) = db.row(f"select count(*) from {MARTS_SCHEMA}.customers where has_purchased")
     problems = []
     if customers != buyers:
         problems.append(f"segments hold {customers} customers, the mart {buyers} buyers")
@@ -168,26 +167,29 @@ def segment_shares_sum_to_one(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult
 
 
 @dg.asset_check(asset=RETENTION, blocking=True)
-def cohort_retention_is_consistent(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+def cohort_retention_is_consistent(warehouse: Warehouse) -> dg.AssetCheckResult:
     """Retention in [0, 1], month 0 is 100%, cumulative values never decrease."""
-    with warehouse.connect() as con:
-        out_of_range, month0, decreasing = con.execute(
+    window = "over (partition by cohort_month order by months_since_acquisition)"
+    with warehouse.session() as db:
+        out_of_range, month0, decreasing = db.row(
             f"""
             with ordered as (
                 select *,
-                    lag(cumulative_net_revenue_per_customer) over w as prev_revenue,
-                    lag(cumulative_gross_margin_per_customer) over w as prev_margin
+                    lag(cumulative_net_revenue_per_customer) {window} as prev_revenue,
+                    lag(cumulative_gross_margin_per_customer) {window} as prev_margin
                 from {MARTS_SCHEMA}.cohort_retention
-                window w as (partition by cohort_month order by months_since_acquisition)
             )
             select
-                count(*) filter (where retention < 0 or retention > 1 or retention is null),
-                count(*) filter (where months_since_acquisition = 0 and retention <> 1),
-                count(*) filter (where cumulative_net_revenue_per_customer < prev_revenue - 1e-9
-                                 or cumulative_gross_margin_per_customer < prev_margin - 1e-9)
+                coalesce(sum(case when retention < 0 or retention > 1 or retention is null
+                             then 1 else 0 end), 0),
+                coalesce(sum(case when months_since_acquisition = 0 and retention <> 1
+                             then 1 else 0 end), 0),
+                coalesce(sum(case when cumulative_net_revenue_per_customer < prev_revenue - 1e-9
+                                  or cumulative_gross_margin_per_customer < prev_margin - 1e-9
+                             then 1 else 0 end), 0)
             from ordered
             """
-        ).fetchone()
+        )
     problems = [
         f"{n} {what}"
         for n, what in [
@@ -216,10 +218,11 @@ def _not_fitted(what: str, status: str) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=PREDICTIONS, blocking=True)
-def predictions_cover_buyers_and_are_valid(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
     """One prediction per buyer; P(alive) in [0, 1]; expected purchases and CLV finite, >= 0."""
-    with warehouse.connect() as con:
-        rows, buyers, fitted, bad_alive, bad_values = con.execute(
+    # "between 0 and 1e308" is false for NaN and infinity on both engines (no isfinite on Spark)
+    with warehouse.session() as db:
+        rows, buyers, fitted, bad_alive, bad_values = db.row(
             f"""
             select
                 (select count(distinct customer_id) from {MARTS_SCHEMA}.customer_predictions),
@@ -228,11 +231,11 @@ def predictions_cover_buyers_and_are_valid(warehouse: DuckDBWarehouse) -> dg.Ass
                 (select count(*) from {MARTS_SCHEMA}.customer_predictions
                  where not (p_alive between 0 and 1)),
                 (select count(*) from {MARTS_SCHEMA}.customer_predictions
-                 where not (isfinite(predicted_clv) and predicted_clv >= 0
-                            and isfinite(expected_purchases) and expected_purchases >= 0
-                            and isfinite(expected_order_value) and expected_order_value > 0))
+                 where not (predicted_clv between 0 and 1e308
+                            and expected_purchases between 0 and 1e308
+                            and expected_order_value > 0 and expected_order_value <= 1e308))
             """
-        ).fetchone()
+        )
     problems = [
         f"{n} {what}"
         for n, what in [
@@ -257,14 +260,14 @@ class BacktestThresholds(dg.Config):
 
 @dg.asset_check(asset=BACKTEST, blocking=True)
 def backtest_beats_baseline(
-    config: BacktestThresholds, warehouse: DuckDBWarehouse
+    config: BacktestThresholds, warehouse: Warehouse
 ) -> dg.AssetCheckResult:
     """BG/NBD's holdout forecast is within the error threshold and beats the historical average."""
-    with warehouse.connect() as con:
-        rows = con.execute(
+    with warehouse.session() as db:
+        rows = db.frame(
             f"select model, status, aggregate_error_pct, mae, spearman "
             f"from {MARTS_SCHEMA}.clv_backtest"
-        ).df()
+        )
     scores = rows.set_index("model")
     status = str(scores.loc["bgnbd", "status"])
     if status != "scored":

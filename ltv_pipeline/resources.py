@@ -1,10 +1,12 @@
-"""Resources: the DuckDB warehouse, the raw file drop and dbt."""
+"""Resources: the warehouse (DuckDB, or Spark: :mod:`ltv_pipeline.spark`), the raw file drop
+and dbt."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -16,7 +18,51 @@ from ltv_pipeline import settings
 from ltv_pipeline.project import dbt_project
 
 
-class DuckDBWarehouse(ConfigurableResource):
+class WarehouseSession(Protocol):
+    """What Python assets and checks do with the warehouse, on either engine. The SQL they pass
+    is written to run on DuckDB and Spark alike."""
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        """The result of ``sql`` as a DataFrame."""
+        ...
+
+    def row(self, sql: str) -> tuple[Any, ...]:
+        """The first row of ``sql``'s result."""
+        ...
+
+    def replace_table(self, table: str, frame: pd.DataFrame, order_by: str) -> int:
+        """Replace ``schema.name`` with ``frame``, sorted; returns the row count."""
+        ...
+
+
+class Warehouse(ConfigurableResource):
+    """Where Python assets read and write: one subclass per engine, picked by LTV_WAREHOUSE
+    (:func:`build_resources`)."""
+
+    def session(self) -> AbstractContextManager[WarehouseSession]:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Let another process (dbt) use the warehouse; called before every dbt step."""
+
+
+class DuckDBSession:
+    """:class:`WarehouseSession` on one open DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        return self.con.execute(sql).df()
+
+    def row(self, sql: str) -> tuple[Any, ...]:
+        return self.con.execute(sql).fetchone()
+
+    def replace_table(self, table: str, frame: pd.DataFrame, order_by: str) -> int:
+        return replace_table(self.con, table, frame, order_by)
+
+
+class DuckDBWarehouse(Warehouse):
     """The working warehouse. Connections are opened per use and always closed.
 
     DuckDB admits one writing process, and dbt runs as a subprocess: never keep a connection
@@ -44,6 +90,11 @@ class DuckDBWarehouse(ConfigurableResource):
             config["temp_directory"] = self.temp_directory
         with duckdb.connect(self.path, config=config) as con:
             yield con
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBSession]:
+        with self.connect() as con:
+            yield DuckDBSession(con)
 
 
 def replace_table(
@@ -92,9 +143,17 @@ class PublishedDir(ConfigurableResource):
 
 
 def build_resources() -> dict[str, object]:
-    """Resources for the configured environment (read when definitions load)."""
+    """Resources for the configured environment (read when definitions load); the only place
+    that picks the engine (LTV_WAREHOUSE)."""
+    warehouse: Warehouse
+    if settings.warehouse() == "spark":
+        from ltv_pipeline.spark import SparkWarehouse, spark_conf
+
+        warehouse = SparkWarehouse(conf=spark_conf())
+    else:
+        warehouse = DuckDBWarehouse(path=str(settings.duckdb_path()), **settings.duckdb_config())
     return {
-        "warehouse": DuckDBWarehouse(path=str(settings.duckdb_path()), **settings.duckdb_config()),
+        "warehouse": warehouse,
         "raw_files": RawFiles(directory=str(settings.raw_dir())),
         "reports": ReportsDir(directory=str(settings.reports_dir())),
         "published": PublishedDir(directory=str(settings.published_dir())),

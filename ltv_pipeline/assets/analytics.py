@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ltv_pipeline.concentration import revenue_deciles
-from ltv_pipeline.resources import DuckDBWarehouse, replace_table
+from ltv_pipeline.resources import Warehouse
 
 ANALYTICS_GROUP = "analytics"
 MARTS_SCHEMA = "marts"
@@ -15,15 +15,15 @@ MARTS_SCHEMA = "marts"
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "pandas"},
 )
-def customer_revenue_deciles(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+def customer_revenue_deciles(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """One row per revenue decile of purchasing customers (1 = top 10%), with revenue shares."""
-    with warehouse.connect() as con:
-        customers = con.execute(
+    with warehouse.session() as db:
+        customers = db.frame(
             "select customer_id, cast(net_revenue as double) as net_revenue "
             f"from {MARTS_SCHEMA}.customers where has_purchased"
-        ).df()
+        )
         deciles = revenue_deciles(customers)
-        replace_table(con, f"{MARTS_SCHEMA}.customer_revenue_deciles", deciles, "decile")
+        db.replace_table(f"{MARTS_SCHEMA}.customer_revenue_deciles", deciles, "decile")
     top_share = float(deciles["share_of_revenue"].iloc[0]) if len(deciles) else 0.0
     return dg.MaterializeResult(
         metadata={

@@ -3,6 +3,7 @@
 import base64
 
 import dagster as dg
+import pandas as pd
 
 from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
 from ltv_pipeline.cohorts import (
@@ -12,7 +13,7 @@ from ltv_pipeline.cohorts import (
     retention_long,
     retention_wide,
 )
-from ltv_pipeline.resources import DuckDBWarehouse, ReportsDir, replace_table
+from ltv_pipeline.resources import ReportsDir, Warehouse
 
 RETENTION = dg.AssetKey([MARTS_SCHEMA, "cohort_retention"])
 RETENTION_WIDE = dg.AssetKey([MARTS_SCHEMA, "cohort_retention_wide"])
@@ -49,24 +50,27 @@ def png_markdown(path, title: str) -> dg.MetadataValue:
     ],
     can_subset=False,
 )
-def cohort_retention(warehouse: DuckDBWarehouse, reports: ReportsDir):
+def cohort_retention(warehouse: Warehouse, reports: ReportsDir):
     """Write the retention tables, the retention heatmap and the LTV curves per channel."""
-    with warehouse.connect() as con:
-        activity = con.execute(f"select * from {MARTS_SCHEMA}.cohort_activity").df()
-        channel_months = con.execute("select * from intermediate.int_cohort_months_aggregated").df()
-        cac = dict(
-            con.execute(
-                f"select acquisition_channel, cac from {MARTS_SCHEMA}.ltv_cac_by_channel"
-            ).fetchall()
+    with warehouse.session() as db:
+        activity = db.frame(f"select * from {MARTS_SCHEMA}.cohort_activity")
+        channel_months = db.frame("select * from intermediate.int_cohort_months_aggregated")
+        cac_frame = db.frame(
+            f"select acquisition_channel, cac from {MARTS_SCHEMA}.ltv_cac_by_channel"
         )
+        cac = {
+            channel: float(value)
+            for channel, value in zip(
+                cac_frame["acquisition_channel"], cac_frame["cac"], strict=True
+            )
+            if pd.notna(value)
+        }
         long = retention_long(activity)
         wide = retention_wide(long)
-        long_rows = replace_table(
-            con, f"{MARTS_SCHEMA}.cohort_retention", long, "cohort_month, months_since_acquisition"
+        long_rows = db.replace_table(
+            f"{MARTS_SCHEMA}.cohort_retention", long, "cohort_month, months_since_acquisition"
         )
-        wide_rows = replace_table(
-            con, f"{MARTS_SCHEMA}.cohort_retention_wide", wide, "cohort_month"
-        )
+        wide_rows = db.replace_table(f"{MARTS_SCHEMA}.cohort_retention_wide", wide, "cohort_month")
     heatmap = plot_retention_heatmap(long, reports.path / "cohort_retention_heatmap.png")
     curves = plot_ltv_curves(
         channel_ltv_curves(channel_months), reports.path / "ltv_curves_by_channel.png", cac=cac

@@ -10,7 +10,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field, field_validator
 
 from ltv_pipeline.project import dbt_project
-from ltv_pipeline.resources import DuckDBWarehouse
+from ltv_pipeline.resources import Warehouse, WarehouseSession
 
 # Figures a person looks for on a mart in the UI, beside its row count: (name, SQL) per table.
 KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
@@ -82,13 +82,14 @@ class DbtBuildConfig(dg.Config):
 def dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
-    warehouse: DuckDBWarehouse,
+    warehouse: Warehouse,
     config: DbtBuildConfig,
 ):
     """Build and test the dbt models selected in this run."""
     # dbt holds the DuckDB lock while it builds, so row counts and key figures are read once it
     # has exited; the events are held until then (dbt's own log streams meanwhile).
     events, failure = [], None
+    warehouse.release()  # e.g. a local Spark's metastore admits one process
     invocation = dbt.cli(config.cli_args(), context=context)
     try:
         for event in invocation.stream():
@@ -98,22 +99,23 @@ def dbt_models(
         # an error raised while dbt still runs (e.g. a stale manifest): let it finish, or the
         # warehouse is still locked and the real error hides behind a lock error
         invocation.process.wait()
-    with warehouse.connect() as con:
+    with warehouse.session() as db:
         for event in events:
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)
-                event = event.with_metadata({**event.metadata, **_table_metadata(con, key)})
+                event = event.with_metadata({**event.metadata, **_table_metadata(db, key)})
             yield event
     if failure is not None:
         raise failure
 
 
-def _table_metadata(con, key: dg.AssetKey) -> dict[str, Any]:
+def _table_metadata(db: WarehouseSession, key: dg.AssetKey) -> dict[str, Any]:
+    # dbt's schema and model names are plain identifiers: unquoted, as both engines take them
     schema, name = key.path[0], key.path[-1]
-    (rows,) = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()
+    (rows,) = db.row(f"select count(*) from {schema}.{name}")
     metadata: dict[str, Any] = {"dagster/row_count": int(rows)}
     for label, sql in KEY_FIGURES.get(name, []):
-        frame = con.execute(sql).df()
+        frame = db.frame(sql)
         records = json.loads(frame.to_json(orient="records", date_format="iso"))
         metadata[label] = dg.MetadataValue.json(records[0] if len(records) == 1 else records)
     return metadata

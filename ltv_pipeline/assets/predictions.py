@@ -7,7 +7,7 @@ import pandas as pd
 
 from ltv_pipeline import forecast
 from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
-from ltv_pipeline.resources import DuckDBWarehouse, replace_table
+from ltv_pipeline.resources import Warehouse, WarehouseSession
 
 PREDICTIONS = dg.AssetKey([MARTS_SCHEMA, "customer_predictions"])
 BACKTEST = dg.AssetKey([MARTS_SCHEMA, "clv_backtest"])
@@ -37,11 +37,11 @@ BACKTEST_COLUMNS = (
 )
 
 
-def _summary(con, columns: tuple[str, ...], where: str = "true") -> pd.DataFrame:
-    return con.execute(
+def _summary(db: WarehouseSession, columns: tuple[str, ...], where: str = "true") -> pd.DataFrame:
+    return db.frame(
         f"select {', '.join(columns)} from {SUMMARY.path[0]}.{SUMMARY.path[1]} "
         f"where {where} order by customer_id"
-    ).df()
+    )
 
 
 @dg.asset(
@@ -51,16 +51,16 @@ def _summary(con, columns: tuple[str, ...], where: str = "true") -> pd.DataFrame
     kinds={"duckdb", "scipy"},
 )
 def customer_predictions(
-    context: dg.AssetExecutionContext, config: ClvConfig, warehouse: DuckDBWarehouse
+    context: dg.AssetExecutionContext, config: ClvConfig, warehouse: Warehouse
 ):
     """One row per customer with a purchase: P(alive), expected purchases, order value and CLV."""
-    with warehouse.connect() as con:
-        summary = _summary(con, FIT_COLUMNS)
+    with warehouse.session() as db:
+        summary = _summary(db, FIT_COLUMNS)
         # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var
-        margin_rate, discount_rate = con.execute(
+        margin_rate, discount_rate = db.row(
             f"select s.gross_margin_rate, w.discount_rate from {MARTS_SCHEMA}.ltv_summary as s "
             "cross join intermediate.int_reporting_window as w where s.dimension = 'overall'"
-        ).fetchone()
+        )
     context.log.info(f"fitting BG/NBD and Gamma-Gamma on {len(summary):,} customers")
     started = time.perf_counter()
     try:
@@ -84,10 +84,8 @@ def customer_predictions(
         margin_rate=float(margin_rate or 0.0),
         yearly_discount_rate=float(discount_rate),
     )
-    with warehouse.connect() as con:
-        rows = replace_table(
-            con, f"{MARTS_SCHEMA}.customer_predictions", predictions, "customer_id"
-        )
+    with warehouse.session() as db:
+        rows = db.replace_table(f"{MARTS_SCHEMA}.customer_predictions", predictions, "customer_id")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
@@ -107,13 +105,13 @@ def customer_predictions(
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "scipy"},
 )
-def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse: DuckDBWarehouse):
+def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse: Warehouse):
     """One row per forecast (BG/NBD, historical average): holdout purchases predicted vs actual."""
-    with warehouse.connect() as con:
-        summary = _summary(con, BACKTEST_COLUMNS, where="is_in_calibration")
-        as_of_date, holdout_start = con.execute(
+    with warehouse.session() as db:
+        summary = _summary(db, BACKTEST_COLUMNS, where="is_in_calibration")
+        as_of_date, holdout_start = db.row(
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
-        ).fetchone()
+        )
     holdout_days = float((as_of_date - holdout_start).days + 1)
     context.log.info(f"backtest: fitting before {holdout_start}, scoring {holdout_days:.0f} days")
     columns = ["customers", "actual_total", "predicted_total", "aggregate_error_pct"]
@@ -136,8 +134,8 @@ def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse
     table.insert(2, "as_of_date", as_of_date)
     table.insert(3, "holdout_start_date", holdout_start)
     table.insert(4, "holdout_days", holdout_days)
-    with warehouse.connect() as con:
-        rows = replace_table(con, f"{MARTS_SCHEMA}.clv_backtest", table, "model")
+    with warehouse.session() as db:
+        rows = db.replace_table(f"{MARTS_SCHEMA}.clv_backtest", table, "model")
     metrics = {
         f"{row['model']}_{name}": float(row[name])
         for row in scores

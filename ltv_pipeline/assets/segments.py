@@ -4,7 +4,7 @@ import dagster as dg
 
 from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
 from ltv_pipeline.assets.predictions import PREDICTIONS
-from ltv_pipeline.resources import DuckDBWarehouse, replace_table
+from ltv_pipeline.resources import Warehouse
 from ltv_pipeline.rfm import score_customers, segment_summary
 
 CUSTOMERS = dg.AssetKey([MARTS_SCHEMA, "customers"])
@@ -16,16 +16,16 @@ CUSTOMERS = dg.AssetKey([MARTS_SCHEMA, "customers"])
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "pandas"},
 )
-def customer_segments(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """One row per customer with a purchase as of as_of_date: R, F, M scores and RFM segment."""
-    with warehouse.connect() as con:
-        customers = con.execute(
+    with warehouse.session() as db:
+        customers = db.frame(
             "select customer_id, days_since_last_purchase, orders, "
             f"cast(net_revenue as double) as net_revenue from {MARTS_SCHEMA}.customers "
             "where has_purchased"
-        ).df()
+        )
         segments = score_customers(customers)
-        rows = replace_table(con, f"{MARTS_SCHEMA}.customer_segments", segments, "customer_id")
+        rows = db.replace_table(f"{MARTS_SCHEMA}.customer_segments", segments, "customer_id")
     counts = segments["segment"].value_counts().sort_index()
     return dg.MaterializeResult(
         metadata={
@@ -43,18 +43,18 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: DuckDBWareho
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "pandas"},
 )
-def segment_summary_asset(warehouse: DuckDBWarehouse):
+def segment_summary_asset(warehouse: Warehouse):
     """One row per RFM segment: customers, shares of customers and revenue, average LTV and CLV."""
-    with warehouse.connect() as con:
-        segments = con.execute(f"select * from {MARTS_SCHEMA}.customer_segments").df()
-        customers = con.execute(
+    with warehouse.session() as db:
+        segments = db.frame(f"select * from {MARTS_SCHEMA}.customer_segments")
+        customers = db.frame(
             f"select customer_id, net_revenue, historical_ltv from {MARTS_SCHEMA}.customers"
-        ).df()
-        predictions = con.execute(
+        )
+        predictions = db.frame(
             f"select customer_id, predicted_clv from {MARTS_SCHEMA}.customer_predictions"
-        ).df()
+        )
         summary = segment_summary(segments, customers, predictions)
-        rows = replace_table(con, f"{MARTS_SCHEMA}.segment_summary", summary, "segment")
+        rows = db.replace_table(f"{MARTS_SCHEMA}.segment_summary", summary, "segment")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

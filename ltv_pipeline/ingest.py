@@ -74,146 +74,206 @@ class RawTable:
     key: tuple[str, ...]
     rules: tuple[Rule, ...]
     reference: Reference | None = None
+    dialect: Dialect = field(default_factory=lambda: DUCKDB, compare=False)
 
     @property
     def row_rules(self) -> tuple[Rule, ...]:
         """The rules in precedence order, a blank line first."""
-        empty = Rule("empty_line", " and ".join(_blank(c) for c in self.columns))
+        empty = Rule("empty_line", " and ".join(self.dialect.blank(c) for c in self.columns))
         return (empty, *self.rules)
 
 
-def _q(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
+class Dialect:
+    """How one engine spells what the rules use. The rules themselves are written once, in
+    :func:`raw_tables`, and rendered for DuckDB (:data:`DUCKDB`) or Spark (:data:`SPARK`)."""
+
+    name = "duckdb"
+    quote_char = '"'
+    param_prefix = "$"
+
+    def q(self, column: str) -> str:
+        """A quoted identifier."""
+        return (
+            self.quote_char
+            + column.replace(self.quote_char, self.quote_char * 2)
+            + (self.quote_char)
+        )
+
+    def param(self, name: str) -> str:
+        """A named query parameter (the values are bound, never pasted into SQL)."""
+        return self.param_prefix + name
+
+    def t(self, column: str) -> str:
+        """The typed value of ``column`` (see :attr:`RawTable.typed`), computed once per row."""
+        return self.q("t_" + column)
+
+    def blank(self, column: str) -> str:
+        return f"nullif(trim({self.q(column)}), '') is null"
+
+    def not_blank(self, column: str) -> str:
+        return f"nullif(trim({self.q(column)}), '') is not null"
+
+    def full_match(self, expr: str, pattern: str) -> str:
+        return f"regexp_full_match({expr}, '{pattern}')"
+
+    def utc_timestamp(self, expr: str) -> str:
+        # Offsets are honoured and converted; a timestamp without one is taken as UTC.
+        return f"timezone('UTC', try_cast({expr} as timestamptz))"
+
+    def row_hash(self, columns: str) -> str:
+        return f"hash({columns})"
 
 
-def _blank(column: str) -> str:
-    return f"nullif(trim({_q(column)}), '') is null"
+class SparkDialect(Dialect):
+    """Spark SQL (4.x, ANSI or not); the session time zone must be UTC."""
+
+    name = "spark"
+    quote_char = "`"
+    param_prefix = ":"
+
+    def full_match(self, expr: str, pattern: str) -> str:
+        return f"({expr} rlike '^(?:{pattern})$')"
+
+    def utc_timestamp(self, expr: str) -> str:
+        # with the session time zone UTC, an offset is converted and none means UTC
+        return f"try_cast({expr} as timestamp)"
+
+    def row_hash(self, columns: str) -> str:
+        return f"xxhash64({columns})"
 
 
-def _not_blank(column: str) -> str:
-    return f"nullif(trim({_q(column)}), '') is not null"
+DUCKDB = Dialect()
+SPARK = SparkDialect()
 
 
-def _bigint(column: str) -> str:
-    return f"try_cast(trim({_q(column)}) as bigint)"
+def raw_tables(d: Dialect) -> dict[str, RawTable]:
+    """How each raw table is typed and checked, rendered in dialect ``d``: the one definition of
+    every rule. ``load_date``, ``load_time`` and ``currency`` are query parameters."""
+    q, t, not_blank = d.q, d.t, d.not_blank
 
+    def bigint(column: str) -> str:
+        # digits only: DuckDB's cast alone would take "12.5" (as 13), "1e3" and "0x1F"
+        text = f"trim({q(column)})"
+        return f"case when {d.full_match(text, '[+-]?[0-9]+')} then try_cast({text} as bigint) end"
 
-def _date(column: str) -> str:
-    return f"try_cast(trim({_q(column)}) as date)"
+    def date(column: str) -> str:
+        return f"try_cast(trim({q(column)}) as date)"
 
+    def money(column: str) -> str:
+        return f"try_cast(nullif(trim({q(column)}), '') as decimal(18, 2))"
 
-def _money(column: str) -> str:
-    return f"try_cast(nullif(trim({_q(column)}), '') as decimal(18, 2))"
+    def required(column: str) -> Rule:
+        return Rule(f"missing_{column}", d.blank(column))
 
+    def id_rules(column: str) -> tuple[Rule, ...]:
+        return (required(column), Rule(f"invalid_{column}", f"{t(column)} is null"))
 
-def _utc_timestamp(column: str) -> str:
-    # Offsets are honoured and converted; a timestamp without one is taken as UTC.
-    return f"timezone('UTC', try_cast(trim({_q(column)}) as timestamptz))"
+    def money_rules(column: str, *, required_: bool) -> tuple[Rule, ...]:
+        rules = (
+            Rule(f"non_numeric_{column}", f"{not_blank(column)} and {t(column)} is null"),
+            Rule(f"negative_{column}", f"{t(column)} < 0"),
+        )
+        return ((required(column),) if required_ else ()) + rules
 
+    def clean(column: str, case: str) -> str:
+        return f"{case}(trim({q(column)}))"
 
-def _t(column: str) -> str:
-    """The typed value of ``column`` (see :attr:`RawTable.typed`), computed once per row."""
-    return _q("t_" + column)
-
-
-def _required(column: str) -> Rule:
-    return Rule(f"missing_{column}", _blank(column))
-
-
-def _id_rules(column: str) -> tuple[Rule, ...]:
-    return (_required(column), Rule(f"invalid_{column}", f"{_t(column)} is null"))
-
-
-def _money_rules(column: str, *, required: bool) -> tuple[Rule, ...]:
-    rules = (
-        Rule(f"non_numeric_{column}", f"{_not_blank(column)} and {_t(column)} is null"),
-        Rule(f"negative_{column}", f"{_t(column)} < 0"),
-    )
-    return ((_required(column),) if required else ()) + rules
-
-
-# $load_date / $load_time / $currency are bound as query parameters, never pasted into SQL.
-TABLES: dict[str, RawTable] = {
-    "customers": RawTable(
-        name="customers",
-        columns=("customer_id", "email", "signup_date", "acquisition_channel", "country"),
-        typed={
-            "customer_id": _bigint("customer_id"),
-            "email": "nullif(trim(\"email\"), '')",
-            "signup_date": _date("signup_date"),
-            "acquisition_channel": 'lower(trim("acquisition_channel"))',
-            "country": 'upper(trim("country"))',
-        },
-        key=("customer_id",),
-        rules=(
-            *_id_rules("customer_id"),
-            Rule("invalid_email", f"{_not_blank('email')} and trim(\"email\") not like '%_@_%'"),
-            _required("signup_date"),
-            Rule("unparseable_signup_date", f"{_t('signup_date')} is null"),
-            Rule("future_signup_date", f"{_t('signup_date')} > $load_date"),
-            _required("acquisition_channel"),
-            _required("country"),
-            Rule(
-                "invalid_country",
-                "not regexp_full_match(upper(trim(\"country\")), '[A-Z]{2}')",
+    return {
+        "customers": RawTable(
+            name="customers",
+            columns=("customer_id", "email", "signup_date", "acquisition_channel", "country"),
+            typed={
+                "customer_id": bigint("customer_id"),
+                "email": f"nullif(trim({q('email')}), '')",
+                "signup_date": date("signup_date"),
+                "acquisition_channel": clean("acquisition_channel", "lower"),
+                "country": clean("country", "upper"),
+            },
+            key=("customer_id",),
+            dialect=d,
+            rules=(
+                *id_rules("customer_id"),
+                Rule(
+                    "invalid_email",
+                    f"{not_blank('email')} and trim({q('email')}) not like '%_@_%'",
+                ),
+                required("signup_date"),
+                Rule("unparseable_signup_date", f"{t('signup_date')} is null"),
+                Rule("future_signup_date", f"{t('signup_date')} > {d.param('load_date')}"),
+                required("acquisition_channel"),
+                required("country"),
+                Rule(
+                    "invalid_country",
+                    f"not {d.full_match(clean('country', 'upper'), '[A-Z]{2}')}",
+                ),
             ),
         ),
-    ),
-    "orders": RawTable(
-        name="orders",
-        columns=(
-            "order_id",
-            "customer_id",
-            "ordered_at",
-            "status",
-            "amount",
-            "cost",
-            "currency",
-        ),
-        typed={
-            "order_id": _bigint("order_id"),
-            "customer_id": _bigint("customer_id"),
-            "ordered_at": _utc_timestamp("ordered_at"),
-            "status": 'lower(trim("status"))',
-            "amount": _money("amount"),
-            "cost": _money("cost"),
-            "currency": 'upper(trim("currency"))',
-        },
-        key=("order_id",),
-        rules=(
-            *_id_rules("order_id"),
-            *_id_rules("customer_id"),
-            _required("ordered_at"),
-            Rule("unparseable_ordered_at", f"{_t('ordered_at')} is null"),
-            Rule("future_ordered_at", f"{_t('ordered_at')} > $load_time"),
-            Rule(
-                "unknown_status",
-                "coalesce(lower(trim(\"status\")), '') "
-                "not in ('completed', 'refunded', 'cancelled')",
+        "orders": RawTable(
+            name="orders",
+            columns=(
+                "order_id",
+                "customer_id",
+                "ordered_at",
+                "status",
+                "amount",
+                "cost",
+                "currency",
             ),
-            *_money_rules("amount", required=True),
-            *_money_rules("cost", required=False),
-            Rule("unknown_currency", "coalesce(upper(trim(\"currency\")), '') <> $currency"),
+            typed={
+                "order_id": bigint("order_id"),
+                "customer_id": bigint("customer_id"),
+                "ordered_at": d.utc_timestamp(f"trim({q('ordered_at')})"),
+                "status": clean("status", "lower"),
+                "amount": money("amount"),
+                "cost": money("cost"),
+                "currency": clean("currency", "upper"),
+            },
+            key=("order_id",),
+            rules=(
+                *id_rules("order_id"),
+                *id_rules("customer_id"),
+                required("ordered_at"),
+                Rule("unparseable_ordered_at", f"{t('ordered_at')} is null"),
+                Rule("future_ordered_at", f"{t('ordered_at')} > {d.param('load_time')}"),
+                Rule(
+                    "unknown_status",
+                    f"coalesce({clean('status', 'lower')}, '') "
+                    "not in ('completed', 'refunded', 'cancelled')",
+                ),
+                *money_rules("amount", required_=True),
+                *money_rules("cost", required_=False),
+                Rule(
+                    "unknown_currency",
+                    f"coalesce({clean('currency', 'upper')}, '') <> {d.param('currency')}",
+                ),
+            ),
+            reference=Reference("customer_id", "customers", "customer_id", "unknown_customer_id"),
+            dialect=d,
         ),
-        reference=Reference("customer_id", "customers", "customer_id", "unknown_customer_id"),
-    ),
-    "marketing_spend": RawTable(
-        name="marketing_spend",
-        columns=("date", "channel", "spend"),
-        typed={
-            "date": _date("date"),
-            "channel": 'lower(trim("channel"))',
-            "spend": _money("spend"),
-        },
-        key=("date", "channel"),
-        rules=(
-            _required("date"),
-            Rule("unparseable_date", f"{_t('date')} is null"),
-            _required("channel"),
-            *_money_rules("spend", required=True),
+        "marketing_spend": RawTable(
+            name="marketing_spend",
+            columns=("date", "channel", "spend"),
+            typed={
+                "date": date("date"),
+                "channel": clean("channel", "lower"),
+                "spend": money("spend"),
+            },
+            key=("date", "channel"),
+            dialect=d,
+            rules=(
+                required("date"),
+                Rule("unparseable_date", f"{t('date')} is null"),
+                required("channel"),
+                *money_rules("spend", required_=True),
+            ),
         ),
-    ),
-}
+    }
+
+
+#: The rules as DuckDB runs them (the loader below).
+TABLES: dict[str, RawTable] = raw_tables(DUCKDB)
+_q, _t = DUCKDB.q, DUCKDB.t
+
 
 #: Verdicts that depend on the other rows of the same key, in precedence order.
 KEY_REASONS = ("conflicting_duplicate", "exact_duplicate")
@@ -398,16 +458,18 @@ def _rows_table(table: RawTable) -> str:
 ALL_KEYS = -1
 
 
-def _typed_query(table: RawTable, source: str) -> str:
-    """Type each row once, then give it the first row rule it breaks (``row_reason``)."""
-    raw_columns = ", ".join(_q(c) for c in table.columns)
-    typed = ", ".join(f"{expr} as {_t(name)}" for name, expr in table.typed.items())
+def typed_query(table: RawTable, source: str) -> str:
+    """Type each row once, then give it the first row rule it breaks (``row_reason``); in the
+    table's dialect, so both engines run this same query."""
+    d = table.dialect
+    raw_columns = ", ".join(d.q(c) for c in table.columns)
+    typed = ", ".join(f"{expr} as {d.t(name)}" for name, expr in table.typed.items())
     cases = " ".join(f"when {rule.predicate} then '{rule.reason}'" for rule in table.row_rules)
-    content = ", ".join(_t(name) for name in table.typed)
+    content = ", ".join(d.t(name) for name in table.typed)
     return (
         f"with src as ({source}), typed as (select source_file, source_line, {raw_columns}, "
-        f"{typed} from src) select *, case {cases} end as row_reason, hash({content}) as "
-        "content_hash from typed"
+        f"{typed} from src) select *, case {cases} end as row_reason, "
+        f"{d.row_hash(content)} as content_hash from typed"
     )
 
 
@@ -431,7 +493,7 @@ def _create_state(con: duckdb.DuckDBPyConnection, table: RawTable, params: dict)
     con.execute(f"drop table if exists {RAW_SCHEMA}.{_q(table.name)}")
     con.execute(
         f"create table {_rows_table(table)} as select {_stored_columns(table)} "
-        f"from ({_typed_query(table, _empty_source(table))})",
+        f"from ({typed_query(table, _empty_source(table))})",
         _used_params(table, params) or None,
     )
     columns = ", ".join(f"{_t(name)} as {_q(name)}" for name in table.typed)
@@ -515,7 +577,7 @@ def _stage(
     source, source_params = _source(con, table, files, raw_dir, malformed)
     con.execute(
         f"create or replace temp table _typed as select {_stored_columns(table)}, row_reason "
-        f"from ({_typed_query(table, source)})",
+        f"from ({typed_query(table, source)})",
         {**_used_params(table, params), **source_params} or None,
     )
     _drop_source(con)

@@ -28,3 +28,29 @@ def dbt_manifest() -> Path:
         prepare()
     assert manifest.exists(), "dbt parse did not write target/manifest.json"
     return manifest
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """A local Spark session (UTC, no UI, scratch in a temp folder), its JVM shut down after
+    the module so a dbt-spark subprocess can open the metastore later."""
+    pytest.importorskip("pyspark")
+    import os
+
+    from pyspark.sql import SparkSession
+
+    from ltv_pipeline.spark import SparkWarehouse
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    scratch = tmp_path_factory.mktemp("spark")
+    session = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
+        .getOrCreate()
+    )
+    yield session
+    SparkWarehouse().release()

@@ -1,6 +1,7 @@
 """Asset checks on the Python assets: each recomputes its claim independently of the asset."""
 
 import itertools
+import re
 
 import dagster as dg
 
@@ -18,7 +19,7 @@ from ltv_pipeline.ingest import (
     count_input_rows,
     find_files,
 )
-from ltv_pipeline.resources import DuckDBWarehouse, PublishedDir, RawFiles, Warehouse
+from ltv_pipeline.resources import PublishedDir, RawFiles, Warehouse
 from ltv_pipeline.rfm import SEGMENTS
 
 
@@ -29,15 +30,16 @@ def _rows_reconcile_check(table: str) -> dg.AssetChecksDefinition:
         blocking=True,
         description=f"Rows in the {table} files = rows loaded + rows quarantined.",
     )
-    def _check(warehouse: DuckDBWarehouse, raw_files: RawFiles) -> dg.AssetCheckResult:
+    def _check(warehouse: Warehouse, raw_files: RawFiles) -> dg.AssetCheckResult:
         files = find_files(raw_files.path, table)
         rows_in = sum(count_input_rows(path) for path in files)
-        with warehouse.connect() as con:
-            loaded = con.execute(f'select count(*) from {RAW_SCHEMA}."{table}"').fetchone()[0]
-            held = con.execute(
-                f"select count(*) from {RAW_SCHEMA}.{QUARANTINE_TABLE} where source_table = ?",
-                [table],
-            ).fetchone()[0]
+        # table is one of LOAD_ORDER's names, not input
+        with warehouse.session() as db:
+            (loaded,) = db.row(f"select count(*) from {RAW_SCHEMA}.{table}")
+            (held,) = db.row(
+                f"select count(*) from {RAW_SCHEMA}.{QUARANTINE_TABLE} "
+                f"where source_table = '{table}'"
+            )
         return dg.AssetCheckResult(
             passed=rows_in == loaded + held,
             metadata={
@@ -298,18 +300,19 @@ def backtest_beats_baseline(
 
 @dg.asset_check(asset=PUBLISHED)
 def published_snapshot_matches_manifest(
-    warehouse: DuckDBWarehouse, published: PublishedDir
+    warehouse: Warehouse, published: PublishedDir
 ) -> dg.AssetCheckResult:
     """What BI sees equals what the run built: every file's checksum and row count."""
     manifest = publish.read_manifest(published.path)
     if manifest is None:
         return _result(["no manifest.json: nothing published"], "")
     problems = publish.verify(published.path, manifest)
-    with warehouse.connect() as con:
+    with warehouse.session() as db:
         for table, rows in manifest.row_counts().items():
-            (built,) = con.execute(
-                f"select count(*) from {MARTS_SCHEMA}.{publish.quote(table)}"
-            ).fetchone()
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
+                problems.append(f"{table!r}: not a mart name")
+                continue
+            (built,) = db.row(f"select count(*) from {MARTS_SCHEMA}.{table}")
             if built != rows:
                 problems.append(f"{table}: {rows} rows published, {built} in the warehouse")
     return _result(

@@ -3,7 +3,7 @@ and dbt."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,7 +14,9 @@ from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 from pydantic import Field
 
-from ltv_pipeline import settings
+from ltv_pipeline import ingest, settings
+from ltv_pipeline import publish as publish_
+from ltv_pipeline.ingest import LoadReport
 from ltv_pipeline.project import dbt_project
 
 
@@ -44,6 +46,22 @@ class Warehouse(ConfigurableResource):
 
     def release(self) -> None:
         """Let another process (dbt) use the warehouse; called before every dbt step."""
+
+    def load_raw(
+        self, raw_dir: Path, *, currency: str, log: Callable[[str], None], full_refresh: bool
+    ) -> LoadReport:
+        """Bring schema ``raw`` up to date with the files in ``raw_dir`` (:mod:`ingest`)."""
+        raise NotImplementedError
+
+    def mart_tables(self, schema: str) -> list[str]:
+        """The tables of ``schema``, by name."""
+        raise NotImplementedError
+
+    def publish(
+        self, schema: str, tables: list[str], out_dir: Path, *, run_id: str, as_of_date: str
+    ) -> publish_.Manifest:
+        """Publish ``schema.<table>`` for each table as the BI snapshot (:mod:`publish`)."""
+        raise NotImplementedError
 
 
 class DuckDBSession:
@@ -95,6 +113,26 @@ class DuckDBWarehouse(Warehouse):
     def session(self) -> Iterator[DuckDBSession]:
         with self.connect() as con:
             yield DuckDBSession(con)
+
+    def load_raw(
+        self, raw_dir: Path, *, currency: str, log: Callable[[str], None], full_refresh: bool
+    ) -> LoadReport:
+        with self.connect() as con:
+            return ingest.load_raw(
+                con, raw_dir, currency=currency, log=log, full_refresh=full_refresh
+            )
+
+    def mart_tables(self, schema: str) -> list[str]:
+        with self.connect() as con:
+            return publish_.mart_tables(con, schema, set())
+
+    def publish(
+        self, schema: str, tables: list[str], out_dir: Path, *, run_id: str, as_of_date: str
+    ) -> publish_.Manifest:
+        with self.connect() as con:
+            return publish_.publish(
+                con, schema, tables, out_dir, run_id=run_id, as_of_date=as_of_date
+            )
 
 
 def replace_table(

@@ -14,18 +14,21 @@ again. Against a cluster the metastore is a service and this costs only the rest
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import jinja2
 import pandas as pd
 import pyarrow as pa
 import yaml
 from pydantic import Field
 
-from ltv_pipeline import settings
+from ltv_pipeline import publish, settings
+from ltv_pipeline.ingest import LoadReport
+from ltv_pipeline.ingest_spark import load_raw_spark
 from ltv_pipeline.resources import Warehouse
 
 PROFILE_TARGET = "spark"
@@ -110,6 +113,37 @@ class SparkWarehouse(Warehouse):
     @contextmanager
     def session(self) -> Iterator[SparkSQLSession]:
         yield SparkSQLSession(self._spark())
+
+    def load_raw(
+        self, raw_dir: Path, *, currency: str, log: Callable[[str], None], full_refresh: bool
+    ) -> LoadReport:
+        # every Spark load reads every file (ingest_spark): full_refresh changes nothing
+        return load_raw_spark(self._spark(), raw_dir, currency=currency, log=log)
+
+    def mart_tables(self, schema: str) -> list[str]:
+        spark = self._spark()
+        if not spark.catalog.databaseExists(schema):
+            return []
+        return sorted(t.name for t in spark.catalog.listTables(schema) if not t.isTemporary)
+
+    def publish(
+        self, schema: str, tables: list[str], out_dir: Path, *, run_id: str, as_of_date: str
+    ) -> publish.Manifest:
+        """The same snapshot as on DuckDB: each mart is collected to this process (Arrow) and
+        written by :func:`publish.publish`. On a cluster, publish Parquet from Spark instead
+        (README "When you outgrow one machine")."""
+        spark = self._spark()
+        with duckdb.connect() as con:
+            con.execute(f"create schema {publish.quote(schema)}")
+            for table in tables:
+                data = spark.table(f"{schema}.{table}").toArrow()  # noqa: F841 - read by name
+                con.execute(
+                    f"create table {publish.quote(schema)}.{publish.quote(table)} "
+                    "as select * from data"
+                )
+            return publish.publish(
+                con, schema, tables, out_dir, run_id=run_id, as_of_date=as_of_date
+            )
 
     def release(self) -> None:
         """Stop the session and this process's JVM, so dbt's session can open the metastore."""

@@ -3,8 +3,8 @@
 import dagster as dg
 from pydantic import Field
 
-from ltv_pipeline.ingest import LOAD_ORDER, QUARANTINE_TABLE, RAW_SCHEMA, load_raw
-from ltv_pipeline.resources import DuckDBWarehouse, RawFiles
+from ltv_pipeline.ingest import LOAD_ORDER, QUARANTINE_TABLE, RAW_SCHEMA
+from ltv_pipeline.resources import RawFiles, Warehouse
 
 RAW_GROUP = "raw"
 RAW_DESCRIPTIONS = {
@@ -43,18 +43,16 @@ def raw_key(table: str) -> dg.AssetKey:
 def raw_tables(
     context: dg.AssetExecutionContext,
     config: RawLoadConfig,
-    warehouse: DuckDBWarehouse,
+    warehouse: Warehouse,
     raw_files: RawFiles,
 ):
     """Load new and changed raw files in one transaction; a bad file leaves the last load."""
-    with warehouse.connect() as con:
-        report = load_raw(
-            con,
-            raw_files.path,
-            currency=raw_files.currency,
-            log=context.log.info,
-            full_refresh=config.full_refresh,
-        )
+    report = warehouse.load_raw(
+        raw_files.path,
+        currency=raw_files.currency,
+        log=context.log.info,
+        full_refresh=config.full_refresh,
+    )
     for name, table in report.tables.items():
         yield dg.MaterializeResult(
             asset_key=raw_key(name),

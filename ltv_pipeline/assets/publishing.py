@@ -4,9 +4,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from ltv_pipeline import publish
 from ltv_pipeline.assets.analytics import MARTS_SCHEMA
-from ltv_pipeline.resources import DuckDBWarehouse, PublishedDir
+from ltv_pipeline.resources import PublishedDir, Warehouse
 
 PUBLISHED = dg.AssetKey(["published_marts"])
 #: Order-level detail stays in the warehouse: no BI exposure reads it, and at 100M orders
@@ -40,7 +39,7 @@ def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         kinds={"duckdb", "parquet"},
     )
     def published_marts(
-        context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, published: PublishedDir
+        context: dg.AssetExecutionContext, warehouse: Warehouse, published: PublishedDir
     ):
         """One read-only snapshot of every mart for BI (DuckDB file + one Parquet per mart)."""
         failed = _failed_blocking_checks(context)
@@ -48,20 +47,13 @@ def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
             raise dg.Failure(
                 description="not publishing, blocking checks failed: " + ", ".join(failed)
             )
-        with warehouse.connect() as con:
-            tables = publish.mart_tables(con, MARTS_SCHEMA, NOT_PUBLISHED)
-            (as_of_date,) = con.execute(
-                "select as_of_date from intermediate.int_reporting_window"
-            ).fetchone()
-            context.log.info(f"publishing {len(tables)} marts to {published.path}")
-            manifest = publish.publish(
-                con,
-                MARTS_SCHEMA,
-                tables,
-                published.path,
-                run_id=context.run_id,
-                as_of_date=as_of_date,
-            )
+        tables = [t for t in warehouse.mart_tables(MARTS_SCHEMA) if t not in NOT_PUBLISHED]
+        with warehouse.session() as db:
+            (as_of_date,) = db.row("select as_of_date from intermediate.int_reporting_window")
+        context.log.info(f"publishing {len(tables)} marts to {published.path}")
+        manifest = warehouse.publish(
+            MARTS_SCHEMA, tables, published.path, run_id=context.run_id, as_of_date=as_of_date
+        )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": sum(manifest.row_counts().values()),

@@ -82,10 +82,10 @@ final as (
         aggregated.purchases - 1 as frequency,
         {{ dbt.datediff(
             'aggregated.first_purchase_at', 'aggregated.last_purchase_at', 'second'
-        ) }} / 86400.0 as recency_days,
+        ) }} / cast(86400 as {{ type_double() }}) as recency_days,
         {{ dbt.datediff(
             'aggregated.first_purchase_at', 'reporting_window.observed_until', 'second'
-        ) }} / 86400.0 as t_days,
+        ) }} / cast(86400 as {{ type_double() }}) as t_days,
         aggregated.repeat_net_revenue / nullif(aggregated.purchases - 1, 0) as monetary_value,
         aggregated.calibration_purchases > 0 as is_in_calibration,
         case
@@ -98,13 +98,13 @@ final as (
                     'aggregated.first_purchase_at',
                     'aggregated.calibration_last_purchase_at',
                     'second'
-                ) }} / 86400.0
+                ) }} / cast(86400 as {{ type_double() }})
         end as calibration_recency_days,
         case
             when aggregated.calibration_purchases > 0
                 then {{ dbt.datediff(
                     'aggregated.first_purchase_at', 'reporting_window.calibration_until', 'second'
-                ) }} / 86400.0
+                ) }} / cast(86400 as {{ type_double() }})
         end as calibration_t_days,
         aggregated.calibration_repeat_net_revenue
         / nullif(aggregated.calibration_purchases - 1, 0) as calibration_monetary_value,

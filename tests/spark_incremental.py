@@ -3,9 +3,11 @@
 From a DuckDB warehouse the pipeline built (its sources), in a work folder:
 
 1. copy it, register its sources on Spark, ``dbt build --full-refresh`` on Spark and DuckDB;
-2. change raw.orders: a late order inside the lookback, a completed order refunded, the first
-   order of the window's first day refunded (the boundary day: a timestamp lookback would miss
-   it and insert_overwrite would then drop the day's earlier rows), two orders on a new day;
+2. change raw.orders: a late order inside the lookback, a completed order refunded, two orders
+   on a new day, and on the window's first day (the boundary day) its first completed order
+   refunded and a late order at 23:59:59. A lookback of timestamps (newest order - 3 days)
+   would miss the refund and, given the late order, overwrite that day's partition with only
+   the rows after its cut-off, dropping the others;
 3. register again and ``dbt build`` (incremental) on both engines; compare every model
    (tests/spark_compare.py) and check the changes landed in Spark's fct_orders;
 4. ``dbt build --full-refresh`` on Spark and check fct_orders equals the incremental one.
@@ -90,15 +92,22 @@ def change_orders(duckdb_path: Path) -> dict[str, int]:
             [ids["boundary_refund"], ids["refund"]],
         )
         customer = con.execute("select min(customer_id) from raw.customers").fetchone()[0]
-        ids |= {"late": max_id + 1, "new_day": max_id + 2, "new_day_no_cost": max_id + 3}
+        ids |= {
+            "late": max_id + 1,
+            "new_day": max_id + 2,
+            "new_day_no_cost": max_id + 3,
+            "late_boundary": max_id + 4,
+        }
         con.execute(
             "insert into raw.orders values "
             "(?, ?, cast(? as date) - 2 + interval 12 hour, 'completed', 50.00, 20.00, 'USD'), "
             "(?, ?, cast(? as date) + 1 + interval 8 hour, 'completed', 70.00, 30.00, 'USD'), "
-            "(?, ?, cast(? as date) + 1 + interval 9 hour, 'completed', 15.50, null, 'USD')",
+            "(?, ?, cast(? as date) + 1 + interval 9 hour, 'completed', 15.50, null, 'USD'), "
+            "(?, ?, cast(? as date) - 3 + interval 86399 second, 'completed', 9.99, 1.00, 'USD')",
             [
                 *(ids["late"], customer, newest, ids["new_day"], customer, newest),
                 *(ids["new_day_no_cost"], customer, newest),
+                *(ids["late_boundary"], customer, newest),
             ],
         )
     print(f"changed orders (newest day was {newest}): {ids}", flush=True)

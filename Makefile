@@ -31,7 +31,8 @@ lint: install
 	$(BIN)/ruff check ltv_pipeline tests bench
 	$(BIN)/ruff format --check ltv_pipeline tests bench
 	@mkdir -p dbt_project/target
-	DBT_PROJECT_DIR=$(CURDIR)/dbt_project LTV_DUCKDB_PATH=$(CURDIR)/dbt_project/target/lint.duckdb \
+	LTV_WAREHOUSE=duckdb DBT_PROJECT_DIR=$(CURDIR)/dbt_project \
+		LTV_DUCKDB_PATH=$(CURDIR)/dbt_project/target/lint.duckdb \
 		$(BIN)/sqlfluff lint dbt_project/models
 
 format: install

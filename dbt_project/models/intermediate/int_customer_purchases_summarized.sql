@@ -125,10 +125,10 @@ final as (
         calibration.purchases - 1 as frequency,
         {{ dbt.datediff(
             'calibration.first_purchase_at', 'calibration.last_purchase_at', 'second'
-        ) }} / 86400.0 as recency_days,
+        ) }} / cast(86400 as {{ type_double() }}) as recency_days,
         {{ dbt.datediff(
             'calibration.first_purchase_at', 'reporting_window.observed_until', 'second'
-        ) }} / 86400.0 as t_days,
+        ) }} / cast(86400 as {{ type_double() }}) as t_days,
         cast(
             calibration.net_revenue - calibration.first_purchase_net_revenue
             as {{ type_double() }}
@@ -144,13 +144,13 @@ final as (
                     'calibration.first_purchase_at',
                     'calibration.calibration_last_purchase_at',
                     'second'
-                ) }} / 86400.0
+                ) }} / cast(86400 as {{ type_double() }})
         end as calibration_recency_days,
         case
             when calibration.calibration_purchases > 0
                 then {{ dbt.datediff(
                     'calibration.first_purchase_at', 'reporting_window.calibration_until', 'second'
-                ) }} / 86400.0
+                ) }} / cast(86400 as {{ type_double() }})
         end as calibration_t_days,
         cast(
             calibration.calibration_net_revenue - calibration.first_purchase_net_revenue

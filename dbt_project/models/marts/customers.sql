@@ -93,7 +93,7 @@ final as (
         coalesce(orders, 0) as orders,
         coalesce(net_revenue, 0) as net_revenue,
         coalesce(gross_margin, 0) as gross_margin,
-        net_revenue / orders as average_order_value,
+        cast(net_revenue as {{ type_double() }}) / orders as average_order_value,
         {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }}
             as tenure_days,
         {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }}

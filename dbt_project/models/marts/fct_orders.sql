@@ -1,12 +1,18 @@
 {#- The single place where an order's net revenue and gross margin are defined: completed orders
     count as purchases; refunded and cancelled orders as none, with no revenue.
-    Incremental: each run re-merges orders from incremental_lookback_days before the newest
-    order already here, so late arrivals and status changes (completed -> refunded) land. -#}
+    Incremental: each run re-merges the orders of the whole days from incremental_lookback_days
+    before the newest order date already here, so late arrivals and status changes
+    (completed -> refunded) land. On Spark (no merge without Delta) the table is Parquet
+    partitioned by day and those days are overwritten whole: the window is whole days so that
+    every overwritten partition is complete. -#}
+{%- set on_spark = target.type == 'spark' -%}
 {{
     config(
         materialized='incremental',
         unique_key='order_id',
-        incremental_strategy='merge',
+        incremental_strategy='insert_overwrite' if on_spark else 'merge',
+        file_format='parquet' if on_spark else none,
+        partition_by=['ordered_date'] if on_spark else none,
         on_schema_change='fail',
     )
 }}
@@ -17,8 +23,10 @@ orders as (
 
     select * from {{ ref('stg_shop__orders') }}
     {% if is_incremental() %}
-        where ordered_at >= (
-            select {{ dbt.dateadd('day', -1 * incremental_lookback_days() | int, 'max(ordered_at)') }}
+        where ordered_date >= (
+            select cast({{ dbt.dateadd(
+                'day', -1 * incremental_lookback_days() | int, 'max(ordered_date)'
+            ) }} as date)
             from {{ this }}
         )
     {% endif %}

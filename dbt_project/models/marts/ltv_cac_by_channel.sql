@@ -65,9 +65,12 @@ final as (
             as is_above_ltv_cac_bar,
         coalesce(channel_payback.cohorts, 0) as cohorts,
         coalesce(channel_payback.cohorts_paid_back, 0) as cohorts_paid_back,
-        channel_payback.predicted_clv / nullif(channel_cac.new_customers, 0)
-            as predicted_clv_per_customer,
-        (channel_payback.gross_margin_to_date + channel_payback.predicted_clv)
+        cast(channel_payback.predicted_clv as {{ type_double() }})
+        / nullif(channel_cac.new_customers, 0) as predicted_clv_per_customer,
+        cast(
+            channel_payback.gross_margin_to_date + channel_payback.predicted_clv
+            as {{ type_double() }}
+        )
         / nullif(channel_cac.new_customers, 0)
         / nullif(channel_cac.cac, 0) as predicted_value_to_cac
 

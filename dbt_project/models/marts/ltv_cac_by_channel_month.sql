@@ -87,8 +87,9 @@ final as (
         predicted.predicted_clv,
         cast(coalesce(to_date.gross_margin, 0) as {{ type_double() }})
         / nullif(cac.new_customers, 0) as margin_per_customer_to_date,
-        predicted.predicted_clv / nullif(cac.new_customers, 0) as predicted_clv_per_customer,
-        (coalesce(to_date.gross_margin, 0) + predicted.predicted_clv)
+        cast(predicted.predicted_clv as {{ type_double() }})
+        / nullif(cac.new_customers, 0) as predicted_clv_per_customer,
+        cast(coalesce(to_date.gross_margin, 0) + predicted.predicted_clv as {{ type_double() }})
         / nullif(cac.new_customers, 0) / nullif(cac.cac, 0) as predicted_value_to_cac,
         payback.payback_month
 

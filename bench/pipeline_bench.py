@@ -316,13 +316,18 @@ def _gib(b: float) -> str:
     return f"{b / GIB:.2f}"
 
 
+def git_commit() -> str:
+    """The checked-out commit, short."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
+
+
 def report(
     results: list[dict], command: str, started: str, load: tuple[float, float], prepare: dict
 ) -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
+    commit = git_commit()
     out = [
         "# Pipeline benchmark: full run, incremental night, model fit vs DuckDB and pandas",
         "",

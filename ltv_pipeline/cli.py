@@ -129,44 +129,42 @@ def run_all(*, instance=None) -> bool:
 
 
 def summary() -> dict:
-    """Key figures of the last run, read from the warehouse."""
-    import duckdb
+    """Key figures of the last run, read from the warehouse (either engine)."""
+    from ltv_pipeline.resources import build_resources
 
-    path = settings.duckdb_path()
-    with duckdb.connect(str(path), read_only=True) as con:
-        loaded, held = con.execute(
-            "select (select count(*) from raw.customers) + (select count(*) from raw.orders) "
-            "+ (select count(*) from raw.marketing_spend), (select count(*) from raw.quarantine)"
-        ).fetchone()
-        customers, buyers, revenue, margin = con.execute(
-            "select count(*), count(*) filter (where has_purchased), sum(net_revenue), "
-            "sum(gross_margin) from marts.customers"
-        ).fetchone()
-        predicted_clv, backtest_error, backtest_mae, baseline_mae = con.execute(
-            "select (select sum(predicted_clv) from marts.customer_predictions), "
-            "(select aggregate_error_pct from marts.clv_backtest where model = 'bgnbd'), "
-            "(select mae from marts.clv_backtest where model = 'bgnbd'), "
-            "(select mae from marts.clv_backtest where model = 'historical_average')"
-        ).fetchone()
-        marts = [
-            row[0]
-            for row in con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'marts' "
-                "order by table_name"
-            ).fetchall()
-        ]
+    warehouse = build_resources()["warehouse"]
+    try:
+        with warehouse.session() as db:
+            loaded, held = db.row(
+                "select (select count(*) from raw.customers) + (select count(*) from raw.orders)"
+                " + (select count(*) from raw.marketing_spend), "
+                "(select count(*) from raw.quarantine)"
+            )
+            customers, buyers, revenue, margin = db.row(
+                "select count(*), sum(case when has_purchased then 1 else 0 end), "
+                "sum(net_revenue), sum(gross_margin) from marts.customers"
+            )
+            predicted_clv, backtest_error, backtest_mae, baseline_mae = db.row(
+                "select (select sum(predicted_clv) from marts.customer_predictions), "
+                "(select aggregate_error_pct from marts.clv_backtest where model = 'bgnbd'), "
+                "(select mae from marts.clv_backtest where model = 'bgnbd'), "
+                "(select mae from marts.clv_backtest where model = 'historical_average')"
+            )
+        marts = warehouse.mart_tables("marts")
+    finally:
+        warehouse.release()
     return {
         "rows_loaded": int(loaded),
         "rows_quarantined": int(held),
         "customers": int(customers),
-        "purchasing_customers": int(buyers),
+        "purchasing_customers": int(buyers or 0),
         "net_revenue": float(revenue or 0),
         "gross_margin": float(margin or 0),
-        "predicted_clv_12m": predicted_clv,
-        "backtest_error_pct": backtest_error,
-        "backtest_mae": backtest_mae,
-        "baseline_mae": baseline_mae,
-        "warehouse": str(path),
+        "predicted_clv_12m": None if predicted_clv is None else float(predicted_clv),
+        "backtest_error_pct": None if backtest_error is None else float(backtest_error),
+        "backtest_mae": None if backtest_mae is None else float(backtest_mae),
+        "baseline_mae": None if baseline_mae is None else float(baseline_mae),
+        "warehouse": warehouse.location(),
         "published": str(settings.published_dir() / "marts.duckdb"),
         "marts": [f"marts.{name}" for name in marts],
     }
@@ -221,6 +219,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 end=date(2026, 6, 30),
             )
         )
+    if settings.warehouse() == "spark":
+        # a local Spark binds a non-loopback address unless told otherwise (dbt's too)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     prepare()
     ok = run_all()
     if not ok:

@@ -799,6 +799,28 @@ def _plan(
     return False, sorted(read), sorted(set(known) - set(current))
 
 
+def load_parameters(currency: str, load_time: dt.datetime | None) -> dict:
+    """The query parameters of a load: "now" in UTC (naive; default the wall clock), its date
+    and the shop currency."""
+    now = (load_time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
+    return {"load_time": now, "load_date": now.date(), "currency": currency.strip().upper()}
+
+
+def input_files(raw_dir: Path, tables: dict[str, RawTable]) -> dict[str, list[Path]]:
+    """Every table's input files, every header checked before anything is read.
+
+    Raises
+    ------
+    RawInputError
+        A table without files, or a file with a wrong header.
+    """
+    files = {name: find_files(raw_dir, name) for name in LOAD_ORDER}
+    for name in LOAD_ORDER:
+        for path in files[name]:
+            check_header(path, tables[name])
+    return files
+
+
 def load_raw(
     con: duckdb.DuckDBPyConnection,
     raw_dir: Path,
@@ -845,16 +867,9 @@ def load_raw(
         written.
     """
     say = log or (lambda _msg: None)
-    load_time = (load_time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
-    params = {
-        "load_time": load_time,
-        "load_date": load_time.date(),
-        "currency": currency.strip().upper(),
-    }
-    files = {name: find_files(raw_dir, name) for name in LOAD_ORDER}
-    for name in LOAD_ORDER:
-        for path in files[name]:
-            check_header(path, TABLES[name])
+    params = load_parameters(currency, load_time)
+    load_time = params["load_time"]
+    files = input_files(raw_dir, TABLES)
 
     report = LoadReport(
         load_time=load_time,

@@ -37,8 +37,8 @@ from ltv_pipeline.ingest import (
     TableLoad,
     _csv_batches,
     _Malformed,
-    check_header,
-    find_files,
+    input_files,
+    load_parameters,
     raw_tables,
     typed_query,
 )
@@ -186,19 +186,11 @@ def load_raw_spark(
         written.
     """
     say = log or (lambda _msg: None)
-    load_time = (load_time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
-    params = {
-        "load_time": load_time,
-        "load_date": load_time.date(),
-        "currency": currency.strip().upper(),
-    }
+    params = load_parameters(currency, load_time)
     tables = raw_tables(SPARK)
-    files = {name: find_files(raw_dir, name) for name in LOAD_ORDER}
-    for name in LOAD_ORDER:
-        for path in files[name]:
-            check_header(path, tables[name])
+    files = input_files(raw_dir, tables)
     report = LoadReport(
-        load_time=load_time,
+        load_time=params["load_time"],
         tables={
             name: TableLoad(
                 name,

@@ -47,6 +47,10 @@ class Warehouse(ConfigurableResource):
     def release(self) -> None:
         """Let another process (dbt) use the warehouse; called before every dbt step."""
 
+    def location(self) -> str:
+        """Where the tables are, for people."""
+        raise NotImplementedError
+
     def load_raw(
         self, raw_dir: Path, *, currency: str, log: Callable[[str], None], full_refresh: bool
     ) -> LoadReport:
@@ -121,6 +125,9 @@ class DuckDBWarehouse(Warehouse):
             return ingest.load_raw(
                 con, raw_dir, currency=currency, log=log, full_refresh=full_refresh
             )
+
+    def location(self) -> str:
+        return self.path
 
     def mart_tables(self, schema: str) -> list[str]:
         with self.connect() as con:

@@ -120,6 +120,9 @@ class SparkWarehouse(Warehouse):
         # every Spark load reads every file (ingest_spark): full_refresh changes nothing
         return load_raw_spark(self._spark(), raw_dir, currency=currency, log=log)
 
+    def location(self) -> str:
+        return self.conf.get("spark.sql.warehouse.dir", "spark-warehouse")
+
     def mart_tables(self, schema: str) -> list[str]:
         spark = self._spark()
         if not spark.catalog.databaseExists(schema):

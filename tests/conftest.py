@@ -34,7 +34,6 @@ def dbt_manifest() -> Path:
 def spark(tmp_path_factory: pytest.TempPathFactory):
     """A local Spark session (UTC, no UI, scratch in a temp folder), its JVM shut down after
     the module so a dbt-spark subprocess can open the metastore later."""
-    pytest.importorskip("pyspark")
     import os
 
     from pyspark.sql import SparkSession

@@ -29,11 +29,17 @@ def _snapshot(path: str) -> dict[str, list[tuple]]:
         }
 
 
-def test_incremental_night_equals_full_refresh(workdir):
+def _fixture_drop(workdir):
+    """The hand fixture's files in the raw folder."""
     raw = workdir / "raw"
     (raw / "customers.csv").write_text(CUSTOMERS)
     (raw / "orders.csv").write_text(ORDERS)
     (raw / "marketing_spend.csv").write_text(SPEND)
+    return raw
+
+
+def test_incremental_night_equals_full_refresh(workdir):
+    raw = _fixture_drop(workdir)
     assert run_pipeline().success
     warehouse = str(workdir / "warehouse.duckdb")
     before = _snapshot(warehouse)["marts.fct_orders"]
@@ -64,10 +70,7 @@ def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir)
     orders, not recomputed from all history: a row of a customer without new orders is left as
     it is (shown by marking one), while the customers in the lookback window are recomputed
     from all their orders, and a full refresh recomputes everyone."""
-    raw = workdir / "raw"
-    (raw / "customers.csv").write_text(CUSTOMERS)
-    (raw / "orders.csv").write_text(ORDERS)
-    (raw / "marketing_spend.csv").write_text(SPEND)
+    raw = _fixture_drop(workdir)
     assert run_pipeline().success
     warehouse = str(workdir / "warehouse.duckdb")
     table = "intermediate.int_customer_purchases_accumulated"
@@ -98,10 +101,7 @@ def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir)
 def test_incremental_run_reads_only_the_lookback_window(workdir):
     """The merge source is the recent slice, not the history: an old row edited in raw is
     left alone until a full refresh (documented: use --full-refresh after old corrections)."""
-    raw = workdir / "raw"
-    (raw / "customers.csv").write_text(CUSTOMERS)
-    (raw / "orders.csv").write_text(ORDERS)
-    (raw / "marketing_spend.csv").write_text(SPEND)
+    raw = _fixture_drop(workdir)
     assert run_pipeline().success
     (raw / "orders.csv").write_text(
         ORDERS.replace(

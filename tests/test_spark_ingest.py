@@ -13,8 +13,6 @@ from ltv_pipeline import ingest
 from ltv_pipeline.generate import generate_shop
 from ltv_pipeline.ingest_spark import load_raw_spark
 
-pytest.importorskip("pyspark", reason="the spark extra is part of the dev install (Makefile)")
-
 LOAD_TIME = dt.datetime(2026, 6, 30, 12, 0, 0)
 
 

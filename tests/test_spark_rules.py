@@ -7,12 +7,9 @@ from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
-import pytest
 
 from ltv_pipeline import ingest
 from ltv_pipeline.generate import generate_shop
-
-pytest.importorskip("pyspark", reason="the spark extra is part of the dev install (Makefile)")
 
 LOAD_TIME = dt.datetime(2026, 6, 30, 12, 0, 0)
 PARAMS = {"load_time": LOAD_TIME, "load_date": LOAD_TIME.date(), "currency": "USD"}

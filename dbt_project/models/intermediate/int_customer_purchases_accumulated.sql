@@ -3,12 +3,15 @@
     An incremental run recomputes, from all their orders, only the customers with an order in
     the window fct_orders re-merged (incremental_lookback_days before its newest order), widened
     by a day, so every late order and status change reaches its customer. Like fct_orders, an
-    edit older than the window needs a full refresh (dbt build --full-refresh rebuilds both). -#}
+    edit older than the window needs a full refresh (dbt build --full-refresh rebuilds both).
+    On Spark without Delta there is no merge, and a per-customer table has no partitions to
+    overwrite: there it is rebuilt each run (on Delta, merge works as on DuckDB). -#}
+{%- set on_spark = target.type == 'spark' -%}
 {{
     config(
-        materialized='incremental',
+        materialized='table' if on_spark else 'incremental',
         unique_key='customer_id',
-        incremental_strategy='merge',
+        incremental_strategy=none if on_spark else 'merge',
         on_schema_change='fail',
     )
 }}

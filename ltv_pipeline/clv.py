@@ -17,8 +17,8 @@ Conventions, all as in the papers and in ``lifetimes``:
 Recency and T must be in one time unit of the caller's choosing; the fitted ``alpha`` and every
 time passed to a prediction are then in that unit too.
 
-Everything here is plain numpy/scipy so that it runs inside or outside an orchestrator and on
-arrays of any origin; nothing needs pandas.
+Everything here is plain numpy/scipy on arrays of any origin (pandas only factorizes columns),
+so that it runs inside or outside an orchestrator.
 """
 
 from __future__ import annotations
@@ -29,11 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy import integrate, optimize, special
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "BGNBDFit",
     "ConvergenceError",
+    "CustomerForecast",
     "GammaGammaFit",
     "bgnbd_gradient",
     "bgnbd_log_likelihood",
@@ -42,6 +45,7 @@ __all__ = [
     "expected_purchases_new",
     "fit_bgnbd",
     "fit_gamma_gamma",
+    "forecast_customers",
     "gamma_gamma_gradient",
     "gamma_gamma_log_likelihood",
     "group_customers",
@@ -194,22 +198,43 @@ def _weights(weights: ArrayLike | None, n: int) -> FloatArray:
     return w
 
 
+def _factorize(col: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """The distinct values of a finite column (ascending) and each row's index into them.
+
+    pandas' hash-based factorize: about 10 ns a row, where ``np.unique(...,
+    return_inverse=True)`` argsorts (6x slower on millions of rows).
+    """
+    codes, values = pd.factorize(col, sort=True)
+    return np.asarray(values, dtype=np.float64), codes.astype(np.intp, copy=False)
+
+
 def _unique_rows(*columns: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Index of one row per distinct tuple of ``columns`` (lexicographic order) and the map
-    from each row to its distinct tuple; a lexsort, several times faster than np.unique on
-    stacked or complex keys."""
-    order = np.lexsort(columns[::-1])
-    if not len(order):
-        return order, order
-    new = np.ones(len(order), dtype=bool)
+    from each row to its distinct tuple.
+
+    Each column is factorized on its own and the codes are combined into one integer key in
+    mixed radix, whose order is the lexicographic order of the tuples; the key is compacted
+    through a dense table when that is small, else by a sort.
+    """
+    n = len(columns[0])
+    key = np.zeros(n, dtype=np.int64)
+    size = 1
     for col in columns:
-        c = col[order]
-        new[1:] &= c[1:] == c[:-1]
-    new = ~new
-    new[0] = True
-    inverse = np.empty(len(order), dtype=np.intp)
-    inverse[order] = np.cumsum(new) - 1
-    return order[new], inverse
+        values, codes = _factorize(col)
+        size *= len(values)
+        key = key * len(values) + codes
+    if size > 2**62:  # pragma: no cover - would need ~2e6 distinct values in each of 3 columns
+        raise ValueError("too many distinct values to group")
+    if size <= 4 * n + 1024:
+        present = np.zeros(size, dtype=bool)
+        present[key] = True
+        slot = np.cumsum(present) - 1
+        inverse = slot[key]
+        first = np.empty(int(slot[-1]) + 1 if size else 0, dtype=np.intp)
+        first[inverse] = np.arange(n)
+        return first, inverse
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse
 
 
 def group_customers(
@@ -238,23 +263,50 @@ def group_customers(
 
 
 class _BGNBDData:
-    """Customer columns pre-split so one likelihood evaluation does the least work.
+    """Customer columns pre-aggregated so one likelihood evaluation does the least work.
 
-    Terms that depend on a customer only through x (Gamma and Beta functions and their
-    derivatives, the costly part) are evaluated once per distinct x and weighted by the total
-    weight of that x; only cheap logs remain per row.
+    A fit evaluates the likelihood some 30 times on the same customers, so everything that
+    does not depend on the parameters is done once here:
+
+    * terms that depend on a customer only through x (Gamma and Beta functions and their
+      derivatives, the costly part) are evaluated per distinct x, weighted by its total weight;
+    * ``-(r + x) ln(alpha + T)`` is summed per distinct T (a warehouse's T is on a grid of
+      days, so a few hundred values stand for millions of customers);
+    * only the softplus term of repeat customers stays per row, and its logs are looked up
+      from per-distinct-value tables of T and t_x instead of computed per row.
     """
 
     def __init__(self, x: FloatArray, tx: FloatArray, T: FloatArray, w: FloatArray) -> None:
         keep = w > 0
-        x, tx, T, w = x[keep], tx[keep], T[keep], w[keep]
+        if not np.all(keep):
+            x, tx, T, w = x[keep], tx[keep], T[keep], w[keep]
         self.n = float(w.sum())
-        self.xu, inv = np.unique(x, return_inverse=True)
-        self.wu = np.bincount(inv, weights=w, minlength=len(self.xu))
-        self.x, self.T, self.w = x, T, w
-        rep = x > 0
-        self.rep_x, self.rep_tx, self.rep_T, self.rep_w = x[rep], tx[rep], T[rep], w[rep]
         self.wx = float(w @ x)
+        self.mean_T = float(w @ T) / self.n
+        self.xu, ix = _factorize(x)
+        self.wu = np.bincount(ix, weights=w, minlength=len(self.xu))
+        self.Tu, iT = _factorize(T)
+        self.w_T = np.bincount(iT, weights=w, minlength=len(self.Tu))
+        self.wx_T = np.bincount(iT, weights=w * x, minlength=len(self.Tu))
+        rep = x > 0
+        self.rep_w = w[rep]
+        self.rep_x = x[rep]
+        self.rep_iT = iT[rep]
+        self.txu, self.rep_itx = _factorize(tx[rep])
+        # repeat customers' distinct x are the distinct x without 0 (xu is sorted)
+        first = int(self.xu.size > 0 and self.xu[0] == 0)
+        self.rep_xu = self.xu[first:]
+        self.rep_ix = ix[rep] - first
+
+
+def _softplus_expit(D: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``log(1 + e^D)`` and ``1 / (1 + e^-D)``, overflow-free, from one exp and one log.
+
+    This is the hot loop of a fit: numpy's logaddexp and scipy's expit each cost several
+    times an exp. ``expit(D) = exp(D - softplus(D))`` with a non-positive exponent.
+    """
+    softplus = np.maximum(D, 0.0) + np.log(1.0 + np.exp(-np.abs(D)))
+    return softplus, np.exp(D - softplus)
 
 
 def _bgnbd_value_grad(theta: FloatArray, d: _BGNBDData) -> tuple[float, FloatArray]:
@@ -281,42 +333,57 @@ def _bgnbd_value_grad(theta: FloatArray, d: _BGNBDData) -> tuple[float, FloatArr
     ll += d.n * r * np.log(alpha)
     dr += d.n * np.log(alpha)
     dalpha = d.n * r / alpha
-    # per row, everyone: -(r + x) ln(alpha + T)
-    log_at = np.log(alpha + d.T)
-    ll -= d.w @ ((r + d.x) * log_at)
-    dr -= d.w @ log_at
-    dalpha -= d.w @ ((r + d.x) / (alpha + d.T))
+    # per distinct T, everyone: -(r + x) ln(alpha + T)
+    log_aT = np.log(alpha + d.Tu)
+    inv_aT = 1.0 / (alpha + d.Tu)
+    rx_T = r * d.w_T + d.wx_T
+    ll -= rx_T @ log_aT
+    dr -= d.w_T @ log_aT
+    dalpha -= rx_T @ inv_aT
     # per row, repeat customers: softplus(D)
     if d.rep_x.size:
+        log_atx = np.log(alpha + d.txu)
+        ratio = log_aT[d.rep_iT] - log_atx[d.rep_itx]
         rx = r + d.rep_x
-        bx1 = b + d.rep_x - 1.0
-        ratio = np.log(alpha + d.rep_T) - np.log(alpha + d.rep_tx)
-        D = np.log(a) - np.log(bx1) + rx * ratio
-        s = special.expit(D)  # = 1 - P(alive), the derivative of softplus
+        log_bx1 = np.log(b + d.rep_xu - 1.0)
+        D = (np.log(a) - log_bx1)[d.rep_ix] + rx * ratio
+        softplus, s = _softplus_expit(D)  # s = 1 - P(alive), the derivative of softplus
         ws = d.rep_w * s
-        ll += d.rep_w @ np.logaddexp(0.0, D)
+        ll += d.rep_w @ softplus
         dr += ws @ ratio
-        dalpha += ws @ (rx * (1.0 / (alpha + d.rep_T) - 1.0 / (alpha + d.rep_tx)))
+        wsrx = ws * rx
+        dalpha += np.bincount(d.rep_iT, weights=wsrx, minlength=len(d.Tu)) @ inv_aT
+        dalpha -= np.bincount(d.rep_itx, weights=wsrx, minlength=len(d.txu)) @ (
+            1.0 / (alpha + d.txu)
+        )
         da += ws.sum() / a
-        db -= ws @ (1.0 / bx1)
+        db -= np.bincount(d.rep_ix, weights=ws, minlength=len(d.rep_xu)) @ np.exp(-log_bx1)
     return float(ll), np.array([dr, dalpha, da, db])
 
 
 class _GGData:
+    """Repeat customers' columns with the parameter-free products computed once."""
+
     def __init__(self, x: FloatArray, m: FloatArray, w: FloatArray) -> None:
         keep = w > 0
-        x, m, w = x[keep], m[keep], w[keep]
+        if not np.all(keep):
+            x, m, w = x[keep], m[keep], w[keep]
         self.n = float(w.sum())
-        self.xu, inv = np.unique(x, return_inverse=True)
+        self.xu, inv = _factorize(x)
         self.wu = np.bincount(inv, weights=w, minlength=len(self.xu))
-        self.x, self.m, self.w = x, m, w
-        self.log_m = np.log(m)
-        self.wx_log_xm = float(w @ (x * (np.log(x) + self.log_m)))
-        self.w_log_m = float(w @ self.log_m)
+        self.m, self.w = m, w
+        self.xm = x * m
+        self.wx = w * x
+        self.wx_log_xm = float(w @ (x * (np.log(x) + np.log(m))))
+        self.w_log_m = float(w @ np.log(m))
 
 
 def _gg_value_grad(theta: FloatArray, d: _GGData) -> tuple[float, FloatArray]:
-    """Total Gamma-Gamma log-likelihood of the mean values and its gradient in (p, q, v)."""
+    """Total Gamma-Gamma log-likelihood of the mean values and its gradient in (p, q, v).
+
+    The per-row term ``-(p x + q) ln(x m + v)`` is split into two dot products with
+    ``ln(x m + v)`` (one log per row per evaluation, nothing else).
+    """
     p, q, v = theta
     xu, wu = d.xu, d.wu
     pxu = p * xu
@@ -325,25 +392,35 @@ def _gg_value_grad(theta: FloatArray, d: _GGData) -> tuple[float, FloatArray]:
     dp = wu @ (xu * (special.digamma(pxu + q) - special.digamma(pxu))) + d.wx_log_xm
     dq = wu @ special.digamma(pxu + q) - d.n * special.digamma(q) + d.n * np.log(v)
     dv = d.n * q / v
-    xm_v = d.x * d.m + v
+    xm_v = d.xm + v
     log_xm_v = np.log(xm_v)
-    pxq = p * d.x + q
-    ll -= d.w @ (pxq * log_xm_v)
-    dp -= d.w @ (d.x * log_xm_v)
-    dq -= d.w @ log_xm_v
-    dv -= d.w @ (pxq / xm_v)
+    inv_xm_v = 1.0 / xm_v
+    wx_log, w_log = d.wx @ log_xm_v, d.w @ log_xm_v
+    ll -= p * wx_log + q * w_log
+    dp -= wx_log
+    dq -= w_log
+    dv -= p * (d.wx @ inv_xm_v) + q * (d.w @ inv_xm_v)
     return float(ll), np.array([dp, dq, dv])
+
+
+def _bgnbd_columns(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    x, tx, t = _columns(frequency=frequency, recency=recency, T=T)
+    _check_rft(x, tx, t)
+    return x, tx, t, _weights(weights, len(x))
 
 
 def _bgnbd_data(
     frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None
 ) -> _BGNBDData:
-    x, tx, t = _columns(frequency=frequency, recency=recency, T=T)
-    _check_rft(x, tx, t)
-    return _BGNBDData(x, tx, t, _weights(weights, len(x)))
+    return _BGNBDData(*_bgnbd_columns(frequency, recency, T, weights))
 
 
-def _gg_data(frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None) -> _GGData:
+def _gg_columns(
+    frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The repeat customers' frequency, spend and weight, checked."""
     x, m = _columns(frequency=frequency, monetary_value=monetary_value)
     _check_frequency(x)
     w = _weights(weights, len(x))
@@ -352,7 +429,11 @@ def _gg_data(frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike
         raise ValueError("no customer with repeat purchases (frequency > 0) to fit on")
     if not np.all((m[repeat] > 0) & np.isfinite(m[repeat])):
         raise ValueError("monetary_value must be finite and > 0 where frequency > 0")
-    return _GGData(x[repeat], m[repeat], w[repeat])
+    return x[repeat], m[repeat], w[repeat]
+
+
+def _gg_data(frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None) -> _GGData:
+    return _GGData(*_gg_columns(frequency, monetary_value, weights))
 
 
 def _check_params(names: str, theta: ArrayLike) -> FloatArray:
@@ -425,6 +506,8 @@ def _maximise(
     start: FloatArray,
     n: float,
     maxiter: int,
+    *,
+    warm: bool = False,
 ) -> tuple[FloatArray, float, int, bool, str]:
     """Maximise a log-likelihood over log-parameters; return (params, ll, iters, ok, why).
 
@@ -434,72 +517,125 @@ def _maximise(
     then finish the job: they converge quadratically, so grouped and ungrouped data, which
     differ only in rounding, land on the same optimum to ~1e-10, and the Hessian they leave
     behind certifies the result (positive definite, Newton decrement below
-    :data:`_CONVERGENCE_GAP`).
+    :data:`_CONVERGENCE_GAP`). A ``warm`` start (the optimum on a subsample) goes straight
+    to the Newton steps, and falls back to the whole search if they do not converge.
     """
+    # One BLAS thread: the dot products and L-BFGS-B's 4x4 algebra are too small to gain from
+    # OpenBLAS's threads, and waking them costs more than the work (fits were 1.3-1.6x slower
+    # on 2 cores with them). Limited only for the fit, never process-wide.
+    with threadpool_limits(limits=1, user_api="blas"):
+        search = _Search(value_grad, n)
+        u = np.log(start)
+        if warm:
+            found = search.newton(u, iterations=0)
+            if found[3]:
+                return found
+        res = optimize.minimize(
+            search.fun,
+            u,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(start),
+            options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},
+        )
+        return search.newton(np.clip(res.x, -_LOG_BOUND, _LOG_BOUND), iterations=int(res.nit))
 
-    def fun(u: FloatArray) -> tuple[float, FloatArray]:
+
+class _Search:
+    """The objective in log-parameters and the Newton finish of :func:`_maximise`."""
+
+    def __init__(self, value_grad: Callable[[FloatArray], tuple[float, FloatArray]], n: float):
+        self.value_grad, self.n = value_grad, n
+
+    def fun(self, u: FloatArray) -> tuple[float, FloatArray]:
+        """Mean negative log-likelihood and its gradient (inf where not finite)."""
         theta = np.exp(u)
-        ll, grad = value_grad(theta)
+        ll, grad = self.value_grad(theta)
         if not np.isfinite(ll) or not np.all(np.isfinite(grad)):
             return np.inf, np.zeros_like(u)
-        return -ll / n, -grad * theta / n
+        return -ll / self.n, -grad * theta / self.n
 
-    def newton(u: FloatArray, g: FloatArray) -> tuple[FloatArray, float] | None:
+    def factor(self, u: FloatArray, g: FloatArray) -> FloatArray | None:
+        """Cholesky factor of the Hessian at ``u``, or None if it is not positive definite."""
         # forward differences: half the cost of central ones, and a Hessian good to ~1e-6 is
         # plenty for Newton steps and for the decrement that judges convergence
         h = 1e-6
-        H = np.array([(fun(u + h * e)[1] - g) / h for e in np.eye(len(u))])
+        H = np.array([(self.fun(u + h * e)[1] - g) / h for e in np.eye(len(u))])
         try:
-            chol = np.linalg.cholesky((H + H.T) / 2)
+            return np.linalg.cholesky((H + H.T) / 2)
         except np.linalg.LinAlgError:
             return None
-        step = -np.linalg.solve(chol.T, np.linalg.solve(chol, g))
-        return step, float(-(g @ step) / 2 * n)  # predicted total log-likelihood still to gain
 
-    bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(start)
-    res = optimize.minimize(
-        fun,
-        np.log(start),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},
-    )
-    u = np.clip(res.x, -_LOG_BOUND, _LOG_BOUND)
-    iterations = int(res.nit)
-    f, g = fun(u)
-    if not np.isfinite(f):
-        return np.exp(u), -np.inf, iterations, False, "log-likelihood is not finite at the end"
-    if np.any(np.abs(u) >= _LOG_BOUND - 1e-6):
-        why = "a parameter ran to the edge of its range (the data do not identify it)"
-        return np.exp(u), -f * n, iterations, False, why
-    not_pd = "the Hessian is not positive definite (no proper maximum)"
-    found = newton(u, g)
-    if found is None:
-        return np.exp(u), -f * n, iterations, False, not_pd
-    step, gap = found
-    for _ in range(20):
-        if gap <= 1e-14:
-            break
-        # damped Newton: halve the step until it does not lose likelihood beyond rounding
-        for _ in range(30):
-            f_new, g_new = fun(u + step)
-            if np.isfinite(f_new) and f_new <= f + 1e-14 * max(1.0, abs(f)):
-                break
-            step = step / 2
-        else:
-            break
-        u, f, g = u + step, f_new, g_new
-        iterations += 1
-        found = newton(u, g)
-        if found is None:
+    def step(self, chol: FloatArray, g: FloatArray) -> tuple[FloatArray, float]:
+        """Newton step and the total log-likelihood it predicts is still to gain."""
+        step = -np.linalg.solve(chol.T, np.linalg.solve(chol, g))
+        return step, float(-(g @ step) / 2 * self.n)
+
+    def newton(self, u: FloatArray, iterations: int) -> tuple[FloatArray, float, int, bool, str]:
+        """Damped Newton steps from ``u`` to the maximum, certified by the Hessian.
+
+        The Hessian is factored once and re-used while the gap keeps shrinking tenfold a step
+        (near the maximum it barely changes: one evaluation a step instead of five); it is
+        factored anew when the gap stalls above 1e-12, and a stall after that is the rounding
+        floor. A step may lose likelihood only at the rounding level of the sums (1e-12).
+        """
+        n = self.n
+        f, g = self.fun(u)
+        if not np.isfinite(f):
+            return np.exp(u), -np.inf, iterations, False, "log-likelihood is not finite at the end"
+        if np.any(np.abs(u) >= _LOG_BOUND - 1e-6):
+            why = "a parameter ran to the edge of its range (the data do not identify it)"
+            return np.exp(u), -f * n, iterations, False, why
+        not_pd = "the Hessian is not positive definite (no proper maximum)"
+        chol = self.factor(u, g)
+        if chol is None:
             return np.exp(u), -f * n, iterations, False, not_pd
-        previous, (step, gap) = gap, found
-        if gap > previous / 10:  # no longer shrinking: the rounding floor of the sums
-            break
-    ok = bool(gap <= _CONVERGENCE_GAP)
-    msg = "converged" if ok else f"stopped {gap:.3g} log-likelihood units short of the optimum"
-    return np.exp(u), -f * n, iterations, ok, msg
+        step, gap = self.step(chol, g)
+        fresh = True
+        for _ in range(40):
+            if gap <= 1e-14:
+                break
+            # damped step: halve it until it does not lose likelihood beyond rounding
+            for _ in range(30):
+                f_new, g_new = self.fun(u + step)
+                if np.isfinite(f_new) and f_new <= f + 1e-12 * max(1.0, abs(f)):
+                    break
+                step = step / 2
+            else:
+                break
+            u, f, g = u + step, f_new, g_new
+            iterations += 1
+            previous, (step, gap) = gap, self.step(chol, g)
+            if gap <= previous / 10:
+                fresh = False
+                continue
+            if fresh or gap <= 1e-12:  # stalled at the rounding floor of the sums
+                break
+            chol, fresh = self.factor(u, g), True
+            if chol is None:
+                return np.exp(u), -f * n, iterations, False, not_pd
+            step, gap = self.step(chol, g)
+        if np.any(np.abs(u) >= _LOG_BOUND - 1e-6):
+            why = "a parameter ran to the edge of its range (the data do not identify it)"
+            return np.exp(u), -f * n, iterations, False, why
+        ok = bool(gap <= _CONVERGENCE_GAP)
+        why = "converged" if ok else f"stopped {gap:.3g} log-likelihood units short of the optimum"
+        return np.exp(u), -f * n, iterations, ok, why
+
+
+#: Above this many rows a fit first finds the optimum on an evenly strided subsample of about
+#: this many rows, then needs only a few Newton steps on all of them (2-3x fewer evaluations).
+_SUBSAMPLE_ROWS = 100_000
+
+
+def _warm_start(
+    fit: Callable[[slice], FloatArray | None], rows: int, start: FloatArray
+) -> tuple[FloatArray, bool]:
+    """The optimum on every k-th row as the start of the full fit, when there are many rows."""
+    if rows < 4 * _SUBSAMPLE_ROWS:
+        return start, False
+    found = fit(slice(None, None, rows // _SUBSAMPLE_ROWS))
+    return (start, False) if found is None else (found, True)
 
 
 def fit_bgnbd(
@@ -536,12 +672,19 @@ def fit_bgnbd(
     ``alpha`` (and shifts the log-likelihood by ``sum(x) * ln(scale)``, the likelihood being a
     density in time); r, a, b and the predictions do not depend on it.
     """
-    data = _bgnbd_data(frequency, recency, T, weights)
-    mean_T = float(data.w @ data.T) / data.n
-    rate = max(data.wx / data.n, 1e-3) / max(mean_T, 1e-12)
+    x, tx, t, w = _bgnbd_columns(frequency, recency, T, weights)
+    data = _BGNBDData(x, tx, t, w)
+    rate = max(data.wx / data.n, 1e-3) / max(data.mean_T, 1e-12)
     start = np.array([1.0, 1.0 / rate, 1.0, 3.0])
+
+    def on_rows(rows: slice) -> FloatArray | None:
+        sub = _BGNBDData(x[rows], tx[rows], t[rows], w[rows])
+        found = _maximise(lambda th: _bgnbd_value_grad(th, sub), start, sub.n, maxiter)
+        return found[0] if found[3] else None
+
+    start, warm = _warm_start(on_rows, len(x), start)
     theta, ll, iterations, ok, why = _maximise(
-        lambda th: _bgnbd_value_grad(th, data), start, data.n, maxiter
+        lambda th: _bgnbd_value_grad(th, data), start, data.n, maxiter, warm=warm
     )
     if not ok and strict:
         raise ConvergenceError(f"BG/NBD fit did not converge: {why}")
@@ -579,11 +722,19 @@ def fit_gamma_gamma(
     of 1 / nu), which makes the likelihood a long narrow ridge; the Newton finish is what gets
     to the top of it reliably.
     """
-    data = _gg_data(frequency, monetary_value, weights)
+    x, m, w = _gg_columns(frequency, monetary_value, weights)
+    data = _GGData(x, m, w)
     mean_m = float(data.w @ data.m) / data.n
     start = np.array([1.0, 3.0, 2.0 * mean_m])  # population mean p v / (q - 1) = mean_m
+
+    def on_rows(rows: slice) -> FloatArray | None:
+        sub = _GGData(x[rows], m[rows], w[rows])
+        found = _maximise(lambda th: _gg_value_grad(th, sub), start, sub.n, maxiter)
+        return found[0] if found[3] else None
+
+    start, warm = _warm_start(on_rows, len(x), start)
     theta, ll, iterations, ok, why = _maximise(
-        lambda th: _gg_value_grad(th, data), start, data.n, maxiter
+        lambda th: _gg_value_grad(th, data), start, data.n, maxiter, warm=warm
     )
     if not ok and strict:
         raise ConvergenceError(f"Gamma-Gamma fit did not converge: {why}")
@@ -605,6 +756,10 @@ def p_alive(fit: BGNBDFit, frequency: ArrayLike, recency: ArrayLike, T: ArrayLik
     """
     x, tx, t = _broadcast(frequency=frequency, recency=recency, T=T)
     _check_rft(x, tx, t)
+    return _p_alive(fit, x, tx, t)
+
+
+def _p_alive(fit: BGNBDFit, x: FloatArray, tx: FloatArray, t: FloatArray) -> FloatArray:
     rep = x > 0
     out = np.ones_like(x)
     xr = x[rep]
@@ -816,14 +971,7 @@ def predicted_clv(
         Length in days of the time unit the BG/NBD model was fitted in (7 for weeks, 1 for
         days), needed to turn calendar months into model time.
     """
-    if not (isinstance(months, int | np.integer) and months >= 0):
-        raise ValueError(f"months must be a non-negative integer, got {months!r}")
-    if not (np.isfinite(margin) and np.isfinite(monthly_discount_rate)):
-        raise ValueError("margin and monthly_discount_rate must be finite")
-    if monthly_discount_rate <= -1:
-        raise ValueError("monthly_discount_rate must be > -1")
-    if not (np.isfinite(time_unit_days) and time_unit_days > 0):
-        raise ValueError("time_unit_days must be > 0")
+    _check_value_args(months, margin, monthly_discount_rate, time_unit_days)
     x, tx, T_, m = _broadcast(
         frequency=frequency,
         recency=recency,
@@ -832,20 +980,90 @@ def predicted_clv(
     )
     value = expected_average_value(gg_fit, x, m)
     alive = p_alive(bgnbd_fit, x, tx, T_)
+    discounted = _discounted_purchases(
+        bgnbd_fit, x, T_, months, DAYS_PER_MONTH / time_unit_days, monthly_discount_rate
+    )
+    return alive * discounted * value * margin
+
+
+def _check_value_args(
+    months: int, margin: float, monthly_discount_rate: float, time_unit_days: float
+) -> None:
+    if not (isinstance(months, int | np.integer) and months >= 0):
+        raise ValueError(f"months must be a non-negative integer, got {months!r}")
+    if not (np.isfinite(margin) and np.isfinite(monthly_discount_rate)):
+        raise ValueError("margin and monthly_discount_rate must be finite")
+    if monthly_discount_rate <= -1:
+        raise ValueError("monthly_discount_rate must be > -1")
+    if not (np.isfinite(time_unit_days) and time_unit_days > 0):
+        raise ValueError("time_unit_days must be > 0")
+
+
+def _discounted_purchases(
+    fit: BGNBDFit, x: FloatArray, T: FloatArray, months: int, month: float, discount: float
+) -> FloatArray:
+    """Sum over the next ``months`` months of each month's expected purchases given alive,
+    discounted; ``month`` is a month in model time units."""
     # purchases given alive depend only on (x, T): evaluate once per distinct pair
     shape = x.shape
-    xs, Ts = x.ravel(), T_.ravel()
-    first, inverse = _unique_rows(xs, Ts)
-    xu, Tu = xs[first], Ts[first]
-    month = DAYS_PER_MONTH / time_unit_days
+    first, inverse = _unique_rows(x.ravel(), T.ravel())
+    xu, Tu = x.ravel()[first], T.ravel()[first]
     total = np.zeros_like(xu)
     previous = np.zeros_like(xu)
-    r, a, b, alpha = bgnbd_fit.r, bgnbd_fit.a, bgnbd_fit.b, bgnbd_fit.alpha
     for k in range(1, months + 1):
-        cumulative = _alive_expectation_any_a(r, a, b, xu, k * month / (alpha + Tu))
-        total += (cumulative - previous) / (1.0 + monthly_discount_rate) ** k
+        cumulative = _alive_expectation_any_a(fit.r, fit.a, fit.b, xu, k * month / (fit.alpha + Tu))
+        total += (cumulative - previous) / (1.0 + discount) ** k
         previous = cumulative
-    return alive * total[inverse].reshape(shape) * value * margin
+    return total[inverse].reshape(shape)
+
+
+@dataclass(frozen=True)
+class CustomerForecast:
+    """Per-customer predictions, as :func:`forecast_customers` returns them."""
+
+    p_alive: FloatArray
+    expected_purchases: FloatArray
+    expected_average_value: FloatArray
+    predicted_value: FloatArray
+
+
+def forecast_customers(
+    bgnbd_fit: BGNBDFit,
+    gg_fit: GammaGammaFit,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    monetary_value: ArrayLike,
+    *,
+    horizon: float,
+    months: int = 12,
+    margin: float = 1.0,
+    monthly_discount_rate: float = 0.01,
+    time_unit_days: float = 7.0,
+) -> CustomerForecast:
+    """:func:`p_alive`, :func:`expected_purchases` over ``horizon`` (model time units),
+    :func:`expected_average_value` and :func:`predicted_clv` for the same customers at once.
+
+    Equal to calling the four, but the inputs are checked and P(alive) is computed once: at
+    millions of customers that is most of the cost. A ``monetary_value`` that is NaN or <= 0
+    (no usable repeat spend) counts as no repeat purchase for spend: the population mean.
+    """
+    _check_value_args(months, margin, monthly_discount_rate, time_unit_days)
+    if not (np.isfinite(horizon) and horizon >= 0):
+        raise ValueError(f"horizon must be finite and >= 0, got {horizon!r}")
+    x, tx, T_, m = _broadcast(
+        frequency=frequency, recency=recency, T=T, monetary_value=monetary_value
+    )
+    _check_rft(x, tx, T_)
+    alive = _p_alive(bgnbd_fit, x, tx, T_)
+    r, a, b = bgnbd_fit.r, bgnbd_fit.a, bgnbd_fit.b
+    given_alive = _alive_expectation_dedup(r, a, b, x, horizon / (bgnbd_fit.alpha + T_))
+    usable = (x > 0) & np.isfinite(m) & (m > 0)
+    value = expected_average_value(gg_fit, np.where(usable, x, 0.0), np.where(usable, m, 0.0))
+    month = DAYS_PER_MONTH / time_unit_days
+    discounted = _discounted_purchases(bgnbd_fit, x, T_, months, month, monthly_discount_rate)
+    predicted = alive * discounted * value * margin
+    return CustomerForecast(alive, alive * given_alive, value, predicted)
 
 
 # --------------------------------------------------------------------------------------------

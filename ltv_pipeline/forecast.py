@@ -71,7 +71,7 @@ def fit_models(
     time_unit_days: float = 7.0,
     min_repeat_customers: int = MIN_REPEAT_CUSTOMERS,
 ) -> CustomerModels:
-    """Fit BG/NBD on all buyers (grouped) and Gamma-Gamma on the repeat buyers.
+    """Fit BG/NBD on all buyers and Gamma-Gamma on the repeat buyers.
 
     Raises
     ------
@@ -87,8 +87,7 @@ def fit_models(
             f"{min_repeat_customers} a fit needs"
         )
     try:
-        *grouped, weights = clv.group_customers(x, tx, T)
-        bgnbd = clv.fit_bgnbd(*grouped, weights=weights)
+        bgnbd = clv.fit_bgnbd(x, tx, T)
         gamma_gamma = clv.fit_gamma_gamma(x[repeat], m[repeat])
     except clv.ConvergenceError as exc:
         raise ModelNotFitted(str(exc)) from exc
@@ -126,28 +125,24 @@ def predict_customers(
         return out
     unit = models.time_unit_days
     x, tx, T = _model_arrays(summary["frequency"], summary["recency_days"], summary["t_days"], unit)
-    m = summary["monetary_value"].to_numpy(dtype=float)
-    m = np.where((x > 0) & np.isfinite(m) & (m > 0), m, np.nan)
-    x_spend = np.where(np.isnan(m), 0.0, x)  # no usable repeat spend: the population mean
     horizon = horizon_months * clv.DAYS_PER_MONTH / unit
     monthly_discount = (1.0 + yearly_discount_rate) ** (1.0 / 12.0) - 1.0
-    out["p_alive"] = clv.p_alive(models.bgnbd, x, tx, T)
-    out["expected_purchases"] = clv.expected_purchases(models.bgnbd, horizon, x, tx, T)
-    out["expected_order_value"] = clv.expected_average_value(models.gamma_gamma, x_spend, m)
-    # where there is no usable repeat spend, hand predicted_clv the population mean (what
-    # expected_order_value holds there), which its shrinkage then leaves unchanged
-    revenue = clv.predicted_clv(
+    predicted = clv.forecast_customers(
         models.bgnbd,
         models.gamma_gamma,
         x,
         tx,
         T,
-        np.where(np.isnan(m), out["expected_order_value"], m),
+        summary["monetary_value"].to_numpy(dtype=float),
+        horizon=horizon,
         months=horizon_months,
-        margin=1.0,
         monthly_discount_rate=monthly_discount,
         time_unit_days=unit,
     )
+    out["p_alive"] = predicted.p_alive
+    out["expected_purchases"] = predicted.expected_purchases
+    out["expected_order_value"] = predicted.expected_average_value
+    revenue = predicted.predicted_value
     out["predicted_revenue"] = revenue
     out["predicted_clv"] = revenue * margin_rate
     return out

@@ -272,6 +272,25 @@ def test_grouped_fit_equals_ungrouped_fit():
     assert grouped.log_likelihood == pytest.approx(ungrouped.log_likelihood, rel=1e-8)
 
 
+def test_warm_started_fits_land_on_the_full_search_optimum(
+    monkeypatch, bgnbd_sample, bgnbd_fitted, gg_sample, gg_fitted
+):
+    """Above 4 x _SUBSAMPLE_ROWS rows a fit starts from the optimum on every k-th row and
+    only polishes on all rows; lowered here so the 50,000-customer sample takes that path."""
+    monkeypatch.setattr(clv, "_SUBSAMPLE_ROWS", 2_000)
+    warm = clv.fit_bgnbd(*bgnbd_sample)
+    warm_gg = clv.fit_gamma_gamma(*gg_sample)
+    # the full-data part was Newton steps only, not a new quasi-Newton search
+    assert warm.converged and warm.iterations < min(10, bgnbd_fitted.iterations)
+    assert warm_gg.converged and warm_gg.iterations < min(10, gg_fitted.iterations)
+    for name, value in bgnbd_fitted.params().items():
+        assert warm.params()[name] == pytest.approx(value, rel=1e-7), name
+    for name, value in gg_fitted.params().items():
+        assert warm_gg.params()[name] == pytest.approx(value, rel=1e-6), name
+    assert warm.log_likelihood == pytest.approx(bgnbd_fitted.log_likelihood, rel=1e-12)
+    assert warm_gg.log_likelihood == pytest.approx(gg_fitted.log_likelihood, rel=1e-12)
+
+
 def test_group_customers_collapses_identical_rows():
     x, tx, T, w = clv.group_customers([2, 0, 2, 0, 1], [3.0, 0, 3.0, 0, 3.0], [5.0, 5, 5, 6, 5])
     rows = list(zip(x, tx, T, w, strict=True))
@@ -522,6 +541,49 @@ def test_predicted_clv(bgnbd_sample, bgnbd_fitted, gg_sample, gg_fitted):
         rtol=1e-10,
     )
     assert np.all(clv.predicted_clv(bgnbd_fitted, gg_fitted, x, tx, T, m, months=0) == 0)
+
+
+def test_forecast_customers_equals_the_four_predictions(
+    bgnbd_sample, bgnbd_fitted, gg_sample, gg_fitted
+):
+    x, tx, T = (c[:3000] for c in bgnbd_sample)
+    m = gg_sample[1][:3000].copy()
+    m[x == 0] = np.nan
+    m[np.flatnonzero(x > 0)[:5]] = np.nan  # repeat buyers without usable spend
+    horizon = 26.0
+    got = clv.forecast_customers(
+        bgnbd_fitted, gg_fitted, x, tx, T, m, horizon=horizon, monthly_discount_rate=0.02
+    )
+    spend_x = np.where(np.isnan(m), 0.0, x)
+    value = clv.expected_average_value(gg_fitted, spend_x, m)
+    np.testing.assert_array_equal(got.p_alive, clv.p_alive(bgnbd_fitted, x, tx, T))
+    np.testing.assert_allclose(
+        got.expected_purchases, clv.expected_purchases(bgnbd_fitted, horizon, x, tx, T), rtol=1e-14
+    )
+    np.testing.assert_array_equal(got.expected_average_value, value)
+    m_clv = np.where(np.isnan(m), value, m)  # the population mean stays the population mean
+    expected = clv.predicted_clv(
+        bgnbd_fitted, gg_fitted, x, tx, T, m_clv, monthly_discount_rate=0.02
+    )
+    np.testing.assert_allclose(got.predicted_value, expected, rtol=1e-12)
+    assert np.isnan(got.p_alive).sum() == 0 and (got.predicted_value > 0).all()
+    with pytest.raises(ValueError, match="horizon"):
+        clv.forecast_customers(bgnbd_fitted, gg_fitted, x, tx, T, m, horizon=-1.0)
+
+
+def test_unique_rows_groups_like_numpy():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 5, 5000).astype(float)
+    b = rng.integers(0, 700, 5000) / 7.0
+    for columns in ((a,), (a, b), (b, a, b)):
+        first, inverse = clv._unique_rows(*columns)
+        stacked = np.column_stack(columns)
+        expected, expected_inverse = np.unique(stacked, axis=0, return_inverse=True)
+        np.testing.assert_array_equal(stacked[first], expected)  # lexicographic order
+        np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+    wide = rng.random(5000)  # all distinct: the sorted path, not the dense table
+    first, inverse = clv._unique_rows(wide, wide[::-1].copy())
+    np.testing.assert_array_equal(wide[first][inverse], wide)
 
 
 # --------------------------------------------------------------------------------------------

@@ -216,7 +216,23 @@ def _unique_rows(*columns: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArra
     mixed radix, whose order is the lexicographic order of the tuples; the key is compacted
     through a dense table when that is small, else by a sort.
     """
+    found = _unique_rows_if_few(*columns, at_most=1.0)
+    assert found is not None
+    return found
+
+
+def _unique_rows_if_few(
+    *columns: FloatArray, at_most: float
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None:
+    """:func:`_unique_rows`, or None as soon as one column alone has more than ``at_most``
+    times as many distinct values as rows: then grouping would not pay for itself (times
+    from timestamps are all distinct)."""
     n = len(columns[0])
+    if at_most < 1.0:  # counted on a sorted copy first: numpy's SIMD sort beats hashing
+        for col in columns:
+            ordered = np.sort(col)
+            if np.count_nonzero(ordered[1:] != ordered[:-1]) + 1 > at_most * n:
+                return None
     key = np.zeros(n, dtype=np.int64)
     size = 1
     for col in columns:
@@ -887,8 +903,9 @@ def _alive_expectation_dedup(
     """
     if np.size(s) > 1000:
         xs, ss = np.ravel(x), np.ravel(s)
-        first, inverse = _unique_rows(xs, ss)
-        if len(first) < len(xs) // 2:
+        found = _unique_rows_if_few(ss, xs, at_most=0.5)
+        if found is not None and len(found[0]) < len(xs) // 2:
+            first, inverse = found
             values = _alive_expectation_any_a(r, a, b, xs[first], ss[first])
             return values[inverse].reshape(np.shape(s))
     return _alive_expectation_any_a(r, a, b, x, s)
@@ -1006,15 +1023,17 @@ def _discounted_purchases(
     discounted; ``month`` is a month in model time units."""
     # purchases given alive depend only on (x, T): evaluate once per distinct pair
     shape = x.shape
-    first, inverse = _unique_rows(x.ravel(), T.ravel())
-    xu, Tu = x.ravel()[first], T.ravel()[first]
+    xs, Ts = x.ravel(), T.ravel()
+    found = _unique_rows_if_few(Ts, xs, at_most=0.5)
+    first, inverse = found if found is not None else (np.arange(len(xs)), None)
+    xu, Tu = xs[first], Ts[first]
     total = np.zeros_like(xu)
     previous = np.zeros_like(xu)
     for k in range(1, months + 1):
         cumulative = _alive_expectation_any_a(fit.r, fit.a, fit.b, xu, k * month / (fit.alpha + Tu))
         total += (cumulative - previous) / (1.0 + discount) ** k
         previous = cumulative
-    return total[inverse].reshape(shape)
+    return (total if inverse is None else total[inverse]).reshape(shape)
 
 
 @dataclass(frozen=True)

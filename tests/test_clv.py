@@ -584,6 +584,10 @@ def test_unique_rows_groups_like_numpy():
     wide = rng.random(5000)  # all distinct: the sorted path, not the dense table
     first, inverse = clv._unique_rows(wide, wide[::-1].copy())
     np.testing.assert_array_equal(wide[first][inverse], wide)
+    # grouping is skipped when a column alone is mostly distinct (times from timestamps)
+    assert clv._unique_rows_if_few(wide, a, at_most=0.5) is None
+    found = clv._unique_rows_if_few(b, a, at_most=0.5)
+    assert found is not None and len(found[0]) == len(np.unique(np.column_stack((b, a)), axis=0))
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,7 +65,10 @@ docs: install
 clean:
 	rm -rf dbt_project/target dbt_project/logs .pytest_cache
 
-# Pipeline benchmark at 1M and 10M orders (wall time, peak RSS, baselines); writes
-# bench/results/pipeline.md. Other sizes: .venv/bin/python bench/pipeline_bench.py --orders ...
+# Pipeline benchmark (wall time, peak RSS, baselines, targets); writes bench/results/pipeline.md.
+# The 20k shop measures the fixed cost (start-up, dbt, Dagster). 100M orders need about 15 GiB
+# of disk, 45 min and a DuckDB memory limit:
+#   make bench ORDERS=100000000 LTV_DUCKDB_MEMORY_LIMIT=6GiB LTV_DBT_THREADS=1
+ORDERS ?= 20000 1000000 10000000
 bench: install
-	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/pipeline_bench.py --orders $(ORDERS)

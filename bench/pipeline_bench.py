@@ -140,7 +140,7 @@ def _tree_rss(root: int) -> dict[int, tuple[str, int]]:
 
 def measure(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict:
     """Run ``cmd`` to completion; wall seconds, peak tree RSS, peak RSS per process."""
-    peak, by_name = 0, {}
+    peak, by_name, samples = 0, {}, []
     with log.open("w") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
@@ -149,7 +149,9 @@ def measure(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dic
             if pid:
                 break
             tree = _tree_rss(proc.pid)
-            peak = max(peak, sum(rss for _, rss in tree.values()))
+            total = sum(rss for _, rss in tree.values())
+            peak = max(peak, total)
+            samples.append((time.time(), total))
             for name, rss in tree.values():
                 by_name[name] = max(by_name.get(name, 0), rss)
             time.sleep(0.2)
@@ -164,6 +166,7 @@ def measure(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dic
         "tree_rss": max(peak, usage.ru_maxrss * 1024),
         "proc_rss": usage.ru_maxrss * 1024,  # wait4: the largest single process, exact
         "rss_by_process": by_name,  # polled peaks, per command name
+        "rss_samples": samples,  # (unix time, tree RSS), every 0.2 s
         "result": json.loads(lines[-1]) if lines else {},
         "log": text,
     }
@@ -179,6 +182,21 @@ def step_seconds(log: str) -> dict[str, float]:
         parts = re.findall(r"([0-9.]+)(ms|h|m|s)", text)
         steps[step] = steps.get(step, 0.0) + sum(float(v) * _UNIT[u] for v, u in parts)
     return steps
+
+
+def step_peak_rss(log: str, samples: list[tuple[float, int]]) -> dict[str, int]:
+    """Peak tree RSS while each Dagster step ran (its STEP_START to its end, 1 s resolution)."""
+    events = re.findall(
+        r"^(\S+ \S+) \+0000 - dagster - .* - (\S+) - STEP_(START|SUCCESS|FAILURE) - ", log, re.M
+    )
+    spans: dict[str, list[float]] = {}
+    for stamp, step, kind in events:
+        t = datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+        spans.setdefault(step, [t, t])[0 if kind == "START" else 1] = t
+    return {
+        step: max((rss for t, rss in samples if start <= t < end + 1), default=0)
+        for step, (start, end) in spans.items()
+    }
 
 
 def job_seconds(log: str) -> float:
@@ -279,6 +297,7 @@ def bench_size(
         runs[name] = run = measure([str(BIN / "ltv"), "run"], root / f"run_{name}.log", env)
         log = run.pop("log")
         run.update(steps=step_seconds(log), job=job_seconds(log), dbt=dbt_nodes(log))
+        run["step_rss"] = step_peak_rss(log, run.pop("rss_samples"))
         say(f"{name}: {runs[name]['wall']:.1f}s, {runs[name]['tree_rss'] / GIB:.2f} GiB")
     sizes["warehouse_gb"] = (root / "warehouse.duckdb").stat().st_size / GIB
     sizes["workdir_gb"] = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / GIB
@@ -298,6 +317,7 @@ def bench_size(
     for m in (gen, floor, pandas):
         if m:
             m.pop("log")
+            m.pop("rss_samples")
     return {
         "requested": n,
         "orders": gen["result"]["orders"],
@@ -413,6 +433,10 @@ def report(
             procs = sorted(run["rss_by_process"].items(), key=lambda kv: -kv[1])[:3]
             listed = "; ".join(f"`{k}` {_gib(v)}" for k, v in procs)
             out.append(f"- {r['orders']:,} orders, {name}: {listed}")
+            steps = sorted(run.get("step_rss", {}).items(), key=lambda kv: -kv[1])[:4]
+            if steps:
+                by_step = "; ".join(f"`{k}` {_gib(v)}" for k, v in steps)
+                out.append(f"  - process tree while the step ran, highest: {by_step}")
     out += ["", "## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
 
     def target(name: str, value: float, limit: float, unit: str) -> None:
@@ -479,6 +503,7 @@ def main() -> None:
         raise SystemExit("not enough free disk for the largest size; use --workdir")
     prepare = measure([str(BIN / "ltv"), "prepare"], args.workdir / "prepare.log")
     prepare.pop("log")
+    prepare.pop("rss_samples")
     results: list[dict] = []
     budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") * 0.7
     for n in sorted(args.orders):

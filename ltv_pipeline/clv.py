@@ -221,6 +221,10 @@ def _unique_rows(*columns: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArra
     return found
 
 
+#: The mixed-radix key of :func:`_unique_rows` stays below this, so it never overflows int64.
+_KEY_LIMIT = 2**62
+
+
 def _unique_rows_if_few(
     *columns: FloatArray, at_most: float
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None:
@@ -237,10 +241,11 @@ def _unique_rows_if_few(
     size = 1
     for col in columns:
         values, codes = _factorize(col)
+        if size * len(values) > _KEY_LIMIT:  # renumber the tuples so far (at most n) first
+            prefixes, key = np.unique(key, return_inverse=True)
+            size = len(prefixes)
         size *= len(values)
         key = key * len(values) + codes
-    if size > 2**62:  # pragma: no cover - would need ~2e6 distinct values in each of 3 columns
-        raise ValueError("too many distinct values to group")
     if size <= 4 * n + 1024:
         present = np.zeros(size, dtype=bool)
         present[key] = True

@@ -571,7 +571,7 @@ def test_forecast_customers_equals_the_four_predictions(
         clv.forecast_customers(bgnbd_fitted, gg_fitted, x, tx, T, m, horizon=-1.0)
 
 
-def test_unique_rows_groups_like_numpy():
+def test_unique_rows_groups_like_numpy(monkeypatch):
     rng = np.random.default_rng(3)
     a = rng.integers(0, 5, 5000).astype(float)
     b = rng.integers(0, 700, 5000) / 7.0
@@ -581,6 +581,11 @@ def test_unique_rows_groups_like_numpy():
         expected, expected_inverse = np.unique(stacked, axis=0, return_inverse=True)
         np.testing.assert_array_equal(stacked[first], expected)  # lexicographic order
         np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+    # a key that would overflow is renumbered between columns, keeping the order
+    small_limit = clv._unique_rows(b, a, b)
+    monkeypatch.setattr(clv, "_KEY_LIMIT", 50)
+    np.testing.assert_array_equal(clv._unique_rows(b, a, b)[1], small_limit[1])
+    monkeypatch.undo()
     wide = rng.random(5000)  # all distinct: the sorted path, not the dense table
     first, inverse = clv._unique_rows(wide, wide[::-1].copy())
     np.testing.assert_array_equal(wide[first][inverse], wide)

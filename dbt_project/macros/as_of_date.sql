@@ -37,3 +37,6 @@
 {% macro discount_rate() -%}{{ number_var('discount_rate', 0, 10) }}{%- endmacro %}
 {% macro clv_holdout_days() -%}{{ number_var('clv_holdout_days', 1, 3650, integer=true) }}{%- endmacro %}
 {% macro incremental_lookback_days() -%}{{ number_var('incremental_lookback_days', 0, 3650, integer=true) }}{%- endmacro %}
+{% macro min_months_beyond_churn_window() -%}{{ number_var('min_months_beyond_churn_window', 1, 120, integer=true) }}{%- endmacro %}
+{% macro min_churn_events() -%}{{ number_var('min_churn_events', 1, 1000000, integer=true) }}{%- endmacro %}
+{% macro ltv_cac_bar() -%}{{ number_var('ltv_cac_bar', 0, 100) }}{%- endmacro %}

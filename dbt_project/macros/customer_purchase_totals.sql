@@ -1,23 +1,34 @@
+{#- A purchase is a customer's completed orders on one calendar day (UTC): the one definition
+    of "a purchase" that every mart, the RFM scores and the CLV models count. Several orders of
+    one customer on one day (a split basket, a second checkout for a forgotten item) are one
+    purchase worth their sum; lifetimes' summaries and the published BG/NBD fits count whole
+    days the same way. `orders` is a relation or CTE with int_orders_valued's columns. -#}
+{% macro purchase_days(orders) -%}
+    select
+        customer_id,
+        ordered_date as purchase_date,
+        count(*) as order_lines,
+        sum(net_revenue) as net_revenue,
+        sum(gross_margin) as gross_margin
+
+    from {{ orders }}
+    where is_purchase
+    group by customer_id, ordered_date
+{%- endmacro %}
+
 {#- Per customer, the purchase totals that do not depend on as_of_date, from `orders` (a
-    relation or CTE with fct_orders' columns): the newest order of any status (the watermark an
-    incremental run starts from), first and last purchase, purchase occasions (orders at one
-    instant are one purchase: a split basket), net revenue and the first occasion's net revenue.
-    Customers whose orders are all refunded or cancelled have purchases = 0 and null times. The
-    single definition used by int_customer_purchases_accumulated (all or touched customers) and
-    by int_customer_purchases_summarized when as_of_date is set (a backfill). -#}
+    relation or CTE with int_orders_valued's columns): the newest order of any status (the
+    watermark an incremental run starts from), first and last purchase date, purchases (days,
+    macro purchase_days), net revenue and the first purchase's net revenue. Customers whose
+    orders are all refunded or cancelled have purchases = 0 and null dates. The single
+    definition used by int_customer_purchases_accumulated (all or touched customers) and by
+    int_customer_purchases_summarized when as_of_date is set (a backfill). -#}
 {% macro customer_purchase_totals(orders) -%}
     with
 
-    occasions as (
+    purchases as (
 
-        select
-            customer_id,
-            ordered_at,
-            sum(net_revenue) as net_revenue
-
-        from {{ orders }}
-        where is_purchase
-        group by customer_id, ordered_at
+        {{ purchase_days(orders) }}
 
     ),
 
@@ -25,13 +36,13 @@
 
         select
             customer_id,
-            min(ordered_at) as first_purchase_at,
-            max(ordered_at) as last_purchase_at,
+            min(purchase_date) as first_purchase_date,
+            max(purchase_date) as last_purchase_date,
             count(*) as purchases,
             sum(net_revenue) as net_revenue,
-            min_by(net_revenue, ordered_at) as first_purchase_net_revenue
+            min_by(net_revenue, purchase_date) as first_purchase_net_revenue
 
-        from occasions
+        from purchases
         group by customer_id
 
     ),
@@ -50,8 +61,8 @@
     select
         orders_seen.customer_id,
         orders_seen.orders_seen_until,
-        purchase_totals.first_purchase_at,
-        purchase_totals.last_purchase_at,
+        purchase_totals.first_purchase_date,
+        purchase_totals.last_purchase_date,
         coalesce(purchase_totals.purchases, 0) as purchases,
         coalesce(purchase_totals.net_revenue, 0) as net_revenue,
         purchase_totals.first_purchase_net_revenue

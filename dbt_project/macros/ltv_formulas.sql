@@ -21,18 +21,39 @@
     (1 - power(1 - ({{ monthly_churn_rate }}), 12))
 {%- endmacro %}
 
-{#- CL: customer lifespan in years, 1 / annual churn, capped at max_lifespan_years. -#}
-{% macro customer_lifespan_years(annual_churn_rate) -%}
-    (
-        case
-            when {{ annual_churn_rate }} > 0
-                then least(1.0 / {{ annual_churn_rate }}, {{ max_lifespan_years() }})
-            else {{ max_lifespan_years() }}
-        end
-    )
-{%- endmacro %}
-
 {#- Historical LTV = APV x APF x CL. -#}
 {% macro historical_ltv(apv, apf, lifespan_years) -%}
     (({{ apv }}) * ({{ apf }}) * ({{ lifespan_years }}))
+{%- endmacro %}
+
+{#- The segments every LTV figure is given for: each row of `relation` (with columns
+    acquisition_channel and country_code) once per segment it belongs to, ('overall', 'all'),
+    ('acquisition_channel', <channel>) and ('country', <code>), carrying the `carry` columns.
+    Used by ltv_summary and the lifespan estimate so both cut the same segments; a new
+    dimension is one more branch. -#}
+{% macro segment_rows(relation, carry) -%}
+    {%- set columns = carry | join(', ') -%}
+    select
+        'overall' as dimension,
+        'all' as dimension_value,
+        {{ columns }}
+    from {{ relation }}
+    union all
+    select
+        'acquisition_channel' as dimension,
+        acquisition_channel as dimension_value,
+        {{ columns }}
+    from {{ relation }}
+    union all
+    select
+        'country' as dimension,
+        country_code as dimension_value,
+        {{ columns }}
+    from {{ relation }}
+{%- endmacro %}
+
+{#- The churn window in whole months (churn_inactivity_days / the mean month, rounded up):
+    nobody can be seen to churn in fewer tenure months than this. -#}
+{% macro churn_window_months() -%}
+    {{- ((churn_inactivity_days() | int) / 30.4375) | round(0, 'ceil') | int -}}
 {%- endmacro %}

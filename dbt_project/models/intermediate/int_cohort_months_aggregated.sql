@@ -56,7 +56,9 @@ grid as (
         cohorts.cohort_month,
         month_numbers.n as months_since_acquisition,
         cast({{ dbt.dateadd('month', 'month_numbers.n', 'cohorts.cohort_month') }} as date)
-            as month_start
+            as month_start,
+        cast({{ dbt.dateadd('month', 'month_numbers.n', 'cohorts.cohort_month') }} as date)
+        < reporting_window.window_end as is_complete_month
 
     from aggregated as cohorts
     cross join reporting_window
@@ -75,6 +77,7 @@ sized as (
         grid.cohort_month,
         grid.months_since_acquisition,
         grid.month_start,
+        grid.is_complete_month,
         coalesce(aggregated.new_customers, 0) as new_customers,
         coalesce(aggregated.active_customers, 0) as active_customers,
         coalesce(aggregated.purchases, 0) as purchases,

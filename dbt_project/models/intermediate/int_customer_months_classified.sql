@@ -9,7 +9,7 @@
     flag false and no value (active at the end needs one of the two), so it is left out: the
     table grows with purchase months, not with customers x months since acquisition (about 5x
     fewer rows on the generated shops). Consumers that need every month or cohort cell build
-    that grid themselves. Reads the fct_orders mart, not staging. -#}
+    that grid themselves. Purchases are purchase days (int_purchases_grouped). -#}
 with
 
 reporting_window as (
@@ -21,14 +21,14 @@ reporting_window as (
 purchases as (
 
     select
-        orders.customer_id,
-        orders.ordered_date,
-        orders.net_revenue,
-        orders.gross_margin
+        purchases.customer_id,
+        purchases.purchase_date as ordered_date,
+        purchases.net_revenue,
+        purchases.gross_margin
 
-    from {{ ref('fct_orders') }} as orders
+    from {{ ref('int_purchases_grouped') }} as purchases
     cross join reporting_window
-    where orders.is_purchase and orders.ordered_date <= reporting_window.as_of_date
+    where purchases.purchase_date <= reporting_window.as_of_date
 
 ),
 

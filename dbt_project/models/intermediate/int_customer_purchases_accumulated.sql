@@ -20,10 +20,10 @@ with
 
 orders as (
 
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('int_orders_valued') }}
     {% if is_incremental() %}
         where customer_id in (
-            select customer_id from {{ ref('fct_orders') }}
+            select customer_id from {{ ref('int_orders_valued') }}
             where ordered_at >= (
                 select {{ dbt.dateadd(
                     'day', -1 - incremental_lookback_days() | int, 'max(orders_seen_until)'

@@ -1,16 +1,17 @@
 {#- One row per customer with a purchase up to as_of_date: the (frequency, recency, T,
-    monetary value) summary, in purchase occasions, the BG/NBD and Gamma-Gamma models take, in
-    days, computed here so that only this summary crosses into Python. Times use timestamps, so
-    two purchases on one day still give recency > 0; T runs to the end of as_of_date. The
-    calibration_* columns are the same summary at the start of the backtest holdout (purchases
-    before holdout_start_date), for customers who had bought by then; holdout_purchases counts
-    their purchases in the holdout.
+    monetary value) summary the BG/NBD and Gamma-Gamma models take, in purchases (purchase
+    days, macro purchase_days) and whole days, computed here so that only this summary crosses
+    into Python. Time is counted as lifetimes and the published fits count it: recency = days
+    from the first to the last purchase date, T = days from the first purchase date to
+    as_of_date (a purchase on as_of_date is in the period). The calibration_* columns are the
+    same summary at the end of the day before the backtest holdout (holdout_start_date), for
+    customers who had bought by then; holdout_purchases counts their purchases in the holdout.
     The totals come from int_customer_purchases_accumulated, which is kept up to date from new
     orders; only T and the calibration split move with as_of_date, and only customers who bought
-    both before and during the holdout are re-read from fct_orders for it. A backfill (var
-    as_of_date set) computes the totals from the orders up to that date with the same macro. -#}
+    both before and during the holdout are re-read for it. A backfill (var as_of_date set)
+    computes the totals from the orders up to that date with the same macro. -#}
 -- depends_on: {{ ref('int_customer_purchases_accumulated') }}
--- depends_on: {{ ref('fct_orders') }}
+-- depends_on: {{ ref('int_orders_valued') }}
 with
 
 reporting_window as (
@@ -18,8 +19,7 @@ reporting_window as (
     select
         as_of_date,
         holdout_start_date,
-        cast({{ dbt.dateadd('day', 1, 'as_of_date') }} as timestamp) as observed_until,
-        cast(holdout_start_date as timestamp) as calibration_until
+        cast({{ dbt.dateadd('day', -1, 'holdout_start_date') }} as date) as calibration_end_date
 
     from {{ ref('int_reporting_window') }}
 
@@ -29,7 +29,7 @@ reporting_window as (
     orders_up_to_as_of as (
 
         select orders.*
-        from {{ ref('fct_orders') }} as orders
+        from {{ ref('int_orders_valued') }} as orders
         cross join reporting_window
         where orders.ordered_date <= reporting_window.as_of_date
 
@@ -55,24 +55,18 @@ totals as (
 
 ),
 
-{#- Customers who bought before and during the holdout: their purchases before it, as
-    occasions (orders at one instant count once). -#}
-straddling_occasions as (
+{#- Customers who bought before and during the holdout: their purchases before it. -#}
+straddling_purchases as (
 
-    select
-        orders.customer_id,
-        orders.ordered_at,
-        sum(orders.net_revenue) as net_revenue
+    select purchases.*
 
-    from {{ ref('fct_orders') }} as orders
-    inner join totals on orders.customer_id = totals.customer_id
+    from {{ ref('int_purchases_grouped') }} as purchases
+    inner join totals on purchases.customer_id = totals.customer_id
     cross join reporting_window
     where
-        orders.is_purchase
-        and totals.first_purchase_at < reporting_window.calibration_until
-        and totals.last_purchase_at >= reporting_window.calibration_until
-        and orders.ordered_at < reporting_window.calibration_until
-    group by orders.customer_id, orders.ordered_at
+        totals.first_purchase_date < reporting_window.holdout_start_date
+        and totals.last_purchase_date >= reporting_window.holdout_start_date
+        and purchases.purchase_date < reporting_window.holdout_start_date
 
 ),
 
@@ -81,10 +75,10 @@ straddling as (
     select
         customer_id,
         count(*) as calibration_purchases,
-        max(ordered_at) as calibration_last_purchase_at,
+        max(purchase_date) as calibration_last_purchase_date,
         sum(net_revenue) as calibration_net_revenue
 
-    from straddling_occasions
+    from straddling_purchases
     group by customer_id
 
 ),
@@ -94,18 +88,18 @@ calibration as (
     select
         totals.*,
         case
-            when totals.first_purchase_at >= reporting_window.calibration_until then 0
-            when totals.last_purchase_at < reporting_window.calibration_until
+            when totals.first_purchase_date >= reporting_window.holdout_start_date then 0
+            when totals.last_purchase_date < reporting_window.holdout_start_date
                 then totals.purchases
             else straddling.calibration_purchases
         end as calibration_purchases,
         case
-            when totals.last_purchase_at < reporting_window.calibration_until
-                then totals.last_purchase_at
-            else straddling.calibration_last_purchase_at
-        end as calibration_last_purchase_at,
+            when totals.last_purchase_date < reporting_window.holdout_start_date
+                then totals.last_purchase_date
+            else straddling.calibration_last_purchase_date
+        end as calibration_last_purchase_date,
         case
-            when totals.last_purchase_at < reporting_window.calibration_until
+            when totals.last_purchase_date < reporting_window.holdout_start_date
                 then totals.net_revenue
             else straddling.calibration_net_revenue
         end as calibration_net_revenue
@@ -120,15 +114,14 @@ final as (
 
     select
         calibration.customer_id,
-        calibration.first_purchase_at,
-        calibration.last_purchase_at,
+        calibration.first_purchase_date,
+        calibration.last_purchase_date,
         calibration.purchases - 1 as frequency,
         {{ dbt.datediff(
-            'calibration.first_purchase_at', 'calibration.last_purchase_at', 'second'
-        ) }} / cast(86400 as {{ type_double() }}) as recency_days,
-        {{ dbt.datediff(
-            'calibration.first_purchase_at', 'reporting_window.observed_until', 'second'
-        ) }} / cast(86400 as {{ type_double() }}) as t_days,
+            'calibration.first_purchase_date', 'calibration.last_purchase_date', 'day'
+        ) }} as recency_days,
+        {{ dbt.datediff('calibration.first_purchase_date', 'reporting_window.as_of_date', 'day') }}
+            as t_days,
         cast(
             calibration.net_revenue - calibration.first_purchase_net_revenue
             as {{ type_double() }}
@@ -141,16 +134,16 @@ final as (
         case
             when calibration.calibration_purchases > 0
                 then {{ dbt.datediff(
-                    'calibration.first_purchase_at',
-                    'calibration.calibration_last_purchase_at',
-                    'second'
-                ) }} / cast(86400 as {{ type_double() }})
+                    'calibration.first_purchase_date',
+                    'calibration.calibration_last_purchase_date',
+                    'day'
+                ) }}
         end as calibration_recency_days,
         case
             when calibration.calibration_purchases > 0
                 then {{ dbt.datediff(
-                    'calibration.first_purchase_at', 'reporting_window.calibration_until', 'second'
-                ) }} / cast(86400 as {{ type_double() }})
+                    'calibration.first_purchase_date', 'reporting_window.calibration_end_date', 'day'
+                ) }}
         end as calibration_t_days,
         cast(
             calibration.calibration_net_revenue - calibration.first_purchase_net_revenue

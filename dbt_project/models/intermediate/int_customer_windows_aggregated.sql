@@ -1,6 +1,6 @@
 {#- One row per customer with a purchase by as_of_date (zeros when none falls in the window):
-    purchases, net revenue and gross margin in the LTV lookback window, and their months
-    active and churn events in it. -#}
+    purchases, net revenue and gross margin in the LTV lookback window, and the months they
+    were active in it (active at the start or buying: ARPU's denominator). -#}
 with
 
 reporting_window as (
@@ -28,10 +28,6 @@ windowed as (
         sum(case when is_in_window then purchases else 0 end) as window_purchases,
         sum(case when is_in_window then net_revenue else 0 end) as window_net_revenue,
         sum(case when is_in_window then gross_margin else 0 end) as window_gross_margin,
-        sum(case when is_in_window and is_active_at_start then 1 else 0 end)
-            as window_months_active_at_start,
-        sum(case when is_in_window and is_churned_in_month then 1 else 0 end)
-            as window_churn_events,
         sum(
             case when is_in_window and (is_active_at_start or purchases > 0) then 1 else 0 end
         ) as window_active_months

@@ -1,3 +1,5 @@
+{#- One row per channel and month with spend or acquired customers. CAC is null without
+    spend (an unpaid channel has no acquisition cost to compare) or without new customers. -#}
 with
 
 reporting_window as (
@@ -42,7 +44,7 @@ final as (
         coalesce(spend.month_start, acquired.month_start) as month_start,
         coalesce(spend.spend, 0) as spend,
         coalesce(acquired.new_customers, 0) as new_customers,
-        cast(coalesce(spend.spend, 0) as {{ type_double() }})
+        cast(nullif(spend.spend, 0) as {{ type_double() }})
         / nullif(acquired.new_customers, 0) as cac
 
     from spend

@@ -1,5 +1,6 @@
 {#- historical_ltv uses the customer's own APV and APF over the lookback window and the shop's
-    overall customer lifespan (ltv_summary), with the same formula as ltv_summary. -#}
+    overall customer lifespan (ltv_summary), with the same formula as ltv_summary; null while
+    that lifespan cannot be estimated reliably. Purchases are purchase days. -#}
 with
 
 customers as (
@@ -16,10 +17,10 @@ reporting_window as (
 
 purchases as (
 
-    select orders.*
-    from {{ ref('fct_orders') }} as orders
+    select purchases.*
+    from {{ ref('int_purchases_grouped') }} as purchases
     cross join reporting_window
-    where orders.is_purchase and orders.ordered_date <= reporting_window.as_of_date
+    where purchases.purchase_date <= reporting_window.as_of_date
 
 ),
 
@@ -41,9 +42,9 @@ customer_purchases as (
 
     select
         customer_id,
-        min(ordered_date) as first_order_date,
-        max(ordered_date) as last_order_date,
-        count(*) as orders,
+        min(purchase_date) as first_order_date,
+        max(purchase_date) as last_order_date,
+        count(*) as purchases,
         sum(net_revenue) as net_revenue,
         sum(gross_margin) as gross_margin
 
@@ -61,7 +62,7 @@ joined as (
         customers.signup_date,
         customer_purchases.first_order_date,
         customer_purchases.last_order_date,
-        customer_purchases.orders,
+        customer_purchases.purchases,
         customer_purchases.net_revenue,
         customer_purchases.gross_margin,
         windows.window_purchases,
@@ -90,29 +91,29 @@ final as (
         cast({{ dbt.date_trunc('month', 'first_order_date') }} as date) as cohort_month,
         first_order_date,
         last_order_date,
-        coalesce(orders, 0) as orders,
+        coalesce(purchases, 0) as purchases,
         coalesce(net_revenue, 0) as net_revenue,
         coalesce(gross_margin, 0) as gross_margin,
-        cast(net_revenue as {{ type_double() }}) / orders as average_order_value,
+        cast(net_revenue as {{ type_double() }}) / purchases as average_purchase_value,
         {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }}
             as tenure_days,
         {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }}
             as days_since_last_purchase,
-        orders is not null as has_purchased,
+        purchases is not null as has_purchased,
         coalesce(
             {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }}
             > {{ churn_inactivity_days() }},
             false
         ) as is_churned,
         coalesce(window_purchases, 0) as window_purchases,
-        coalesce(
-            {{ historical_ltv(
-                'cast(window_net_revenue as ' ~ type_double() ~ ') / nullif(window_purchases, 0)',
+        case
+            when coalesce(window_purchases, 0) = 0 then 0 * customer_lifespan_years
+            else {{ historical_ltv(
+                'cast(window_net_revenue as ' ~ type_double() ~ ') / window_purchases',
                 purchase_frequency('window_purchases', 1),
                 'customer_lifespan_years'
-            ) }},
-            0
-        ) as historical_ltv,
+            ) }}
+        end as historical_ltv,
         as_of_date
 
     from joined

@@ -10,7 +10,8 @@ channel_ltv as (
 
     select
         dimension_value as acquisition_channel,
-        margin_ltv
+        margin_ltv,
+        unreliable_reason
 
     from {{ ref('ltv_summary') }}
     where dimension = 'acquisition_channel'
@@ -29,7 +30,7 @@ channel_cac as (
         acquisition_channel,
         sum(spend) as spend,
         sum(new_customers) as new_customers,
-        cast(sum(spend) as {{ type_double() }}) / nullif(sum(new_customers), 0) as cac
+        cast(nullif(sum(spend), 0) as {{ type_double() }}) / nullif(sum(new_customers), 0) as cac
 
     from cac
     group by acquisition_channel
@@ -42,7 +43,9 @@ channel_payback as (
         acquisition_channel,
         sum(case when cac is not null then 1 else 0 end) as cohorts,
         sum(case when payback_month is not null then 1 else 0 end) as cohorts_paid_back,
-        median(payback_month) as median_payback_month,
+        {#- cohorts that never paid back count as paying back later than any that did -#}
+        median(case when cac is not null then coalesce(payback_month, 1000000) end)
+            as median_payback_month,
         sum(gross_margin_to_date) as gross_margin_to_date,
         sum(predicted_clv) as predicted_clv
 
@@ -59,12 +62,28 @@ final as (
         channel_cac.spend,
         channel_cac.cac,
         channel_ltv.margin_ltv,
-        channel_payback.median_payback_month,
-        channel_ltv.margin_ltv / nullif(channel_cac.cac, 0) as ltv_to_cac,
-        coalesce(channel_ltv.margin_ltv / nullif(channel_cac.cac, 0) >= 3, false)
-            as is_above_ltv_cac_bar,
+        case
+            when channel_payback.median_payback_month < 1000000
+                then channel_payback.median_payback_month
+        end as median_payback_month,
+        channel_ltv.margin_ltv / channel_cac.cac as ltv_to_cac,
+        channel_ltv.margin_ltv / channel_cac.cac >= {{ ltv_cac_bar() }} as is_above_ltv_cac_bar,
+        case
+            when channel_ltv.margin_ltv / channel_cac.cac >= {{ ltv_cac_bar() }} then 'above_bar'
+            when channel_ltv.margin_ltv / channel_cac.cac < {{ ltv_cac_bar() }} then 'below_bar'
+            else 'unknown'
+        end as ltv_to_cac_status,
+        case
+            when channel_cac.cac is null and coalesce(channel_cac.spend, 0) = 0
+                then 'no marketing spend'
+            when channel_cac.cac is null then 'no customers acquired'
+            when channel_ltv.margin_ltv is null
+                then coalesce(channel_ltv.unreliable_reason, 'no LTV for the channel')
+        end as ltv_to_cac_unknown_reason,
         coalesce(channel_payback.cohorts, 0) as cohorts,
         coalesce(channel_payback.cohorts_paid_back, 0) as cohorts_paid_back,
+        cast(channel_payback.cohorts_paid_back as {{ type_double() }})
+        / nullif(channel_payback.cohorts, 0) as share_of_cohorts_paid_back,
         cast(channel_payback.predicted_clv as {{ type_double() }})
         / nullif(channel_cac.new_customers, 0) as predicted_clv_per_customer,
         cast(
@@ -72,7 +91,7 @@ final as (
             as {{ type_double() }}
         )
         / nullif(channel_cac.new_customers, 0)
-        / nullif(channel_cac.cac, 0) as predicted_value_to_cac
+        / channel_cac.cac as predicted_value_to_cac
 
     from channel_cac
     left join channel_ltv on channel_cac.acquisition_channel = channel_ltv.acquisition_channel

@@ -90,7 +90,7 @@ final as (
         cast(predicted.predicted_clv as {{ type_double() }})
         / nullif(cac.new_customers, 0) as predicted_clv_per_customer,
         cast(coalesce(to_date.gross_margin, 0) + predicted.predicted_clv as {{ type_double() }})
-        / nullif(cac.new_customers, 0) / nullif(cac.cac, 0) as predicted_value_to_cac,
+        / nullif(cac.new_customers, 0) / cac.cac as predicted_value_to_cac,
         payback.payback_month
 
     from cac

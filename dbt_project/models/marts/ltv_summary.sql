@@ -24,23 +24,7 @@ windows as (
 
 segments as (
 
-    select
-        customer_id,
-        'overall' as dimension,
-        'all' as dimension_value
-    from customers
-    union all
-    select
-        customer_id,
-        'acquisition_channel' as dimension,
-        acquisition_channel as dimension_value
-    from customers
-    union all
-    select
-        customer_id,
-        'country' as dimension,
-        country_code as dimension_value
-    from customers
+    {{ segment_rows('customers', ['customer_id']) }}
 
 ),
 
@@ -54,8 +38,6 @@ aggregated as (
         sum(windows.window_purchases) as window_purchases,
         sum(windows.window_net_revenue) as window_net_revenue,
         sum(windows.window_gross_margin) as window_gross_margin,
-        sum(windows.window_months_active_at_start) as window_months_active_at_start,
-        sum(windows.window_churn_events) as window_churn_events,
         sum(windows.window_active_months) as window_active_months
 
     from windows
@@ -72,8 +54,6 @@ rates as (
             as average_purchase_value,
         {{ purchase_frequency('window_purchases', 'window_customers') }}
             as purchase_frequency,
-        cast(window_churn_events as {{ type_double() }})
-        / nullif(window_months_active_at_start, 0) as monthly_churn_rate,
         cast(window_gross_margin as {{ type_double() }})
         / nullif(window_net_revenue, 0) as gross_margin_rate,
         cast(window_net_revenue as {{ type_double() }})
@@ -83,15 +63,29 @@ rates as (
 
 ),
 
+{#- CL from tenure (int_segment_lifespans_estimated); the monthly churn rate is the constant
+    rate with the same expected lifespan, so ARPU x margin / churn and APV x APF x CL agree -#}
 lifespans as (
 
     select
-        *,
-        {{ annual_churn_rate('coalesce(monthly_churn_rate, 0)') }} as annual_churn_rate,
-        {{ customer_lifespan_years(annual_churn_rate('coalesce(monthly_churn_rate, 0)')) }}
-            as customer_lifespan_years
+        rates.*,
+        estimates.months_observed,
+        estimates.churn_events,
+        estimates.customers as lifespan_customers,
+        estimates.expected_active_months,
+        estimates.customer_lifespan_years,
+        1.0 / (12 * estimates.customer_lifespan_years) as monthly_churn_rate,
+        {{ annual_churn_rate('1.0 / (12 * estimates.customer_lifespan_years)') }}
+            as annual_churn_rate,
+        coalesce(estimates.is_reliable, false) as is_reliable,
+        coalesce(estimates.unreliable_reason, 'no customer with a complete month')
+            as unreliable_reason
 
     from rates
+    left join {{ ref('int_segment_lifespans_estimated') }} as estimates
+        on
+            rates.dimension = estimates.dimension
+            and rates.dimension_value = estimates.dimension_value
 
 ),
 
@@ -149,6 +143,12 @@ final as (
         ltv.window_gross_margin,
         ltv.average_purchase_value,
         ltv.purchase_frequency,
+        ltv.months_observed,
+        ltv.churn_events,
+        ltv.lifespan_customers,
+        ltv.is_reliable,
+        case when not ltv.is_reliable then ltv.unreliable_reason end as unreliable_reason,
+        ltv.expected_active_months,
         ltv.monthly_churn_rate,
         ltv.annual_churn_rate,
         ltv.customer_lifespan_years,

@@ -1,0 +1,156 @@
+{#- One row per segment: the customer lifespan estimated from tenure, and how much history
+    supports it. Expected active months = the area under the still-active curve
+    (int_tenure_months_aggregated: sum over observed tenure months of the share of customers
+    still active at the month's end) plus a geometric tail beyond the last observed month.
+    The tail's monthly decline is fitted (least squares of ln share, weighted by exposed
+    customers) over the second half of the months after the churn window, where the curve
+    has settled, and starts from the fitted share at the last observed month.
+    The estimate is reliable when the history covers the churn window plus
+    min_months_beyond_churn_window months, at least min_churn_events churn events were seen
+    and the curve declines; otherwise customer_lifespan_years is null and unreliable_reason
+    says why (a lifespan that cannot be observed is not a 10-year cap). -#}
+with
+
+curve as (
+
+    select * from {{ ref('int_tenure_months_aggregated') }}
+
+),
+
+observed as (
+
+    select
+        dimension,
+        dimension_value,
+        max(tenure_month) + 1 as months_observed,
+        sum(case when tenure_month = 0 then exposed_customers else 0 end) as customers,
+        sum(churned_customers) as churn_events,
+        sum(still_active_share) as observed_active_months
+
+    from curve
+    group by dimension, dimension_value
+
+),
+
+{#- the points the tail is fitted on: the second half of the months after the churn window -#}
+settled as (
+
+    select
+        curve.dimension,
+        curve.dimension_value,
+        cast(curve.exposed_customers as {{ type_double() }}) as w,
+        cast(curve.tenure_month as {{ type_double() }}) as x,
+        ln(curve.still_active_share) as y
+
+    from curve
+    inner join observed
+        on
+            curve.dimension = observed.dimension
+            and curve.dimension_value = observed.dimension_value
+    where
+        curve.still_active_share > 0
+        and 2 * curve.tenure_month >= {{ churn_window_months() }} + observed.months_observed - 1
+
+),
+
+sums as (
+
+    select
+        dimension,
+        dimension_value,
+        count(*) as points,
+        sum(w) as sw,
+        sum(w * x) as swx,
+        sum(w * y) as swy,
+        sum(w * x * x) as swxx,
+        sum(w * x * y) as swxy
+
+    from settled
+    group by dimension, dimension_value
+
+),
+
+fitted as (
+
+    select
+        observed.*,
+        case
+            when sums.points >= 2
+                then (sums.sw * sums.swxy - sums.swx * sums.swy)
+                / nullif(sums.sw * sums.swxx - sums.swx * sums.swx, 0)
+        end as log_decline,
+        sums.sw,
+        sums.swx,
+        sums.swy
+
+    from observed
+    left join sums
+        on
+            observed.dimension = sums.dimension
+            and observed.dimension_value = sums.dimension_value
+
+),
+
+tails as (
+
+    select
+        *,
+        case
+            when log_decline < 0
+                then exp((swy - log_decline * swx) / sw + log_decline * (months_observed - 1))
+                * exp(log_decline) / (1 - exp(log_decline))
+        end as tail_active_months
+
+    from fitted
+
+),
+
+judged as (
+
+    select
+        *,
+        case
+            when months_observed < {{ churn_window_months() }} + {{ min_months_beyond_churn_window() }}
+                then 'history of ' || cast(months_observed as {{ dbt.type_string() }})
+                || ' complete tenure months is shorter than the churn window ('
+                || '{{ churn_window_months() }} months) plus {{ min_months_beyond_churn_window() }}'
+            when churn_events < {{ min_churn_events() }}
+                then cast(churn_events as {{ dbt.type_string() }})
+                || ' churn events seen, fewer than min_churn_events ({{ min_churn_events() }})'
+            when log_decline is null or log_decline >= 0
+                then 'the still-active curve does not decline after the churn window'
+        end as unreliable_reason
+
+    from tails
+
+),
+
+final as (
+
+    select
+        dimension,
+        dimension_value,
+        months_observed,
+        customers,
+        churn_events,
+        observed_active_months,
+        tail_active_months,
+        case when unreliable_reason is null then 1 - exp(log_decline) end as tail_monthly_churn_rate,
+        case
+            when unreliable_reason is null then observed_active_months + tail_active_months
+        end as expected_active_months,
+        case
+            when unreliable_reason is null
+                then least(
+                    (observed_active_months + tail_active_months) / 12.0,
+                    {{ max_lifespan_years() }}
+                )
+        end as customer_lifespan_years,
+        unreliable_reason is null as is_reliable,
+        unreliable_reason
+
+    from judged
+
+)
+
+select * from final

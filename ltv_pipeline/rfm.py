@@ -80,7 +80,8 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
     ----------
     customers
         One row per customer with a purchase: ``customer_id``, ``days_since_last_purchase``,
-        ``orders`` (purchases) and ``net_revenue``.
+        ``purchases`` (calendar days with a completed order, as marts.customers counts
+        them) and ``net_revenue``.
 
     Returns
     -------
@@ -92,17 +93,17 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
     ValueError
         On missing columns, duplicate customers, nulls, or customers without a purchase.
     """
-    needed = {"customer_id", "days_since_last_purchase", "orders", "net_revenue"}
+    needed = {"customer_id", "days_since_last_purchase", "purchases", "net_revenue"}
     missing = needed - set(customers.columns)
     if missing:
         raise ValueError(f"customers lacks column(s): {sorted(missing)}")
     if customers["customer_id"].duplicated().any():
         raise ValueError("customer_id must be unique")
-    if (customers["orders"] < 1).any():
+    if (customers["purchases"] < 1).any():
         raise ValueError("RFM scores only customers with at least one purchase")
     frame = customers.sort_values("customer_id").reset_index(drop=True)
     r = quintile_scores(-frame["days_since_last_purchase"].astype("float64"))
-    f = quintile_scores(frame["orders"].astype("float64"))
+    f = quintile_scores(frame["purchases"].astype("float64"))
     m = quintile_scores(frame["net_revenue"].astype("float64"))
     fm = ((f.astype(int) + m.astype(int) + 1) // 2).astype("int8")
     grid = np.array([[SEGMENT_GRID[score][i] for i in range(5)] for score in range(1, 6)])

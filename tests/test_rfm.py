@@ -42,7 +42,7 @@ def test_score_customers_by_hand():
         {
             "customer_id": [1, 2, 3, 4, 5],
             "days_since_last_purchase": [5, 400, 30, 200, 90],
-            "orders": [9, 1, 4, 6, 2],
+            "purchases": [9, 1, 4, 6, 2],
             "net_revenue": [900.0, 20.0, 150.0, 700.0, 60.0],
         }
     )
@@ -64,13 +64,25 @@ def test_score_customers_by_hand():
 
 
 def test_score_customers_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"lacks column\(s\): \['purchases'\]"):
+        # the old name of the count: a purchase is a customer's orders on one day
+        score_customers(
+            pd.DataFrame(
+                {
+                    "customer_id": [1],
+                    "days_since_last_purchase": [1],
+                    "orders": [1],
+                    "net_revenue": [1.0],
+                }
+            )
+        )
     with pytest.raises(ValueError, match="at least one purchase"):
         score_customers(
             pd.DataFrame(
                 {
                     "customer_id": [1],
                     "days_since_last_purchase": [1],
-                    "orders": [0],
+                    "purchases": [0],
                     "net_revenue": [0.0],
                 }
             )
@@ -81,7 +93,7 @@ def test_score_customers_refuses_bad_input():
                 {
                     "customer_id": [1, 1],
                     "days_since_last_purchase": [1, 2],
-                    "orders": [1, 1],
+                    "purchases": [1, 1],
                     "net_revenue": [1.0, 2.0],
                 }
             )

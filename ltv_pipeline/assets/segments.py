@@ -20,7 +20,7 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """One row per customer with a purchase as of as_of_date: R, F, M scores and RFM segment."""
     with warehouse.session() as db:
         customers = db.frame(
-            "select customer_id, days_since_last_purchase, orders, "
+            "select customer_id, days_since_last_purchase, purchases, "
             f"cast(net_revenue as double) as net_revenue from {MARTS_SCHEMA}.customers "
             "where has_purchased"
         )

@@ -1,11 +1,13 @@
 """RFM scores and segments, by hand."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ltv_pipeline.rfm import (
     SEGMENT_GRID,
     SEGMENTS,
+    fm_scores,
     quintile_scores,
     score_customers,
     segment_for,
@@ -19,10 +21,54 @@ def test_quintiles_of_ten_distinct_values_are_pairs():
 
 
 def test_ties_share_a_score():
-    # six customers with 1 purchase share average rank 3.5 -> centred percentile
-    # (3.5 - 0.5) / 10 = 0.3 -> score 2; then 2, 3, 5, 8: ranks 7..10 -> .65 .75 .85 .95
+    # score = 1 + floor(5 * customers strictly below / n), n = 10; the top value scores 5.
+    # six one-time buyers: nobody below -> 1; 2: six below -> 1 + 30 // 10 = 4;
+    # 3: seven below -> 1 + 35 // 10 = 4; 5: eight below -> 1 + 40 // 10 = 5; 8: the top -> 5
     scores = quintile_scores(pd.Series([1, 1, 1, 1, 1, 1, 2, 3, 5, 8]))
-    assert scores.tolist() == [2, 2, 2, 2, 2, 2, 4, 4, 5, 5]
+    assert scores.tolist() == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5]
+
+
+def test_half_one_time_buyers_score_f1():
+    # purchases of ten buyers, five bought once (the old average-rank rule gave them 2):
+    # 1: none below -> 1; 2: five below -> 1 + 25 // 10 = 3; 3: seven below -> 4;
+    # 7: eight below -> 5; 9: the top -> 5
+    scores = quintile_scores(pd.Series([2, 1, 9, 1, 1, 3, 1, 2, 7, 1]))
+    assert scores.tolist() == [3, 1, 5, 1, 1, 4, 1, 3, 5, 1]
+
+
+def test_top_value_scores_5_however_many_tie():
+    # 1: 0 below -> 1; 2: 1 below -> 1 + 5 // 10 = 1; 3: 2 below -> 2; 4: 3 below -> 2;
+    # six customers at 5: four below -> 1 + 20 // 10 = 3 by the lowest-score rule, but 5 is
+    # the top value, so 5
+    scores = quintile_scores(pd.Series([5, 4, 5, 3, 5, 2, 5, 1, 5, 5]))
+    assert scores.tolist() == [5, 2, 5, 2, 5, 1, 5, 1, 5, 5]
+
+
+def test_seven_distinct_values_split_by_integer_fifths():
+    # n = 7: k below -> 1 + 5k // 7 for k = 0..5: 1, 1, 2, 3, 3, 4; the top -> 5
+    scores = quintile_scores(pd.Series([70.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]))
+    assert scores.tolist() == [5, 1, 1, 2, 3, 3, 4]
+
+
+def test_one_distinct_value_scores_1():
+    # everybody is the minimum (a shop where everybody bought once: all F = 1)
+    assert quintile_scores(pd.Series([3, 3, 3])).tolist() == [1, 1, 1]
+    assert quintile_scores(pd.Series([], dtype="float64")).tolist() == []
+    with pytest.raises(ValueError, match="null"):
+        quintile_scores(pd.Series([1.0, None]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scores_keep_order_and_pin_both_ends(seed):
+    rng = np.random.default_rng(seed)
+    values = pd.Series(rng.geometric(0.5, size=500))  # heavy ties, as purchase counts
+    scores = quintile_scores(values)
+    frame = pd.DataFrame({"value": values, "score": scores})
+    per_value = frame.groupby("value")["score"].agg(["min", "max"])
+    assert (per_value["min"] == per_value["max"]).all()  # ties share a score
+    assert per_value["min"].is_monotonic_increasing  # higher value, no lower score
+    assert per_value["min"].iloc[0] == 1 and per_value["min"].iloc[-1] == 5
+    assert scores.between(1, 5).all()
 
 
 def test_grid_is_complete_and_names_every_segment():
@@ -61,6 +107,59 @@ def test_score_customers_by_hand():
     }
     assert out.loc[3, "rfm_score"] == "433"
     assert out.loc[3, "fm"] == 3 and out.loc[3, "segment"] == SEGMENT_GRID[4][2]
+
+
+def test_fm_rounds_half_up_and_picks_the_segment():
+    # ten buyers with distinct values: score = 1 + (customers below) // 2, so two per score.
+    # customer: (R, F, M) -> FM = (F + M) / 2 rounded half up -> segment
+    #  1: (1, 1, 1) -> 1 Lost                 2: (1, 1, 2) -> 2 Hibernating
+    #  3: (2, 2, 3) -> 3 At Risk              4: (3, 2, 1) -> 2 Need Attention
+    #  5: (4, 3, 2) -> 3 Loyal Customers      6: (4, 3, 3) -> 3 Loyal Customers
+    #  7: (2, 4, 5) -> 5 Can't Lose Them      8: (5, 4, 4) -> 4 Champions
+    #  9: (5, 5, 5) -> 5 Champions           10: (3, 5, 4) -> 5 Loyal Customers
+    # floor((F + M) / 2) would make 2 Lost, 3 About To Sleep, 7 At Risk; Python's round
+    # (halves to even) 3 About To Sleep, 5 Potential Loyalist, 7 At Risk.
+    customers = pd.DataFrame(
+        {
+            "customer_id": list(range(1, 11)),
+            "days_since_last_purchase": [170, 160, 150, 120, 60, 50, 140, 10, 5, 100],
+            "purchases": list(range(1, 11)),
+            "net_revenue": [10.0, 30.0, 50.0, 20.0, 40.0, 60.0, 90.0, 70.0, 100.0, 80.0],
+        }
+    )
+    out = score_customers(customers).set_index("customer_id")
+    assert out[["r", "f", "m", "fm"]].values.tolist() == [
+        [1, 1, 1, 1],
+        [1, 1, 2, 2],
+        [2, 2, 3, 3],
+        [3, 2, 1, 2],
+        [4, 3, 2, 3],
+        [4, 3, 3, 3],
+        [2, 4, 5, 5],
+        [5, 4, 4, 4],
+        [5, 5, 5, 5],
+        [3, 5, 4, 5],
+    ]
+    assert out["segment"].tolist() == [
+        "Lost",
+        "Hibernating",
+        "At Risk",
+        "Need Attention",
+        "Loyal Customers",
+        "Loyal Customers",
+        "Can't Lose Them",
+        "Champions",
+        "Champions",
+        "Loyal Customers",
+    ]
+    assert out["rfm_score"].tolist()[:3] == ["111", "112", "223"]
+
+
+@pytest.mark.parametrize(
+    ("f", "m", "fm"), [(1, 2, 2), (2, 3, 3), (4, 5, 5), (1, 1, 1), (5, 5, 5), (3, 2, 3)]
+)
+def test_fm_scores_half_up(f, m, fm):
+    assert fm_scores(pd.Series([f]), pd.Series([m])).tolist() == [fm]
 
 
 def test_score_customers_refuses_bad_input():

@@ -26,6 +26,19 @@ value score 5. So:
 The price is fifths of unequal size: with half the buyers bought once, F=1 holds 50% and F=2
 is empty.
 
+Recency has an absolute floor
+-----------------------------
+Quintiles are relative: on a shop where 80% of buyers have lapsed, the four lower fifths are
+all lapsed customers, and ranking alone calls a buyer silent for 300 days "Promising" (R=4,
+FM=1) or "Champions" (R=4, FM=4-5), while "Lost" (R=1, FM=1) holds at most a fifth. So a
+customer churned by the pipeline's own definition (``is_churned`` of marts.customers: last
+purchase more than ``churn_inactivity_days`` before the as-of date, the definition of
+churn_monthly too) scores R=1 whatever their rank. Where at most a fifth of buyers lapsed
+this changes nothing (they are the bottom fifth already); with more, R=1 is exactly the
+churned and R=2-5 keep the active customers' quintile scores among all buyers, so the lower
+of them may be empty (80% lapsed: R is 1 or 5). A floor alone, not a second ranking of the
+active customers, keeps R the usual quintile score on a healthy shop.
+
 The segment depends on R and on FM = (F + M) / 2 rounded half up (3.5 -> 4, 2.5 -> 3; not
 Python's ``round``, which rounds halves to even), through :data:`SEGMENT_GRID`, the only
 place the map is written (the README shows it).
@@ -117,7 +130,9 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
     customers
         One row per customer with a purchase: ``customer_id``, ``days_since_last_purchase``,
         ``purchases`` (calendar days with a completed order, as marts.customers counts
-        them) and ``net_revenue``.
+        them) and ``net_revenue``; optionally ``is_churned`` (bool, the mart's churn flag),
+        whose customers score R=1 (the recency floor of the module docstring). Without it
+        R is purely relative, which only suits a shop where few buyers lapsed.
 
     Returns
     -------
@@ -139,6 +154,10 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("RFM scores only customers with at least one purchase")
     frame = customers.sort_values("customer_id").reset_index(drop=True)
     r = quintile_scores(-frame["days_since_last_purchase"].astype("float64"))
+    if "is_churned" in frame.columns:
+        if frame["is_churned"].isna().any():
+            raise ValueError("is_churned has nulls")
+        r = r.mask(frame["is_churned"].astype(bool), np.int8(1))
     f = quintile_scores(frame["purchases"].astype("float64"))
     m = quintile_scores(frame["net_revenue"].astype("float64"))
     fm = fm_scores(f, m)

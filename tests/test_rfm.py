@@ -162,6 +162,117 @@ def test_fm_scores_half_up(f, m, fm):
     assert fm_scores(pd.Series([f]), pd.Series([m])).tolist() == [fm]
 
 
+def test_churned_customers_score_r1_whatever_their_rank():
+    # ten buyers, six lapsed (> 180 days, the mart's is_churned). Ranked alone:
+    # 1 + (customers less recent) // 2 = 1, 1, 2, 2, 3, 3, 4, 4, 5, 5; the six churned -> 1
+    days = [400, 380, 350, 300, 250, 200, 100, 60, 30, 10]
+    customers = pd.DataFrame(
+        {
+            "customer_id": list(range(1, 11)),
+            "days_since_last_purchase": days,
+            "purchases": [1] * 10,
+            "net_revenue": [10.0] * 10,
+            "is_churned": [d > 180 for d in days],
+        }
+    )
+    out = score_customers(customers)
+    assert out["r"].tolist() == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5]
+    relative = score_customers(customers.drop(columns="is_churned"))
+    assert relative["r"].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # one purchase of the same value each: F = M = 1 (everybody is the minimum), FM = 1
+    assert out["segment"].tolist() == ["Lost"] * 6 + ["Promising"] * 2 + ["New Customers"] * 2
+
+
+def test_recency_ties_and_the_most_recent_day():
+    # days 365, 200, 40, 5, 5: 0, 1, 2 less recent -> 1, 2, 3; the two at 5 days are the most
+    # recent value -> 5 (3 customers below would give 4); 200 and 365 days churned -> 1
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5],
+            "days_since_last_purchase": [5, 5, 40, 200, 365],
+            "purchases": [1, 2, 3, 4, 5],
+            "net_revenue": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "is_churned": [False, False, False, True, True],
+        }
+    )
+    assert score_customers(customers)["r"].tolist() == [5, 5, 3, 1, 1]
+    relative = score_customers(customers.drop(columns="is_churned"))
+    assert relative["r"].tolist() == [5, 5, 3, 2, 1]
+
+
+CHURN_DAYS = 180  # the pipeline's default churn_inactivity_days
+
+
+def _shop(days: np.ndarray, purchases: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Customers as marts.customers has them; heavy-tailed spends (lognormal order values,
+    median about 33, a long right tail)."""
+    order_value = rng.lognormal(mean=3.5, sigma=1.0, size=len(days))
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, len(days) + 1),
+            "days_since_last_purchase": days.astype("int64"),
+            "purchases": purchases.astype("int64"),
+            "net_revenue": np.round(order_value * purchases, 2),
+            "is_churned": days > CHURN_DAYS,
+        }
+    )
+
+
+def half_one_time_shop(n: int = 2000, seed: int = 15) -> pd.DataFrame:
+    """Half the buyers bought once, at any time in two years; repeat buyers bought 2 + a
+    geometric number of times (mean 3.9) and last bought about 90 days ago on average
+    (45% of all buyers churned)."""
+    rng = np.random.default_rng(seed)
+    once = rng.permutation(n) < n // 2
+    purchases = np.where(once, 1, 1 + rng.geometric(0.35, size=n))
+    repeat_days = np.minimum(rng.exponential(90.0, size=n), 729).astype(int)
+    days = np.where(once, rng.integers(0, 730, size=n), repeat_days)
+    return _shop(days, purchases, rng)
+
+
+def lapsed_shop(n: int = 2000, seed: int = 16) -> pd.DataFrame:
+    """80% of buyers last bought more than 180 days ago (85% of them once); the active 20%
+    bought once in 40% of cases."""
+    rng = np.random.default_rng(seed)
+    lapsed = rng.permutation(n) < int(0.8 * n)
+    once = rng.random(n) < np.where(lapsed, 0.85, 0.4)
+    purchases = np.where(once, 1, 1 + rng.geometric(0.35, size=n))
+    days = np.where(
+        lapsed,
+        rng.integers(CHURN_DAYS + 1, 900, size=n),
+        rng.integers(0, CHURN_DAYS + 1, size=n),
+    )
+    return _shop(days, purchases, rng)
+
+
+def test_every_segment_is_reached_when_half_the_buyers_bought_once():
+    customers = half_one_time_shop()
+    assert (customers["purchases"] == 1).mean() == 0.5
+    out = score_customers(customers)
+    assert (out.loc[customers["purchases"] == 1, "f"] == 1).all()
+    counts = out["segment"].value_counts()
+    assert set(counts.index) == set(SEGMENTS), set(SEGMENTS) - set(counts.index)
+    # more than a fifth churned: R = 1 is exactly the churned
+    assert (out["r"] == 1).sum() == customers["is_churned"].sum()
+
+
+def test_a_mostly_lapsed_shop_is_mostly_lost_or_hibernating():
+    customers = lapsed_shop()
+    assert customers["is_churned"].mean() == 0.8
+    out = score_customers(customers)
+    counts = out["segment"].value_counts().reindex(SEGMENTS, fill_value=0)
+    asleep = counts["Lost"] + counts["Hibernating"]
+    assert counts["Lost"] > 0
+    assert asleep > counts.drop(["Lost", "Hibernating"]).max()
+    assert counts.idxmax() != "Champions"
+    # nobody silent for over 180 days is called a Champion, Promising or New Customer
+    active_names = {"Champions", "Promising", "New Customers", "Potential Loyalist"}
+    assert not out.loc[customers["is_churned"], "segment"].isin(active_names).any()
+    # ranking alone (no churn floor) would: three quarters of the lapsed sit in R = 2..4
+    relative = score_customers(customers.drop(columns="is_churned"))
+    assert relative.loc[customers["is_churned"], "segment"].isin(active_names).any()
+
+
 def test_score_customers_refuses_bad_input():
     with pytest.raises(ValueError, match=r"lacks column\(s\): \['purchases'\]"):
         # the old name of the count: a purchase is a customer's orders on one day
@@ -183,6 +294,18 @@ def test_score_customers_refuses_bad_input():
                     "days_since_last_purchase": [1],
                     "purchases": [0],
                     "net_revenue": [0.0],
+                }
+            )
+        )
+    with pytest.raises(ValueError, match="is_churned has nulls"):
+        score_customers(
+            pd.DataFrame(
+                {
+                    "customer_id": [1, 2],
+                    "days_since_last_purchase": [1, 2],
+                    "purchases": [1, 1],
+                    "net_revenue": [1.0, 2.0],
+                    "is_churned": [False, None],
                 }
             )
         )

@@ -21,7 +21,8 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.session() as db:
         customers = db.frame(
             "select customer_id, days_since_last_purchase, purchases, "
-            f"cast(net_revenue as double) as net_revenue from {MARTS_SCHEMA}.customers "
+            "cast(net_revenue as double) as net_revenue, is_churned "
+            f"from {MARTS_SCHEMA}.customers "
             "where has_purchased"
         )
         segments = score_customers(customers)

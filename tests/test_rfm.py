@@ -348,3 +348,67 @@ def test_readme_shows_the_segment_grid_of_the_code():
     readme = (REPO_ROOT / "README.md").read_text()
     for r in (5, 4, 3, 2, 1):
         assert f"| R = {r} | " + " | ".join(SEGMENT_GRID[r]) + " |" in readme
+
+
+def test_segment_assets_read_purchases_and_stamp_the_as_of_date(tmp_path):
+    """The assets against a tiny warehouse: marts.customers with ``purchases`` and
+    ``is_churned``, the one-row reporting window; both marts carry its as_of_date."""
+    import datetime
+
+    import dagster as dg
+    import duckdb
+
+    from ltv_pipeline.assets.segments import customer_segments, segment_summary_asset
+    from ltv_pipeline.resources import DuckDBWarehouse
+
+    path = str(tmp_path / "w.duckdb")
+    with duckdb.connect(path) as con:
+        con.execute("create schema marts; create schema intermediate")
+        con.execute(
+            "create table intermediate.int_reporting_window as "
+            "select date '2026-01-31' as as_of_date"
+        )
+        # ids 1-5: days 400 (churned), 200 (churned), 90, 30, 5; a non-buyer (id 6) is left out
+        con.execute(
+            """
+            create table marts.customers as select * from (values
+                (1, 400, 1, 20.00, true, true, 10.0),
+                (2, 200, 2, 60.00, true, true, 30.0),
+                (3, 90, 4, 150.00, false, true, 70.0),
+                (4, 30, 6, 700.00, false, true, 300.0),
+                (5, 5, 9, 900.00, false, true, 400.0),
+                (6, null, 0, 0.00, false, false, 0.0)
+            ) as t(customer_id, days_since_last_purchase, purchases, net_revenue, is_churned,
+                   has_purchased, historical_ltv)
+            """
+        )
+        con.execute(
+            "create table marts.customer_predictions as "
+            "select customer_id, 1.0 * customer_id as predicted_clv from marts.customers"
+        )
+    warehouse = DuckDBWarehouse(path=path)
+    customer_segments(dg.build_asset_context(), warehouse=warehouse)
+    segment_summary_asset(warehouse=warehouse)
+    with duckdb.connect(path, read_only=True) as con:
+        segments = con.execute("select * from marts.customer_segments order by 1").df()
+        summary = con.execute("select * from marts.segment_summary").df()
+    # five distinct values each: the score is the rank; R of the two churned -> 1
+    assert segments["customer_id"].tolist() == [1, 2, 3, 4, 5]
+    assert segments["rfm_score"].tolist() == ["111", "122", "333", "444", "555"]
+    assert segments["segment"].tolist() == [
+        "Lost",
+        "Hibernating",
+        "Need Attention",
+        "Champions",
+        "Champions",
+    ]
+    as_of = datetime.date(2026, 1, 31)
+    assert segments.columns[1] == "as_of_date" and summary.columns[1] == "as_of_date"
+    assert (segments["as_of_date"].dt.date == as_of).all()
+    assert (summary["as_of_date"].dt.date == as_of).all()
+    assert summary.set_index("segment")["customers"].to_dict() == {
+        "Champions": 2,
+        "Need Attention": 1,
+        "Hibernating": 1,
+        "Lost": 1,
+    }

@@ -10,7 +10,8 @@ strictly lower value and ``n`` the number of customers; the customers holding th
 value score 5. So:
 
 * ties share a score (customers with the same value have the same ``L``), a higher value never
-  scores lower, and with distinct values every fifth of the customers gets one score;
+  scores lower, and with distinct values each score holds a fifth of the customers (to
+  within one);
 * a tied block gets the lowest score its rank range touches: a customer is credited only with
   the customers they beat, not with those they tie. The minimum value always scores 1, so
   one-time buyers are F=1 however many they are. The former rule, the fifth of the block's
@@ -109,8 +110,9 @@ def quintile_scores(values: pd.Series) -> pd.Series:
 def fm_scores(f: pd.Series, m: pd.Series) -> pd.Series:
     """FM = (F + M) / 2 rounded half up, as int8.
 
-    Half up (1.5 -> 2, 4.5 -> 5) rather than to even as Python's ``round`` does: to even,
-    F + M = 5 and 9 would round down and F + M = 3 and 7 up, an arbitrary zigzag.
+    Half up (1.5 -> 2, 4.5 -> 5), the school rounding the README's "round((F + M) / 2)"
+    means, rather than to even as Python's ``round`` does: to even, F + M = 5 and 9 would
+    round down and F + M = 3 and 7 up, an arbitrary zigzag.
     """
     return ((f.astype(int) + m.astype(int) + 1) // 2).astype("int8")
 

@@ -1,13 +1,48 @@
 """RFM scores and named segments.
 
-Each of recency, frequency and monetary value is scored 1-5 by quintile among customers with
-a purchase as of the as-of date, 5 being best (most recent, most purchases, most revenue).
-Ties share a score: a score comes from the customer's average rank, so two customers with the
-same value never land in different quintiles, at the price of quintiles of unequal size when
-many values tie (frequency usually does).
+Each of recency, frequency and monetary value is scored 1-5 among customers with a purchase
+as of the as-of date, 5 being best (most recent, most purchases, most revenue).
 
-The segment depends on R and on FM = round((F + M) / 2), through :data:`SEGMENT_GRID`, the
-only place the map is written (the README shows it).
+Scores under ties
+-----------------
+A customer's score is ``1 + floor(5 * L / n)``, where ``L`` is the number of customers with a
+strictly lower value and ``n`` the number of customers; the customers holding the highest
+value score 5. So:
+
+* ties share a score (customers with the same value have the same ``L``), a higher value never
+  scores lower, and with distinct values each score holds a fifth of the customers (to
+  within one);
+* a tied block gets the lowest score its rank range touches: a customer is credited only with
+  the customers they beat, not with those they tie. The minimum value always scores 1, so
+  one-time buyers are F=1 however many they are. The former rule, the fifth of the block's
+  average rank, gave the bottom 51% of a real shop (its one-time buyers) F=2, and no customer
+  could reach the FM=1 cells ("Lost", "New Customers", "Promising");
+* the exception, the block of the highest value, gets the highest score it touches, 5, so
+  the best customers are never marked down because many of them tie (the most recent day in
+  a small shop, the top frequency when few buy more than twice). Both ends are pinned as
+  soon as there are two distinct values; one distinct value scores 1 (everybody is also the
+  minimum). Any pick among the scores a block touches keeps the order, since a block's
+  highest touched score is at most the next block's lowest.
+
+The price is fifths of unequal size: with half the buyers bought once, F=1 holds 50% and F=2
+is empty.
+
+Recency has an absolute floor
+-----------------------------
+Quintiles are relative: on a shop where 80% of buyers have lapsed, the four lower fifths are
+all lapsed customers, and ranking alone calls a buyer silent for 300 days "Promising" (R=4,
+FM=1) or "Champions" (R=4, FM=4-5), while "Lost" (R=1, FM=1) holds at most a fifth. So a
+customer churned by the pipeline's own definition (``is_churned`` of marts.customers: last
+purchase more than ``churn_inactivity_days`` before the as-of date, the definition of
+churn_monthly too) scores R=1 whatever their rank. Where at most a fifth of buyers lapsed
+this changes nothing (they are the bottom fifth already); with more, R=1 is exactly the
+churned and R=2-5 keep the active customers' quintile scores among all buyers, so the lower
+of them may be empty (80% lapsed: R is 1 or 5). A floor alone, not a second ranking of the
+active customers, keeps R the usual quintile score on a healthy shop.
+
+The segment depends on R and on FM = (F + M) / 2 rounded half up (3.5 -> 4, 2.5 -> 3; not
+Python's ``round``, which rounds halves to even), through :data:`SEGMENT_GRID`, the only
+place the map is written (the README shows it).
 """
 
 from __future__ import annotations
@@ -42,7 +77,11 @@ SEGMENT_COLUMNS = ["customer_id", "r", "f", "m", "fm", "rfm_score", "segment"]
 
 
 def quintile_scores(values: pd.Series) -> pd.Series:
-    """Scores 1-5 by quintile of ``values`` (higher value, higher score); ties share a score.
+    """Scores 1-5 by fifth of ``values`` (higher value, higher score); ties share a score.
+
+    A score is ``1 + floor(5 * L / n)``, ``L`` the count of strictly lower values, and 5 for
+    the highest value (see the module docstring for why): the minimum scores 1 and, when
+    there are two distinct values or more, the maximum scores 5.
 
     Parameters
     ----------
@@ -58,12 +97,24 @@ def quintile_scores(values: pd.Series) -> pd.Series:
         raise ValueError("cannot score null values")
     if values.empty:
         return pd.Series([], dtype="int8", index=values.index)
-    # average rank in (0, n]; centred percentile in (0, 1) so ranks split evenly into fifths
-    percentile = (values.rank(method="average") - 0.5) / len(values)
-    return pd.Series(
-        np.clip(np.floor(percentile.to_numpy() * 5).astype(int) + 1, 1, 5).astype("int8"),
-        index=values.index,
-    )
+    n = len(values)
+    # rank "min" - 1 = customers strictly below; integer arithmetic, no float edge at a fifth
+    below = values.rank(method="min").to_numpy().astype("int64") - 1
+    scores = 1 + (5 * below) // n
+    top = values.to_numpy() == values.max()
+    if not top.all():
+        scores[top] = 5
+    return pd.Series(scores.astype("int8"), index=values.index)
+
+
+def fm_scores(f: pd.Series, m: pd.Series) -> pd.Series:
+    """FM = (F + M) / 2 rounded half up, as int8.
+
+    Half up (1.5 -> 2, 4.5 -> 5), the school rounding the README's "round((F + M) / 2)"
+    means, rather than to even as Python's ``round`` does: to even, F + M = 5 and 9 would
+    round down and F + M = 3 and 7 up, an arbitrary zigzag.
+    """
+    return ((f.astype(int) + m.astype(int) + 1) // 2).astype("int8")
 
 
 def segment_for(r: int, fm: int) -> str:
@@ -80,7 +131,10 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
     ----------
     customers
         One row per customer with a purchase: ``customer_id``, ``days_since_last_purchase``,
-        ``orders`` (purchases) and ``net_revenue``.
+        ``purchases`` (calendar days with a completed order, as marts.customers counts
+        them) and ``net_revenue``; optionally ``is_churned`` (bool, the mart's churn flag),
+        whose customers score R=1 (the recency floor of the module docstring). Without it
+        R is purely relative, which only suits a shop where few buyers lapsed.
 
     Returns
     -------
@@ -92,19 +146,23 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
     ValueError
         On missing columns, duplicate customers, nulls, or customers without a purchase.
     """
-    needed = {"customer_id", "days_since_last_purchase", "orders", "net_revenue"}
+    needed = {"customer_id", "days_since_last_purchase", "purchases", "net_revenue"}
     missing = needed - set(customers.columns)
     if missing:
         raise ValueError(f"customers lacks column(s): {sorted(missing)}")
     if customers["customer_id"].duplicated().any():
         raise ValueError("customer_id must be unique")
-    if (customers["orders"] < 1).any():
+    if (customers["purchases"] < 1).any():
         raise ValueError("RFM scores only customers with at least one purchase")
     frame = customers.sort_values("customer_id").reset_index(drop=True)
     r = quintile_scores(-frame["days_since_last_purchase"].astype("float64"))
-    f = quintile_scores(frame["orders"].astype("float64"))
+    if "is_churned" in frame.columns:
+        if frame["is_churned"].isna().any():
+            raise ValueError("is_churned has nulls")
+        r = r.mask(frame["is_churned"].astype(bool), np.int8(1))
+    f = quintile_scores(frame["purchases"].astype("float64"))
     m = quintile_scores(frame["net_revenue"].astype("float64"))
-    fm = ((f.astype(int) + m.astype(int) + 1) // 2).astype("int8")
+    fm = fm_scores(f, m)
     grid = np.array([[SEGMENT_GRID[score][i] for i in range(5)] for score in range(1, 6)])
     return pd.DataFrame(
         {

@@ -22,6 +22,8 @@ class Params:
     default_margin_rate: float = 0.35
     max_lifespan_years: int = 10
     discount_rate: float = 0.10
+    min_months_beyond_churn_window: int = 3
+    min_churn_events: int = 30
 
 
 def _month_start(day: dt.date) -> dt.date:
@@ -53,6 +55,8 @@ def load(raw_dir: Path, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, pd.
         purchases["amount"] - purchases["cost"],
     )
     purchases["customer_id"] = purchases["customer_id"].astype(int)
+    # a purchase is a customer's completed orders on one day
+    purchases = purchases.groupby(["customer_id", "date"])[["amount", "margin"]].sum().reset_index()
     customers["customer_id"] = customers["customer_id"].astype(int)
     customers["signup_date"] = pd.to_datetime(customers["signup_date"]).dt.date
     customers["acquisition_channel"] = customers["acquisition_channel"].str.lower()
@@ -109,7 +113,7 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
     months["channel"] = months["customer_id"].map(channel)
 
     per_customer = purchases.groupby("customer_id").agg(
-        orders=("amount", "size"),
+        purchases=("amount", "size"),
         net_revenue=("amount", "sum"),
         gross_margin=("margin", "sum"),
         first_order_date=("date", "min"),
@@ -140,7 +144,7 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
         .sum()
     )
     cac = pd.concat([spent.rename("spend"), acquired.rename("new_customers")], axis=1).fillna(0)
-    cac["cac"] = cac["spend"] / cac["new_customers"].replace(0, np.nan)
+    cac["cac"] = cac["spend"].replace(0, np.nan) / cac["new_customers"].replace(0, np.nan)
     cac = cac.reset_index().rename(columns={"channel": "acquisition_channel"})
 
     cohorts = months.groupby(["customer_id"])["month_start"].min().rename("cohort_month")
@@ -171,22 +175,58 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
         (months["month_start"] >= window_start) & (months["month_start"] < window_end)
     ]
 
-    def ltv(frame: pd.DataFrame, buyers: int) -> dict[str, float]:
+    months["complete"] = [_month_end(m) <= as_of for m in months["month_start"]]
+    window_months = int(np.ceil(params.churn_days / (365.25 / 12)))
+
+    def lifespan_months(frame: pd.DataFrame) -> float | None:
+        """Area under the still-active curve over complete tenure months + geometric tail."""
+        done = frame[frame["complete"]]
+        curve = done.groupby("since").agg(n=("active_end", "size"), share=("active_end", "mean"))
+        observed = len(curve)
+        if observed < window_months + params.min_months_beyond_churn_window:
+            return None
+        if done["churned"].sum() < params.min_churn_events:
+            return None
+        settled = curve[(2 * curve.index >= window_months + observed - 1) & (curve["share"] > 0)]
+        if len(settled) < 2:
+            return None
+        x = settled.index.to_numpy(dtype=float)
+        slope, intercept = np.polyfit(
+            x, np.log(settled["share"]), 1, w=np.sqrt(settled["n"].to_numpy(float))
+        )
+        if not slope < 0:
+            return None
+        tail = np.exp(intercept + slope * (observed - 1)) * np.exp(slope) / (1 - np.exp(slope))
+        return curve["share"].sum() + tail
+
+    def ltv(frame: pd.DataFrame, buyers: int, all_months: pd.DataFrame) -> dict[str, float]:
         purchases_n = frame["purchases"].sum()
         revenue, margin = frame["revenue"].sum(), frame["margin"].sum()
         apv = revenue / purchases_n
         apf = purchases_n / buyers * 12 / params.lookback_months
-        monthly = frame["churned"].sum() / frame["active_start"].sum()
-        annual = 1 - (1 - monthly) ** 12
-        lifespan = (
-            min(1 / annual, params.max_lifespan_years) if annual > 0 else params.max_lifespan_years
-        )
         rate = margin / revenue
-        yearly = apv * apf * rate
         active_months = (frame["active_start"] | (frame["purchases"] > 0)).sum()
+        expected = lifespan_months(all_months)
+        if expected is None:
+            return {
+                "average_purchase_value": apv,
+                "purchase_frequency": apf,
+                "expected_active_months": None,
+                "monthly_churn_rate": None,
+                "customer_lifespan_years": None,
+                "historical_ltv": None,
+                "margin_ltv": None,
+                "discounted_ltv": None,
+                "subscription_ltv": None,
+            }
+        lifespan = min(expected / 12, params.max_lifespan_years)
+        monthly = 1 / (12 * lifespan)
+        annual = 1 - (1 - monthly) ** 12
+        yearly = apv * apf * rate
         return {
             "average_purchase_value": apv,
             "purchase_frequency": apf,
+            "expected_active_months": expected,
             "monthly_churn_rate": monthly,
             "customer_lifespan_years": lifespan,
             "historical_ltv": apv * apf * lifespan,
@@ -196,14 +236,16 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
                 for t in range(100)
                 if t < lifespan
             ),
-            "subscription_ltv": revenue / active_months * rate / monthly if monthly else None,
+            "subscription_ltv": revenue / active_months * rate / monthly,
         }
 
     buyers = in_window[in_window["purchases"] > 0]
-    summary = {("overall", "all"): ltv(in_window, buyers["customer_id"].nunique())}
+    summary = {("overall", "all"): ltv(in_window, buyers["customer_id"].nunique(), months)}
     for name, frame in in_window.groupby("channel"):
         summary[("acquisition_channel", name)] = ltv(
-            frame, buyers[buyers["channel"] == name]["customer_id"].nunique()
+            frame,
+            buyers[buyers["channel"] == name]["customer_id"].nunique(),
+            months[months["channel"] == name],
         )
     return {
         "as_of": as_of,

@@ -130,14 +130,18 @@ def write_shop(
     order_id = 0
     with open(out / "orders.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["order_id", "customer_id", "ordered_at", "status", "amount", "cost", "currency"])
+        w.writerow(
+            ["order_id", "customer_id", "ordered_at", "status", "amount", "cost", "currency"]
+        )
         for i, times in enumerate(lives):
             for t in times:
                 order_id += 1
                 at = epoch + dt.timedelta(days=float(t))
                 stamp = at.strftime("%Y%m%d") if date_format == "yyyymmdd" else at.isoformat()
                 amount = round(float(rng.gamma(4.0, 12.5)) + 1, 2)
-                w.writerow([order_id, i + 1, stamp, "completed", amount, round(amount * 0.6, 2), "USD"])
+                w.writerow(
+                    [order_id, i + 1, stamp, "completed", amount, round(amount * 0.6, 2), "USD"]
+                )
     with open(out / "marketing_spend.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["date", "channel", "spend"])

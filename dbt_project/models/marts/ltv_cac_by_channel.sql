@@ -62,8 +62,9 @@ final as (
         channel_cac.spend,
         channel_cac.cac,
         channel_ltv.margin_ltv,
+        {#- with half or more never paid back, the median is not a month -#}
         case
-            when channel_payback.median_payback_month < 1000000
+            when 2 * channel_payback.cohorts_paid_back > channel_payback.cohorts
                 then channel_payback.median_payback_month
         end as median_payback_month,
         channel_ltv.margin_ltv / channel_cac.cac as ltv_to_cac,

@@ -53,35 +53,38 @@ def retention_wide(long: pd.DataFrame) -> pd.DataFrame:
 def channel_ltv_curves(channel_cohort_months: pd.DataFrame) -> pd.DataFrame:
     """Cumulative gross margin per acquired customer by month since acquisition, per channel.
 
-    Pools the channel's cohorts: for month k, the margin through month k of every cohort old
-    enough to have reached k, over those cohorts' acquired customers. Young cohorts then do not
-    pull late months down.
+    Chains the month-by-month margin of the cohorts that reached each month: month k adds the
+    margin earned in month k by every cohort whose month k is complete, over those cohorts'
+    acquired customers. Averaging the cumulative values instead lets the curve fall at its
+    right end, where only the oldest cohorts remain and carry their own level; chained
+    increments never decrease while margins are not negative, and young cohorts never pull
+    late months down.
 
     Parameters
     ----------
     channel_cohort_months
         Rows of ``int_cohort_months_aggregated``: acquisition_channel, cohort_month,
-        months_since_acquisition, acquired_customers, gross_margin.
+        months_since_acquisition, acquired_customers, gross_margin and (when present)
+        is_complete_month, which keeps the as-of month's partial figures out.
     """
-    frame = channel_cohort_months.sort_values(
-        ["acquisition_channel", "cohort_month", "months_since_acquisition"]
-    ).copy()
-    frame["gross_margin"] = frame["gross_margin"].astype("float64")
-    frame["cumulative_margin"] = frame.groupby(["acquisition_channel", "cohort_month"])[
-        "gross_margin"
-    ].cumsum()
+    frame = channel_cohort_months
+    if "is_complete_month" in frame.columns:
+        frame = frame[frame["is_complete_month"].astype(bool)]
+    frame = frame.assign(gross_margin=frame["gross_margin"].astype("float64"))
     curves = (
         frame.groupby(["acquisition_channel", "months_since_acquisition"])
         .agg(
             cohorts=("cohort_month", "nunique"),
             acquired_customers=("acquired_customers", "sum"),
-            cumulative_margin=("cumulative_margin", "sum"),
+            gross_margin=("gross_margin", "sum"),
         )
         .reset_index()
+        .sort_values(["acquisition_channel", "months_since_acquisition"])
     )
-    curves["cumulative_gross_margin_per_customer"] = curves["cumulative_margin"] / curves[
-        "acquired_customers"
-    ].replace(0, np.nan)
+    increment = curves["gross_margin"] / curves["acquired_customers"].replace(0, np.nan)
+    curves["cumulative_gross_margin_per_customer"] = increment.groupby(
+        curves["acquisition_channel"]
+    ).cumsum()
     return curves[
         [
             "acquisition_channel",
@@ -90,7 +93,7 @@ def channel_ltv_curves(channel_cohort_months: pd.DataFrame) -> pd.DataFrame:
             "acquired_customers",
             "cumulative_gross_margin_per_customer",
         ]
-    ]
+    ].reset_index(drop=True)
 
 
 def plot_retention_heatmap(long: pd.DataFrame, path: Path) -> Path:

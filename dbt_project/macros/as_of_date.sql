@@ -33,7 +33,7 @@
 {% macro default_margin_rate() -%}{{ number_var('default_margin_rate', 0, 1) }}{%- endmacro %}
 {% macro churn_inactivity_days() -%}{{ number_var('churn_inactivity_days', 31, 3650, integer=true) }}{%- endmacro %}
 {% macro ltv_lookback_months() -%}{{ number_var('ltv_lookback_months', 1, 120, integer=true) }}{%- endmacro %}
-{% macro max_lifespan_years() -%}{{ number_var('max_lifespan_years', 1, 100, integer=true) }}{%- endmacro %}
+{% macro max_lifespan_years() -%}{{ number_var('max_lifespan_years', 0.25, 100) }}{%- endmacro %}
 {% macro discount_rate() -%}{{ number_var('discount_rate', 0, 10) }}{%- endmacro %}
 {% macro clv_holdout_days() -%}{{ number_var('clv_holdout_days', 1, 3650, integer=true) }}{%- endmacro %}
 {% macro incremental_lookback_days() -%}{{ number_var('incremental_lookback_days', 0, 3650, integer=true) }}{%- endmacro %}

@@ -24,6 +24,7 @@ class Params:
     discount_rate: float = 0.10
     min_months_beyond_churn_window: int = 3
     min_churn_events: int = 30
+    max_extrapolated_share: float = 0.5
 
 
 def _month_start(day: dt.date) -> dt.date:
@@ -197,7 +198,8 @@ def reference_marts(raw_dir: Path, params: Params = Params()) -> dict[str, pd.Da
         if not slope < 0:
             return None
         tail = np.exp(intercept + slope * (observed - 1)) * np.exp(slope) / (1 - np.exp(slope))
-        return curve["share"].sum() + tail
+        total = curve["share"].sum() + tail
+        return None if tail > params.max_extrapolated_share * total else total
 
     def ltv(frame: pd.DataFrame, buyers: int, all_months: pd.DataFrame) -> dict[str, float]:
         purchases_n = frame["purchases"].sum()

@@ -40,3 +40,4 @@
 {% macro min_months_beyond_churn_window() -%}{{ number_var('min_months_beyond_churn_window', 1, 120, integer=true) }}{%- endmacro %}
 {% macro min_churn_events() -%}{{ number_var('min_churn_events', 1, 1000000, integer=true) }}{%- endmacro %}
 {% macro ltv_cac_bar() -%}{{ number_var('ltv_cac_bar', 0, 100) }}{%- endmacro %}
+{% macro max_extrapolated_share() -%}{{ number_var('max_extrapolated_share', 0, 1) }}{%- endmacro %}

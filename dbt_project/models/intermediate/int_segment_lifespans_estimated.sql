@@ -6,9 +6,10 @@
     customers) over the second half of the months after the churn window, where the curve
     has settled, and starts from the fitted share at the last observed month.
     The estimate is reliable when the history covers the churn window plus
-    min_months_beyond_churn_window months, at least min_churn_events churn events were seen
-    and the curve declines; otherwise customer_lifespan_years is null and unreliable_reason
-    says why (a lifespan that cannot be observed is not a 10-year cap). -#}
+    min_months_beyond_churn_window months, at least min_churn_events churn events were seen,
+    the curve declines, and at most max_extrapolated_share of the estimate is the tail;
+    otherwise customer_lifespan_years is null and unreliable_reason says why (a lifespan that
+    cannot be observed is not a 10-year cap). -#}
 with
 
 curve as (
@@ -119,6 +120,17 @@ judged as (
                 || ' churn events seen, fewer than min_churn_events ({{ min_churn_events() }})'
             when log_decline is null or log_decline >= 0
                 then 'the still-active curve does not decline after the churn window'
+            when tail_active_months
+                > {{ max_extrapolated_share() }} * (observed_active_months + tail_active_months)
+                then cast(
+                    cast(
+                        round(
+                            100 * tail_active_months
+                            / (observed_active_months + tail_active_months)
+                        ) as {{ dbt.type_int() }}
+                    ) as {{ dbt.type_string() }}
+                ) || '% of the lifespan would be extrapolated beyond the history'
+                || ' (more than max_extrapolated_share, {{ max_extrapolated_share() }})'
         end as unreliable_reason
 
     from tails
@@ -135,6 +147,7 @@ final as (
         churn_events,
         observed_active_months,
         tail_active_months,
+        tail_active_months / (observed_active_months + tail_active_months) as extrapolated_share,
         case when unreliable_reason is null then 1 - exp(log_decline) end as tail_monthly_churn_rate,
         case
             when unreliable_reason is null then observed_active_months + tail_active_months

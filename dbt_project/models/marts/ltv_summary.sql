@@ -73,6 +73,7 @@ lifespans as (
         estimates.churn_events,
         estimates.customers as lifespan_customers,
         estimates.expected_active_months,
+        estimates.extrapolated_share as lifespan_extrapolated_share,
         estimates.customer_lifespan_years,
         1.0 / (12 * estimates.customer_lifespan_years) as monthly_churn_rate,
         {{ annual_churn_rate('1.0 / (12 * estimates.customer_lifespan_years)') }}
@@ -149,6 +150,7 @@ final as (
         ltv.is_reliable,
         case when not ltv.is_reliable then ltv.unreliable_reason end as unreliable_reason,
         ltv.expected_active_months,
+        ltv.lifespan_extrapolated_share,
         ltv.monthly_churn_rate,
         ltv.annual_churn_rate,
         ltv.customer_lifespan_years,

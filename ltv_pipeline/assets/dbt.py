@@ -17,14 +17,17 @@ KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
     "ltv_summary": [
         (
             "overall",
-            "select historical_ltv, margin_ltv, discounted_ltv, monthly_churn_rate, "
-            "customer_lifespan_years from marts.ltv_summary where dimension = 'overall'",
+            "select is_reliable, unreliable_reason, months_observed, churn_events, "
+            "expected_active_months, lifespan_extrapolated_share, customer_lifespan_years, "
+            "historical_ltv, margin_ltv, discounted_ltv, monthly_churn_rate "
+            "from marts.ltv_summary where dimension = 'overall'",
         )
     ],
     "ltv_cac_by_channel": [
         (
             "ltv_to_cac_by_channel",
-            "select acquisition_channel, ltv_to_cac, predicted_value_to_cac "
+            "select acquisition_channel, ltv_to_cac, ltv_to_cac_status, "
+            "ltv_to_cac_unknown_reason, predicted_value_to_cac "
             "from marts.ltv_cac_by_channel order by acquisition_channel",
         )
     ],

@@ -283,6 +283,9 @@ def backtest_within_accuracy_bars(warehouse: Warehouse) -> dg.AssetCheckResult:
 
     A model merely less accurate than a fixed bar is still the best forecast there is; the
     bars (``clv_backtest`` config) say when a person should look, not when to withhold marts.
+    Unlike the other checks this one reports the verdict the asset wrote rather than
+    recomputing it: the bars are the asset's config, so the mart, the asset's metadata and
+    this check cannot disagree about them.
     """
     model, baseline = _backtest_row(warehouse)
     if model["status"] != "scored":

@@ -10,7 +10,8 @@ from ltv_pipeline.assets.predictions import clv_backtest, customer_predictions
 from ltv_pipeline.assets.publishing import NOT_PUBLISHED, published_marts_asset
 from ltv_pipeline.assets.segments import customer_segments, segment_summary_asset
 from ltv_pipeline.checks import (
-    backtest_beats_baseline,
+    backtest_fit_not_broken,
+    backtest_within_accuracy_bars,
     cohort_retention_is_consistent,
     deciles_reconcile_with_customers,
     every_buyer_has_one_segment,
@@ -50,7 +51,8 @@ def defs() -> dg.Definitions:
             segment_shares_sum_to_one,
             cohort_retention_is_consistent,
             predictions_cover_buyers_and_are_valid,
-            backtest_beats_baseline,
+            backtest_fit_not_broken,
+            backtest_within_accuracy_bars,
             published_snapshot_matches_manifest,
         ],
         jobs=[all_assets_job],

@@ -390,7 +390,12 @@ def test_backtest_is_scored_and_beats_the_baseline(clean):
     metadata = materialization_metadata(result, "marts/clv_backtest")
     assert metadata["bgnbd_mae"] == pytest.approx(model["mae"])
     assert metadata["historical_average_mae"] == pytest.approx(baseline["mae"])
-    assert check_results(result)["backtest_beats_baseline"] is True
+    assert model["verdict"] == "ok" and model["verdict_reason"] == ""
+    assert not model["is_backfill"]
+    assert pd.isna(baseline["verdict"])
+    checks = check_results(result)
+    assert checks["backtest_within_accuracy_bars"] is True
+    assert checks["backtest_fit_not_broken"] is True
 
 
 def test_orders_on_one_day_are_one_purchase(workdir):

@@ -309,15 +309,10 @@ def test_same_input_gives_identical_published_marts_while_a_reader_reads(shop, f
 def test_a_failing_blocking_check_stops_publishing(shop):
     root, _ = shop
     before = _files(root)
-    result = run_pipeline(
-        op_config={
-            "marts__clv_backtest_backtest_beats_baseline": {
-                "config": {"max_aggregate_error_pct": 0.0}
-            }
-        }
-    )
+    # a nightly fit "worse than 0x the naive forecast" is broken: the blocking check fails
+    result = run_pipeline(op_config={"marts__clv_backtest": {"config": {"max_mae_vs_naive": 0.0}}})
     assert not result.success
-    assert "backtest_beats_baseline" in failure_messages(result)
+    assert "backtest_fit_not_broken" in failure_messages(result)
     assert "published_marts" not in materialized_keys(result)
     assert _files(root) == before
 

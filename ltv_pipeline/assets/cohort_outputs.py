@@ -5,7 +5,13 @@ import base64
 import dagster as dg
 import pandas as pd
 
-from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
+from ltv_pipeline.assets.analytics import (
+    ANALYTICS_GROUP,
+    MARTS_SCHEMA,
+    REPORTING_WINDOW,
+    read_as_of_date,
+    with_as_of_date,
+)
 from ltv_pipeline.cohorts import (
     channel_ltv_curves,
     plot_ltv_curves,
@@ -21,6 +27,7 @@ UPSTREAM = [
     dg.AssetKey([MARTS_SCHEMA, "cohort_activity"]),
     dg.AssetKey(["intermediate", "int_cohort_months_aggregated"]),
     dg.AssetKey([MARTS_SCHEMA, "ltv_cac_by_channel"]),
+    REPORTING_WINDOW,
 ]
 
 
@@ -65,12 +72,19 @@ def cohort_retention(warehouse: Warehouse, reports: ReportsDir):
             )
             if pd.notna(value)
         }
+        as_of_date = read_as_of_date(db)
         long = retention_long(activity)
         wide = retention_wide(long)
         long_rows = db.replace_table(
-            f"{MARTS_SCHEMA}.cohort_retention", long, "cohort_month, months_since_acquisition"
+            f"{MARTS_SCHEMA}.cohort_retention",
+            with_as_of_date(long, as_of_date),
+            "cohort_month, months_since_acquisition",
         )
-        wide_rows = db.replace_table(f"{MARTS_SCHEMA}.cohort_retention_wide", wide, "cohort_month")
+        wide_rows = db.replace_table(
+            f"{MARTS_SCHEMA}.cohort_retention_wide",
+            with_as_of_date(wide, as_of_date),
+            "cohort_month",
+        )
     heatmap = plot_retention_heatmap(long, reports.path / "cohort_retention_heatmap.png")
     curves = plot_ltv_curves(
         channel_ltv_curves(channel_months), reports.path / "ltv_curves_by_channel.png", cac=cac
@@ -79,10 +93,14 @@ def cohort_retention(warehouse: Warehouse, reports: ReportsDir):
         asset_key=RETENTION,
         metadata={
             "dagster/row_count": long_rows,
+            "as_of_date": str(as_of_date),
             "heatmap": png_markdown(heatmap, "retention heatmap"),
             "heatmap_path": dg.MetadataValue.path(str(heatmap)),
             "ltv_curves": png_markdown(curves, "LTV curves by channel"),
             "ltv_curves_path": dg.MetadataValue.path(str(curves)),
         },
     )
-    yield dg.MaterializeResult(asset_key=RETENTION_WIDE, metadata={"dagster/row_count": wide_rows})
+    yield dg.MaterializeResult(
+        asset_key=RETENTION_WIDE,
+        metadata={"dagster/row_count": wide_rows, "as_of_date": str(as_of_date)},
+    )

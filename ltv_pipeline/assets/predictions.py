@@ -1,12 +1,22 @@
 """Predictive CLV (BG/NBD + Gamma-Gamma) per customer, and its nightly backtest."""
 
+import math
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
-from ltv_pipeline import forecast
-from ltv_pipeline.assets.analytics import ANALYTICS_GROUP, MARTS_SCHEMA
+from ltv_pipeline import forecast, gates
+from ltv_pipeline.assets.analytics import (
+    ANALYTICS_GROUP,
+    MARTS_SCHEMA,
+    read_as_of_date,
+    with_as_of_date,
+)
 from ltv_pipeline.resources import Warehouse, WarehouseSession
 
 PREDICTIONS = dg.AssetKey([MARTS_SCHEMA, "customer_predictions"])
@@ -14,6 +24,11 @@ BACKTEST = dg.AssetKey([MARTS_SCHEMA, "clv_backtest"])
 SUMMARY = dg.AssetKey(["intermediate", "int_customer_purchases_summarized"])
 WINDOW = dg.AssetKey(["intermediate", "int_reporting_window"])
 LTV_SUMMARY = dg.AssetKey([MARTS_SCHEMA, "ltv_summary"])
+#: Every night's backtest scores, appended per run: the recent nights a collapse is judged
+#: against. Outside ``marts`` on purpose: it is not published (the snapshot stays a function
+#: of the input) and it is not rebuilt from the raw files, only appended to.
+HISTORY_SCHEMA = "monitoring"
+HISTORY_TABLE = "clv_backtest_history"
 
 
 class ClvConfig(dg.Config):
@@ -22,6 +37,49 @@ class ClvConfig(dg.Config):
     time_unit_days: float = 7.0
     horizon_months: int = 12
     min_repeat_customers: int = forecast.MIN_REPEAT_CUSTOMERS
+
+
+_GATES = gates.Gates()
+
+
+class ClvBacktestConfig(ClvConfig):
+    """The fit, plus the bars and limits the nightly verdict uses (:class:`gates.Gates`).
+
+    Missing a bar is reported (verdict ``less_accurate``, a WARN check); only beyond a limit is
+    the fit ``broken``, which blocks publishing on a nightly run.
+    """
+
+    max_aggregate_error_pct: float = _GATES.max_aggregate_error_pct
+    min_spearman: float = _GATES.min_spearman
+    max_mae_vs_naive: float = _GATES.max_mae_vs_naive
+    max_mae_vs_recent: float = _GATES.max_mae_vs_recent
+    recent_nights: int = _GATES.recent_nights
+    min_recent_nights: int = _GATES.min_recent_nights
+
+    def gates(self) -> gates.Gates:
+        return gates.Gates(
+            max_aggregate_error_pct=self.max_aggregate_error_pct,
+            min_spearman=self.min_spearman,
+            max_mae_vs_naive=self.max_mae_vs_naive,
+            max_mae_vs_recent=self.max_mae_vs_recent,
+            recent_nights=self.recent_nights,
+            min_recent_nights=self.min_recent_nights,
+        )
+
+
+def requested_as_of_date(run_config: Mapping[str, Any]) -> str | None:
+    """The ``as_of_date`` a run's config asks dbt for, if any: such a run is a backfill.
+
+    Read from the run's config (``ops: {dbt_models*: {config: {as_of_date: ...}}}``, what
+    ``ltv run --as-of`` and a launch from the UI both set) rather than from the data, so a
+    nightly run stays nightly whatever the last order's date.
+    """
+    for name, op in (run_config.get("ops") or {}).items():
+        if name.startswith("dbt_models") and isinstance(op, Mapping):
+            value = (op.get("config") or {}).get("as_of_date")
+            if value:
+                return str(value)
+    return None
 
 
 #: The summary columns each fit reads: only these cross into Python (memory at 100M orders).
@@ -56,6 +114,7 @@ def customer_predictions(
     """One row per customer with a purchase: P(alive), expected purchases, order value and CLV."""
     with warehouse.session() as db:
         summary = _summary(db, FIT_COLUMNS)
+        as_of_date = read_as_of_date(db)
         # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var
         margin_rate, discount_rate = db.row(
             f"select s.gross_margin_rate, w.discount_rate from {MARTS_SCHEMA}.ltv_summary as s "
@@ -84,11 +143,13 @@ def customer_predictions(
         margin_rate=float(margin_rate or 0.0),
         yearly_discount_rate=float(discount_rate),
     )
+    predictions = with_as_of_date(predictions, as_of_date)
     with warehouse.session() as db:
         rows = db.replace_table(f"{MARTS_SCHEMA}.customer_predictions", predictions, "customer_id")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
+            "as_of_date": str(as_of_date),
             "model_status": status,
             "model": dg.MetadataValue.json(fitted),
             "horizon_months": config.horizon_months,
@@ -105,14 +166,18 @@ def customer_predictions(
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "scipy"},
 )
-def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse: Warehouse):
-    """One row per forecast (BG/NBD, historical average): holdout purchases predicted vs actual."""
+def clv_backtest(
+    context: dg.AssetExecutionContext, config: ClvBacktestConfig, warehouse: Warehouse
+):
+    """One row per forecast (BG/NBD, historical average): holdout purchases predicted vs actual,
+    and the verdict on the fit (ok / less_accurate / broken, with the reason)."""
     with warehouse.session() as db:
         summary = _summary(db, BACKTEST_COLUMNS, where="is_in_calibration")
         as_of_date, holdout_start = db.row(
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
         )
     holdout_days = float((as_of_date - holdout_start).days + 1)
+    backfill = requested_as_of_date(context.run.run_config) is not None
     context.log.info(f"backtest: fitting before {holdout_start}, scoring {holdout_days:.0f} days")
     columns = ["customers", "actual_total", "predicted_total", "aggregate_error_pct"]
     columns += ["mae", "spearman"]
@@ -127,15 +192,42 @@ def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse
         status, fitted = "scored", result.models.metadata()
     except forecast.ModelNotFitted as exc:
         context.log.warning(f"backtest not scored, the model is not fitted: {exc}")
+        result = None
         scores = [{"model": name} for name in ("bgnbd", "historical_average")]
         status, fitted = f"not fitted: {exc}", {}
+    history = _read_history(warehouse)
+    verdict = None
+    if result is not None:
+        verdict = gates.judge(
+            _gate_scores(result.model_score, result.baseline_score),
+            config.gates(),
+            recent_nightly_mae(history, holdout_days, exclude_run=context.run_id),
+            backfill=backfill,
+        )
+        log = context.log.info if verdict.verdict == gates.OK else context.log.warning
+        log(f"backtest verdict: {verdict.verdict} {verdict.reason}".rstrip())
     table = pd.DataFrame(scores).reindex(columns=["model", *columns])
     table.insert(1, "status", status)
     table.insert(2, "as_of_date", as_of_date)
     table.insert(3, "holdout_start_date", holdout_start)
     table.insert(4, "holdout_days", holdout_days)
+    # the verdict is on BG/NBD; the naive forecast's row is what it is judged against
+    is_model = table["model"] == "bgnbd"
+    table["verdict"] = pd.Series(
+        [verdict.verdict if verdict and m else None for m in is_model], dtype="string"
+    )
+    table["verdict_reason"] = pd.Series(
+        [verdict.reason if verdict and m else None for m in is_model], dtype="string"
+    )
+    table["is_backfill"] = backfill
+    night = _history_row(context.run_id, table, verdict, backfill)
     with warehouse.session() as db:
         rows = db.replace_table(f"{MARTS_SCHEMA}.clv_backtest", table, "model")
+        db.replace_table(
+            f"{HISTORY_SCHEMA}.{HISTORY_TABLE}",
+            pd.concat([history, night], ignore_index=True) if len(history) else night,
+            "recorded_at, run_id",
+        )
     metrics = {
         f"{row['model']}_{name}": float(row[name])
         for row in scores
@@ -146,9 +238,111 @@ def clv_backtest(context: dg.AssetExecutionContext, config: ClvConfig, warehouse
         metadata={
             "dagster/row_count": rows,
             "status": status,
+            "as_of_date": str(as_of_date),
+            "is_backfill": backfill,
+            "verdict": verdict.verdict if verdict else "not scored",
+            "verdict_reason": verdict.reason if verdict else status,
+            "gates": dg.MetadataValue.json(dict(config.gates().__dict__)),
             "holdout_days": holdout_days,
             **metrics,
             "scores": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
             "model": dg.MetadataValue.json(fitted),
         }
     )
+
+
+def _gate_scores(model: forecast.Score, baseline: forecast.Score) -> gates.Scores:
+    return gates.Scores(
+        aggregate_error_pct=model.aggregate_error_pct,
+        mae=model.mae,
+        spearman=model.spearman,
+        predicted_total=model.predicted_total,
+        baseline_mae=baseline.mae,
+    )
+
+
+HISTORY_COLUMNS = {
+    "run_id": "string",
+    "recorded_at": "datetime64[us]",
+    "as_of_date": "object",
+    "holdout_days": "float64",
+    "is_backfill": "bool",
+    "status": "string",
+    "verdict": "string",
+    "verdict_reason": "string",
+    "customers": "float64",
+    "aggregate_error_pct": "float64",
+    "mae": "float64",
+    "spearman": "float64",
+    "predicted_total": "float64",
+    "baseline_mae": "float64",
+    "baseline_spearman": "float64",
+}
+
+
+def _read_history(warehouse: Warehouse) -> pd.DataFrame:
+    """Every earlier night's scores (empty on a new warehouse)."""
+    if HISTORY_TABLE not in warehouse.mart_tables(HISTORY_SCHEMA):
+        empty = pd.DataFrame({name: pd.Series(dtype=t) for name, t in HISTORY_COLUMNS.items()})
+        empty["as_of_date"] = _dates(empty["as_of_date"])
+        return empty
+    with warehouse.session() as db:
+        history = db.frame(f"select * from {HISTORY_SCHEMA}.{HISTORY_TABLE}")
+    # a table written by an older version may lack a column: the row keeps a null there
+    history = history.reindex(columns=list(HISTORY_COLUMNS))
+    history["as_of_date"] = _dates(history["as_of_date"])
+    return history
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates as one Arrow date column, whether an engine returned dates or timestamps."""
+    days = [v.date() if isinstance(v, datetime) else v for v in values]
+    return pd.Series(days, index=values.index, dtype=pd.ArrowDtype(pa.date32()))
+
+
+def recent_nightly_mae(
+    history: pd.DataFrame, holdout_days: float, *, exclude_run: str | None = None
+) -> list[float]:
+    """MAE of earlier nightly (not backfill) scored runs with the same holdout, newest first.
+
+    Only runs with the same holdout length compare: MAE counts purchases per customer over
+    the holdout, so it scales with the holdout's days.
+    """
+    if history.empty:
+        return []
+    nightly = history[
+        ~history["is_backfill"].fillna(False).astype(bool)
+        & (history["status"] == "scored")
+        & (history["holdout_days"] == holdout_days)
+        & (history["run_id"] != exclude_run)
+    ]
+    nightly = nightly.sort_values("recorded_at", ascending=False)
+    return [float(m) for m in nightly["mae"] if m is not None and math.isfinite(m)]
+
+
+def _history_row(
+    run_id: str, table: pd.DataFrame, verdict: gates.Verdict | None, backfill: bool
+) -> pd.DataFrame:
+    model = table.set_index("model").loc["bgnbd"]
+    baseline = table.set_index("model").loc["historical_average"]
+    row = {
+        "run_id": run_id,
+        "recorded_at": datetime.now(UTC).replace(tzinfo=None),
+        "as_of_date": model["as_of_date"],
+        "holdout_days": float(model["holdout_days"]),
+        "is_backfill": backfill,
+        "status": str(model["status"]),
+        "verdict": verdict.verdict if verdict else None,
+        "verdict_reason": verdict.reason if verdict else None,
+        "customers": model["customers"],
+        "aggregate_error_pct": model["aggregate_error_pct"],
+        "mae": model["mae"],
+        "spearman": model["spearman"],
+        "predicted_total": model["predicted_total"],
+        "baseline_mae": baseline["mae"],
+        "baseline_spearman": baseline["spearman"],
+    }
+    frame = pd.DataFrame([row])
+    frame = frame.astype({k: v for k, v in HISTORY_COLUMNS.items() if k != "as_of_date"})
+    frame["as_of_date"] = _dates(frame["as_of_date"])
+    return frame

@@ -1,11 +1,12 @@
 """The BI snapshot, published only when every check of the run has passed."""
 
+import datetime as dt
 from collections.abc import Sequence
 
 import dagster as dg
 
 from ltv_pipeline.assets.analytics import MARTS_SCHEMA
-from ltv_pipeline.resources import PublishedDir, Warehouse
+from ltv_pipeline.resources import PublishedDir, Warehouse, WarehouseSession
 
 PUBLISHED = dg.AssetKey(["published_marts"])
 #: Order-level detail stays in the warehouse: no BI exposure reads it, and at 100M orders
@@ -29,6 +30,29 @@ def _failed_blocking_checks(context: dg.AssetExecutionContext) -> list[str]:
     return sorted(failed)
 
 
+def _marts_of_another_date(
+    db: WarehouseSession, tables: Sequence[str], as_of_date: dt.date
+) -> list[str]:
+    """Marts with an ``as_of_date`` column holding any other day than the dbt window's.
+
+    The manifest's ``as_of_date`` must be true of every mart in the snapshot: a Python mart
+    left from a run at another date (a dbt-only rebuild, a partial materialization) fails the
+    publish instead of being published under the wrong date.
+    """
+    day = f"cast('{as_of_date.isoformat()[:10]}' as date)"
+    found = []
+    for table in tables:  # names from the warehouse's catalog, not input
+        if "as_of_date" not in db.frame(f"select * from {MARTS_SCHEMA}.{table} limit 0").columns:
+            continue
+        (others,) = db.row(
+            f"select count(*) from {MARTS_SCHEMA}.{table} "
+            f"where as_of_date is null or as_of_date <> {day}"
+        )
+        if others:
+            found.append(f"{MARTS_SCHEMA}.{table} ({others} rows)")
+    return found
+
+
 def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     """The ``published_marts`` asset, downstream of every mart in ``marts``."""
 
@@ -50,6 +74,13 @@ def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         tables = [t for t in warehouse.mart_tables(MARTS_SCHEMA) if t not in NOT_PUBLISHED]
         with warehouse.session() as db:
             (as_of_date,) = db.row("select as_of_date from intermediate.int_reporting_window")
+            other_dates = _marts_of_another_date(db, tables, as_of_date)
+        if other_dates:
+            raise dg.Failure(
+                description=f"not publishing: the snapshot would say as_of_date {as_of_date}, "
+                "but these marts describe another day (rebuild every asset with ltv run "
+                f"--as-of {as_of_date}): " + ", ".join(other_dates)
+            )
         context.log.info(f"publishing {len(tables)} marts to {published.path}")
         manifest = warehouse.publish(
             MARTS_SCHEMA, tables, published.path, run_id=context.run_id, as_of_date=as_of_date

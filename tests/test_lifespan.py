@@ -110,7 +110,8 @@ def test_the_lifespan_cap_binds(shops, monkeypatch):
     monkeypatch.setenv("LTV_DATA_DIR", str(root))
     monkeypatch.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
     vars_ = json.dumps({"max_lifespan_years": 0.5})
-    assert cli.run_dbt(["build", "--select", "ltv_summary", "--vars", vars_, "--quiet"]) == 0
+    select = ["--select", "int_segment_lifespans_estimated", "ltv_summary"]
+    assert cli.run_dbt(["build", *select, "--vars", vars_, "--quiet"]) == 0
     after = _overall(root)
     assert before["customer_lifespan_years"] > 0.5
     assert after["customer_lifespan_years"] == 0.5

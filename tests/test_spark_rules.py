@@ -82,7 +82,7 @@ def _text_rows(tmp_path) -> dict[str, pa.Table]:
     tables = {}
     for name, table in ingest.TABLES.items():
         batches = list(
-            ingest._csv_batches(tmp_path / f"{name}.csv", table, f"{name}.csv", malformed=[])
+            ingest.csv_batches(tmp_path / f"{name}.csv", table, f"{name}.csv", malformed=[])
         )
         generated = pa.concat_tables(batches)
         edge = [

@@ -15,6 +15,12 @@ stay as they were.
 Line numbers are physical lines of a CSV file (the header is line 1) and row numbers (from 1)
 of a Parquet file. CSV records must fit on one line; a line with the wrong number of fields is
 quarantined whole as ``malformed_line``.
+
+A shop's own export is read through an input mapping (:func:`read_input_mapping`): its column
+names, status values and date format per table. Dates parse in ISO (also 20250131), or a
+configured day-first, month-first, epoch-seconds or strftime layout (:func:`parse_date`). A
+load that would quarantine more than a set share of a table fails at once
+(:func:`check_quarantine_share`): that is a changed export, not bad rows.
 """
 
 from __future__ import annotations
@@ -70,10 +76,10 @@ DATE_DIRECTIVES = {
     "Y": "([0-9]{4})",
     "m": "([0-9]{1,2})",
     "d": "([0-9]{1,2})",
-    "H": "([0-9]{1,2})",
-    "M": "([0-9]{2})",
-    "S": "([0-9]{2})",
-    "z": "(Z|[+-][0-9]{2}:?[0-9]{2})",
+    "H": "([01]?[0-9]|2[0-3])",
+    "M": "([0-5][0-9])",
+    "S": "([0-5][0-9])",
+    "z": "(Z|[+-][0-9]{2}(?::?[0-9]{2})?)",
 }
 # Values pasted into SQL (status values) are limited to this, so no quoting is ever needed.
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9 _.-]+")
@@ -277,17 +283,19 @@ def strftime_pattern(pattern: str) -> DatePattern:
     return DatePattern(regex, tuple(parts))
 
 
-# an optional time after a day-first or month-first date: 14:05 or 14:05:00
-_TIME = "(?:[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?"
+# An optional time after a day-first or month-first date: 14:05 or 14:05:00. Hours stop at 23
+# (DuckDB's cast reads 24:00 as the next day, Spark's refuses it).
+_HOUR, _MINUTE = DATE_DIRECTIVES["H"], DATE_DIRECTIVES["M"]
+_TIME = f"(?:[ T]{_HOUR}:{_MINUTE}(?::{_MINUTE})?)?"
 _DAY_MONTH = "([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})" + _TIME
 #: ISO 8601's basic form of a date, 20250131, accepted in every format.
 YYYYMMDD = DatePattern("([0-9]{4})([0-9]{2})([0-9]{2})", ("Y", "m", "d"))
-#: An ISO timestamp with a space before a numeric offset (Shopify's 2025-01-31 14:05:00 -0500),
-#: which DuckDB's cast refuses and Spark's takes: accepted in every format, on both.
-ISO_SPACED_OFFSET = DatePattern(
-    "([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))? "
-    "([+-][0-9]{2}:?[0-9]{2})",
-    ("Y", "m", "d", "H", "M", "S", "z"),
+#: An ISO timestamp with a space before its offset (Shopify's 2025-01-31 14:05:00 -0500), which
+#: DuckDB's cast refuses and Spark's takes: read on both as if the space were not there.
+#: Group 1 is the timestamp, group 2 the offset.
+ISO_SPACED_ZONE = (
+    "([0-9]{4}-[0-9]{1,2}-[0-9]{1,2}[ T](?:[01]?[0-9]|2[0-3]):[0-5][0-9]"
+    "(?::[0-5][0-9](?:[.][0-9]{1,9})?)?) (Z|[+-][0-9]{2}(?::?[0-9]{2})?)"
 )
 
 
@@ -400,16 +408,31 @@ class Dialect:
     def full_match(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, '{pattern}')"
 
+    #: The ISO shape the engines' casts see: a whole date, and if a time follows, an hour in
+    #: 0-23, minutes, seconds in 0-59, a fraction, then a zone. Outside it their casts differ:
+    #: DuckDB takes 31/01/25 as the year 31 and 24:00 as the next day, Spark takes '2025' and
+    #: '2025-01' as January 1, '...T10' as 10:00 and the date of '2025-01-31 23:59:60'.
+    ISO_SHAPE = (
+        "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ]([01]?[0-9]|2[0-3]):[0-5][0-9]"
+        "(:[0-5][0-9]([.][0-9]+)?)?( ?[A-Za-z+-].*)?)?"
+    )
+
     def utc_timestamp(self, expr: str) -> str:
         """An ISO timestamp as a UTC timestamp (naive), or null.
 
         Offsets are honoured and converted; a timestamp without one is taken as UTC.
         """
-        return f"timezone('UTC', try_cast({expr} as timestamptz))"
+        shaped = self.full_match(expr, self.ISO_SHAPE)
+        return f"case when {shaped} then {self.timestamp_cast(expr)} end"
 
     def iso_date(self, expr: str) -> str:
         """An ISO date (a time after it is ignored), or null."""
-        return f"try_cast({expr} as date)"
+        shaped = self.full_match(expr, self.ISO_SHAPE)
+        return f"case when {shaped} then try_cast({expr} as date) end"
+
+    def timestamp_cast(self, expr: str) -> str:
+        """The engine's own cast of ISO text to a UTC timestamp."""
+        return f"timezone('UTC', try_cast({expr} as timestamptz))"
 
     def epoch_timestamp(self, seconds: str) -> str:
         """Whole seconds since 1970-01-01 UTC (a bigint) as a UTC timestamp."""
@@ -433,18 +456,9 @@ class SparkDialect(Dialect):
     def full_match(self, expr: str, pattern: str) -> str:
         return f"({expr} rlike '^(?:{pattern})$')"
 
-    #: What DuckDB's casts require of an ISO date or timestamp and Spark's do not: a day, and
-    #: minutes after an hour (Spark takes '2025' and '2025-01' as January 1, and '...T10').
-    ISO_SHAPE = "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{1,2}.*)?"
-
-    def utc_timestamp(self, expr: str) -> str:
+    def timestamp_cast(self, expr: str) -> str:
         # with the session time zone UTC, an offset is converted and none means UTC
-        shaped = self.full_match(expr, self.ISO_SHAPE)
-        return f"case when {shaped} then try_cast({expr} as timestamp) end"
-
-    def iso_date(self, expr: str) -> str:
-        shaped = self.full_match(expr, self.ISO_SHAPE)
-        return f"case when {shaped} then try_cast({expr} as date) end"
+        return f"try_cast({expr} as timestamp)"
 
     def epoch_timestamp(self, seconds: str) -> str:
         return f"timestamp_seconds({seconds})"
@@ -476,11 +490,7 @@ def date_text(d: Dialect, expr: str, pattern: DatePattern, *, with_time: bool) -
             f"else concat('T', lpad({hour}, 2, '0'), ':', {part('M')}, ':', {seconds}) end"
         )
     if with_time and "z" in pattern.parts:
-        zone = part("z")
-        pieces.append(
-            f"case when {zone} in ('', 'Z') then '' "
-            f"else concat(substr({zone}, 1, 3), ':', substr({zone}, length({zone}) - 1, 2)) end"
-        )
+        pieces.append(part("z"))  # Z, +05, +0500 or +05:00: both casts read each
     return f"concat({', '.join(pieces)})"
 
 
@@ -509,8 +519,8 @@ def parse_date(d: Dialect, expr: str, date_format: str, *, timestamp: bool) -> s
         branches.append(f"case when {d.full_match(expr, pattern.regex)} then {typed(text)} end")
     branches.append(typed(expr))
     if timestamp:
-        text = date_text(d, expr, ISO_SPACED_OFFSET, with_time=True)
-        regex = ISO_SPACED_OFFSET.regex
+        regex = ISO_SPACED_ZONE
+        text = f"concat({d.extract(expr, regex, 1)}, {d.extract(expr, regex, 2)})"
         branches.append(f"case when {d.full_match(expr, regex)} then {typed(text)} end")
     text = date_text(d, expr, YYYYMMDD, with_time=False)
     branches.append(f"case when {d.full_match(expr, YYYYMMDD.regex)} then {typed(text)} end")

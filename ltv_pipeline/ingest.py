@@ -15,6 +15,12 @@ stay as they were.
 Line numbers are physical lines of a CSV file (the header is line 1) and row numbers (from 1)
 of a Parquet file. CSV records must fit on one line; a line with the wrong number of fields is
 quarantined whole as ``malformed_line``.
+
+A shop's own export is read through an input mapping (:func:`read_input_mapping`): its column
+names, status values and date format per table. Dates parse in ISO (also 20250131), or a
+configured day-first, month-first, epoch-seconds or strftime layout (:func:`parse_date`). A
+load that would quarantine more than a set share of a table fails at once
+(:func:`check_quarantine_share`): that is a changed export, not bad rows.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import re
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from ltv_pipeline import settings
 
 RAW_SCHEMA = "raw"
 QUARANTINE_TABLE = "quarantine"
@@ -44,6 +54,277 @@ CSV_BLOCK_BYTES = 16 << 20
 
 class RawInputError(ValueError):
     """A raw file that cannot be loaded at all (missing, wrong header, not a CSV)."""
+
+
+#: Our columns of each raw table, in file order.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id", "email", "signup_date", "acquisition_channel", "country"),
+    "orders": ("order_id", "customer_id", "ordered_at", "status", "amount", "cost", "currency"),
+    "marketing_spend": ("date", "channel", "spend"),
+}
+#: The date or timestamp column of each table: the one whose format is configurable.
+DATE_COLUMNS = {"customers": "signup_date", "orders": "ordered_at", "marketing_spend": "date"}
+#: Columns an export may lack (declared ``absent``): only those where a blank is valid, since
+#: an absent required column would quarantine every row.
+OPTIONAL_COLUMNS = {"customers": ("email",), "orders": ("cost",), "marketing_spend": ()}
+#: Our order statuses; a mapping may translate the shop's values into these.
+STATUSES = ("completed", "refunded", "cancelled")
+#: Named date formats (besides a strftime pattern such as ``%d.%m.%Y %H:%M``).
+DATE_FORMATS = ("iso", "yyyymmdd", "dayfirst", "monthfirst", "epoch_seconds")
+#: strftime directives a date pattern may use, and the text each one matches.
+DATE_DIRECTIVES = {
+    "Y": "([0-9]{4})",
+    "m": "([0-9]{1,2})",
+    "d": "([0-9]{1,2})",
+    "H": "([01]?[0-9]|2[0-3])",
+    "M": "([0-5][0-9])",
+    "S": "([0-5][0-9])",
+    "z": "(Z|[+-][0-9]{2}(?::?[0-9]{2})?)",
+}
+# Values pasted into SQL (status values) are limited to this, so no quoting is ever needed.
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9 _.-]+")
+_TABLE_KEYS = ("columns", "absent", "status", "date_format", "ignore_other_columns")
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """How one table of the shop's export maps onto ours (see :func:`read_input_mapping`).
+
+    ``columns`` maps our column to the export's; a column not named keeps our name; an
+    ``absent`` one is read as null. ``status`` maps the shop's (lower-case) status values to
+    ours. ``date_format`` is one of :data:`DATE_FORMATS` or a strftime pattern.
+    """
+
+    columns: dict[str, str] = field(default_factory=dict)
+    absent: tuple[str, ...] = ()
+    status: dict[str, str] = field(default_factory=dict)
+    date_format: str = "iso"
+    ignore_other_columns: bool = False
+
+    def spec(self) -> dict:
+        """A JSON-able form, for the file fingerprint."""
+        return {
+            "columns": dict(sorted(self.columns.items())),
+            "absent": sorted(self.absent),
+            "status": dict(sorted(self.status.items())),
+            "date_format": self.date_format,
+            "ignore_other_columns": self.ignore_other_columns,
+        }
+
+
+@dataclass(frozen=True)
+class InputMapping:
+    """The shop's own column names, status values and date formats, per table; ``source`` is
+    the file it came from, named in errors."""
+
+    tables: dict[str, TableMapping] = field(default_factory=dict)
+    source: str | None = None
+
+    def table(self, name: str) -> TableMapping:
+        return self.tables.get(name, TableMapping())
+
+
+def read_input_mapping(path: Path) -> InputMapping:
+    """Read and check the input mapping file (TOML), the one place it is interpreted.
+
+    The file has a section per table that differs from ours, e.g.::
+
+        [orders]
+        date_format = "iso"            # iso, yyyymmdd, dayfirst, monthfirst, epoch_seconds
+                                       # or a strftime pattern such as "%d.%m.%Y %H:%M"
+        absent = ["cost"]              # our columns the export lacks: loaded as null
+        ignore_other_columns = true    # the export's other columns are not read
+        [orders.columns]               # the export's column = ours
+        "Id" = "order_id"
+        "Created at" = "ordered_at"
+        [orders.status]                # the export's status value = ours
+        paid = "completed"
+        voided = "cancelled"
+
+    It is checked as a whole before anything is read, so a typo fails the load at once rather
+    than quarantining every row.
+
+    Raises
+    ------
+    RawInputError
+        The file is missing or not TOML, or a key or value is wrong; the message names the
+        file and the key (``orders.columns."Total"``).
+    """
+    where = str(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise RawInputError(f"{where}: input mapping file not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RawInputError(f"{where}: not a valid TOML file ({exc})") from exc
+
+    def fail(key: str, problem: str) -> RawInputError:
+        return RawInputError(f"{where}: {key}: {problem}")
+
+    tables: dict[str, TableMapping] = {}
+    for name, section in data.items():
+        if name not in COLUMNS:
+            raise fail(name, f"unknown table (expected one of {', '.join(COLUMNS)})")
+        if not isinstance(section, dict):
+            raise fail(name, "must be a table ([" + name + "])")
+        for key in section:
+            if key not in _TABLE_KEYS or (key == "status" and name != "orders"):
+                allowed = [k for k in _TABLE_KEYS if k != "status" or name == "orders"]
+                raise fail(f"{name}.{key}", f"unknown key (expected one of {', '.join(allowed)})")
+        ours = COLUMNS[name]
+
+        absent = section.get("absent", [])
+        if not isinstance(absent, list) or not all(isinstance(c, str) for c in absent):
+            raise fail(f"{name}.absent", "must be a list of column names")
+        for column in absent:
+            if column not in ours:
+                raise fail(f"{name}.absent", f"'{column}' is not a column of {name}")
+            if column not in OPTIONAL_COLUMNS[name]:
+                optional = ", ".join(OPTIONAL_COLUMNS[name]) or "none"
+                raise fail(
+                    f"{name}.absent",
+                    f"'{column}' is required, so every row would be quarantined "
+                    f"(columns that may be absent: {optional})",
+                )
+
+        columns = section.get("columns", {})
+        if not isinstance(columns, dict):
+            raise fail(f"{name}.columns", "must be a table of export column = our column")
+        by_ours: dict[str, str] = {}
+        for source, target in columns.items():
+            key = f'{name}.columns."{source}"'
+            if not isinstance(target, str) or target not in ours:
+                raise fail(key, f"{target!r} is not a column of {name} ({', '.join(ours)})")
+            if target in by_ours:
+                raise fail(key, f"'{target}' is already mapped from '{by_ours[target]}'")
+            if target in absent:
+                raise fail(key, f"'{target}' is also declared absent")
+            by_ours[target] = source
+
+        status = section.get("status", {})
+        if not isinstance(status, dict):
+            raise fail(f"{name}.status", "must be a table of export value = our status")
+        statuses: dict[str, str] = {}
+        for value, target in status.items():
+            key = f'{name}.status."{value}"'
+            if not _SAFE_VALUE.fullmatch(value):
+                raise fail(key, "a status value may hold letters, digits, space, _ . - only")
+            if target not in STATUSES:
+                raise fail(key, f"{target!r} is not one of {', '.join(STATUSES)}")
+            statuses[value.strip().lower()] = target
+
+        date_format = section.get("date_format", "iso")
+        if not isinstance(date_format, str):
+            raise fail(f"{name}.date_format", "must be a string")
+        try:
+            date_patterns(date_format)
+        except ValueError as exc:
+            raise fail(f"{name}.date_format", str(exc)) from exc
+
+        ignore = section.get("ignore_other_columns", False)
+        if not isinstance(ignore, bool):
+            raise fail(f"{name}.ignore_other_columns", "must be true or false")
+        tables[name] = TableMapping(by_ours, tuple(absent), statuses, date_format, ignore)
+    return InputMapping(tables, where)
+
+
+@dataclass(frozen=True)
+class DatePattern:
+    """A date layout as a regular expression (no backslashes or quotes, so it reads the same
+    in every engine's SQL) whose groups are the parts named in ``parts`` (strftime letters)."""
+
+    regex: str
+    parts: tuple[str, ...]
+
+
+def strftime_pattern(pattern: str) -> DatePattern:
+    """A strftime pattern as a :class:`DatePattern`.
+
+    Only numeric directives (:data:`DATE_DIRECTIVES`) are supported: they mean the same in
+    every engine, unlike month names or two-digit years.
+
+    Raises
+    ------
+    ValueError
+        An unsupported directive or character, or %Y, %m or %d missing.
+    """
+    regex, parts, i = "", [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "%":
+            directive = pattern[i + 1 : i + 2]
+            if directive == "%":
+                regex += "[%]"
+            elif directive in DATE_DIRECTIVES:
+                if directive in parts:
+                    raise ValueError(f"%{directive} appears twice in {pattern!r}")
+                regex += DATE_DIRECTIVES[directive]
+                parts.append(directive)
+            else:
+                supported = " ".join("%" + k for k in DATE_DIRECTIVES)
+                raise ValueError(
+                    f"unsupported directive %{directive} in {pattern!r} (supported: {supported} %%)"
+                )
+            i += 2
+            continue
+        if char.isalnum() or char == " ":
+            regex += char
+        elif char in "\\[]^'\"":
+            raise ValueError(f"character {char!r} is not allowed in a date pattern")
+        else:
+            regex += f"[{char}]"
+        i += 1
+    missing = [f"%{k}" for k in "Ymd" if k not in parts]
+    if missing:
+        raise ValueError(f"{pattern!r} lacks {', '.join(missing)}")
+    if ("S" in parts and "M" not in parts) or ("M" in parts and "H" not in parts):
+        raise ValueError(f"{pattern!r}: %S needs %M, and %M needs %H")
+    return DatePattern(regex, tuple(parts))
+
+
+# An optional time after a day-first or month-first date: 14:05 or 14:05:00. Hours stop at 23
+# (DuckDB's cast reads 24:00 as the next day, Spark's refuses it).
+_HOUR, _MINUTE = DATE_DIRECTIVES["H"], DATE_DIRECTIVES["M"]
+_TIME = f"(?:[ T]{_HOUR}:{_MINUTE}(?::{_MINUTE})?)?"
+_DAY_MONTH = "([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})" + _TIME
+#: ISO 8601's basic form of a date, 20250131, accepted in every format.
+YYYYMMDD = DatePattern("([0-9]{4})([0-9]{2})([0-9]{2})", ("Y", "m", "d"))
+#: An ISO timestamp with a space before its offset (Shopify's 2025-01-31 14:05:00 -0500), which
+#: DuckDB's cast refuses and Spark's takes: read on both as if the space were not there.
+#: Group 1 is the timestamp, group 2 the offset.
+ISO_SPACED_ZONE = (
+    "([0-9]{4}-[0-9]{1,2}-[0-9]{1,2}[ T](?:[01]?[0-9]|2[0-3]):[0-5][0-9]"
+    "(?::[0-5][0-9](?:[.][0-9]{1,9})?)?) (Z|[+-][0-9]{2}(?::?[0-9]{2})?)"
+)
+
+
+def date_patterns(date_format: str) -> tuple[DatePattern, ...] | None:
+    """The layouts a date format adds, tried before ISO; ``None`` for epoch seconds.
+
+    ISO values always parse as well (they are unambiguous), so a file whose export format
+    changed over time still loads; day-first and month-first only when configured, since
+    01/02/2025 is either.
+
+    Raises
+    ------
+    ValueError
+        An unknown format name or a bad strftime pattern.
+    """
+    if date_format in ("iso", "yyyymmdd"):
+        return ()
+    if date_format == "epoch_seconds":
+        return None
+    if date_format == "dayfirst":
+        return (DatePattern(_DAY_MONTH, ("d", "m", "Y", "H", "M", "S")),)
+    if date_format == "monthfirst":
+        return (DatePattern(_DAY_MONTH, ("m", "d", "Y", "H", "M", "S")),)
+    if "%" not in date_format:
+        raise ValueError(
+            f"unknown date format {date_format!r} (expected one of {', '.join(DATE_FORMATS)} "
+            "or a strftime pattern such as '%d.%m.%Y')"
+        )
+    return (strftime_pattern(date_format),)
 
 
 @dataclass(frozen=True)
@@ -75,6 +356,17 @@ class RawTable:
     rules: tuple[Rule, ...]
     reference: Reference | None = None
     dialect: Dialect = field(default_factory=lambda: DUCKDB, compare=False)
+    #: Our column -> the export's column (``None``: absent, read as null); unlisted: same name.
+    sources: dict[str, str | None] = field(default_factory=dict)
+    #: Read only the mapped columns of a file and let it have others.
+    ignore_other_columns: bool = False
+    #: The input mapping file the table's mapping came from, named in header errors.
+    mapping_file: str | None = None
+
+    @property
+    def source_columns(self) -> dict[str, str | None]:
+        """Every one of our columns with the export's column it is read from (or ``None``)."""
+        return {c: self.sources.get(c, c) for c in self.columns}
 
     @property
     def row_rules(self) -> tuple[Rule, ...]:
@@ -116,9 +408,39 @@ class Dialect:
     def full_match(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, '{pattern}')"
 
+    #: The ISO shape the engines' casts see: a whole date, and if a time follows, an hour in
+    #: 0-23, minutes, seconds in 0-59, a fraction, then a zone. Outside it their casts differ:
+    #: DuckDB takes 31/01/25 as the year 31 and 24:00 as the next day, Spark takes '2025' and
+    #: '2025-01' as January 1, '...T10' as 10:00 and the date of '2025-01-31 23:59:60'.
+    ISO_SHAPE = (
+        "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ]([01]?[0-9]|2[0-3]):[0-5][0-9]"
+        "(:[0-5][0-9]([.][0-9]+)?)?( ?[A-Za-z+-].*)?)?"
+    )
+
     def utc_timestamp(self, expr: str) -> str:
-        # Offsets are honoured and converted; a timestamp without one is taken as UTC.
+        """An ISO timestamp as a UTC timestamp (naive), or null.
+
+        Offsets are honoured and converted; a timestamp without one is taken as UTC.
+        """
+        shaped = self.full_match(expr, self.ISO_SHAPE)
+        return f"case when {shaped} then {self.timestamp_cast(expr)} end"
+
+    def iso_date(self, expr: str) -> str:
+        """An ISO date (a time after it is ignored), or null."""
+        shaped = self.full_match(expr, self.ISO_SHAPE)
+        return f"case when {shaped} then try_cast({expr} as date) end"
+
+    def timestamp_cast(self, expr: str) -> str:
+        """The engine's own cast of ISO text to a UTC timestamp."""
         return f"timezone('UTC', try_cast({expr} as timestamptz))"
+
+    def epoch_timestamp(self, seconds: str) -> str:
+        """Whole seconds since 1970-01-01 UTC (a bigint) as a UTC timestamp."""
+        return f"make_timestamp({seconds} * 1000000)"
+
+    def extract(self, expr: str, regex: str, group: int) -> str:
+        """Group ``group`` of ``regex`` matched against the whole of ``expr`` ('' if none)."""
+        return f"regexp_extract({expr}, '^(?:{regex})$', {group})"
 
     def row_hash(self, columns: str) -> str:
         return f"hash({columns})"
@@ -134,9 +456,12 @@ class SparkDialect(Dialect):
     def full_match(self, expr: str, pattern: str) -> str:
         return f"({expr} rlike '^(?:{pattern})$')"
 
-    def utc_timestamp(self, expr: str) -> str:
+    def timestamp_cast(self, expr: str) -> str:
         # with the session time zone UTC, an offset is converted and none means UTC
         return f"try_cast({expr} as timestamp)"
+
+    def epoch_timestamp(self, seconds: str) -> str:
+        return f"timestamp_seconds({seconds})"
 
     def row_hash(self, columns: str) -> str:
         return f"xxhash64({columns})"
@@ -146,18 +471,99 @@ DUCKDB = Dialect()
 SPARK = SparkDialect()
 
 
-def raw_tables(d: Dialect) -> dict[str, RawTable]:
+def date_text(d: Dialect, expr: str, pattern: DatePattern, *, with_time: bool) -> str:
+    """The ISO text (``2025-01-31`` or ``2025-01-31T14:05:00+05:00``) of a value matching
+    ``pattern``, built from its groups, for the engine's own ISO cast to check and type: so
+    31/02/2025 is refused exactly as 2025-02-31 is, on both engines."""
+
+    def part(name: str) -> str:
+        return d.extract(expr, pattern.regex, pattern.parts.index(name) + 1)
+
+    pieces = [part("Y"), "'-'", f"lpad({part('m')}, 2, '0')", "'-'", f"lpad({part('d')}, 2, '0')"]
+    if with_time and "H" in pattern.parts:
+        hour = part("H")
+        seconds = f"case when {part('S')} = '' then '00' else {part('S')} end"
+        if "S" not in pattern.parts:
+            seconds = "'00'"
+        pieces.append(
+            f"case when {hour} = '' then '' "
+            f"else concat('T', lpad({hour}, 2, '0'), ':', {part('M')}, ':', {seconds}) end"
+        )
+    if with_time and "z" in pattern.parts:
+        pieces.append(part("z"))  # Z, +05, +0500 or +05:00: both casts read each
+    return f"concat({', '.join(pieces)})"
+
+
+def parse_date(d: Dialect, expr: str, date_format: str, *, timestamp: bool) -> str:
+    """SQL typing the text ``expr`` as a UTC timestamp (or a date), null when no accepted
+    format matches: the configured one first (:func:`date_patterns`), then ISO (the engine's
+    cast, with a space allowed before a numeric offset) and ISO's basic form 20250131.
+
+    Each layout is a regular expression checked before the engine parses anything, so both
+    engines accept the same texts; the first layout that matches decides, so with
+    ``epoch_seconds`` 20250131 is a number of seconds, not a date.
+    """
+    patterns = date_patterns(date_format)
+
+    def typed(text: str) -> str:
+        return d.utc_timestamp(text) if timestamp else d.iso_date(text)
+
+    branches = []
+    if patterns is None:
+        seconds = d.epoch_timestamp(f"try_cast({expr} as bigint)")
+        if not timestamp:
+            seconds = f"cast({seconds} as date)"
+        branches.append(f"case when {d.full_match(expr, '[0-9]{1,11}')} then {seconds} end")
+    for pattern in patterns or ():
+        text = date_text(d, expr, pattern, with_time=timestamp)
+        branches.append(f"case when {d.full_match(expr, pattern.regex)} then {typed(text)} end")
+    branches.append(typed(expr))
+    if timestamp:
+        regex = ISO_SPACED_ZONE
+        text = f"concat({d.extract(expr, regex, 1)}, {d.extract(expr, regex, 2)})"
+        branches.append(f"case when {d.full_match(expr, regex)} then {typed(text)} end")
+    text = date_text(d, expr, YYYYMMDD, with_time=False)
+    branches.append(f"case when {d.full_match(expr, YYYYMMDD.regex)} then {typed(text)} end")
+    return f"coalesce({', '.join(branches)})"
+
+
+def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, RawTable]:
     """How each raw table is typed and checked, rendered in dialect ``d``: the one definition of
-    every rule. ``load_date``, ``load_time`` and ``currency`` are query parameters."""
+    every rule. ``load_date``, ``load_time`` and ``currency`` are query parameters.
+
+    ``mapping`` (:func:`read_input_mapping`) says where the export keeps each column, how its
+    dates are written and what its status values mean; without it, our names and ISO dates.
+    """
     q, t, not_blank = d.q, d.t, d.not_blank
+    mapping = mapping or InputMapping()
 
     def bigint(column: str) -> str:
         # digits only: DuckDB's cast alone would take "12.5" (as 13), "1e3" and "0x1F"
         text = f"trim({q(column)})"
         return f"case when {d.full_match(text, '[+-]?[0-9]+')} then try_cast({text} as bigint) end"
 
-    def date(column: str) -> str:
-        return f"try_cast(trim({q(column)}) as date)"
+    def date(table: str) -> str:
+        column = DATE_COLUMNS[table]
+        fmt = mapping.table(table).date_format
+        return parse_date(d, f"trim({q(column)})", fmt, timestamp=column == "ordered_at")
+
+    def status() -> str:
+        value = f"lower(trim({q('status')}))"
+        translated = mapping.table("orders").status
+        if not translated:
+            return value
+        whens = " ".join(f"when '{k}' then '{v}'" for k, v in sorted(translated.items()))
+        return f"case {value} {whens} else {value} end"
+
+    def where(table: str) -> dict:
+        m = mapping.table(table)
+        sources: dict[str, str | None] = {ours: src for ours, src in m.columns.items()}
+        sources.update(dict.fromkeys(m.absent))
+        return {
+            "sources": sources,
+            "ignore_other_columns": m.ignore_other_columns,
+            "mapping_file": mapping.source if table in mapping.tables else None,
+        }
 
     def money(column: str) -> str:
         return f"try_cast(nullif(trim({q(column)}), '') as decimal(18, 2))"
@@ -181,16 +587,17 @@ def raw_tables(d: Dialect) -> dict[str, RawTable]:
     return {
         "customers": RawTable(
             name="customers",
-            columns=("customer_id", "email", "signup_date", "acquisition_channel", "country"),
+            columns=COLUMNS["customers"],
             typed={
                 "customer_id": bigint("customer_id"),
                 "email": f"nullif(trim({q('email')}), '')",
-                "signup_date": date("signup_date"),
+                "signup_date": date("customers"),
                 "acquisition_channel": clean("acquisition_channel", "lower"),
                 "country": clean("country", "upper"),
             },
             key=("customer_id",),
             dialect=d,
+            **where("customers"),
             rules=(
                 *id_rules("customer_id"),
                 Rule(
@@ -210,20 +617,12 @@ def raw_tables(d: Dialect) -> dict[str, RawTable]:
         ),
         "orders": RawTable(
             name="orders",
-            columns=(
-                "order_id",
-                "customer_id",
-                "ordered_at",
-                "status",
-                "amount",
-                "cost",
-                "currency",
-            ),
+            columns=COLUMNS["orders"],
             typed={
                 "order_id": bigint("order_id"),
                 "customer_id": bigint("customer_id"),
-                "ordered_at": d.utc_timestamp(f"trim({q('ordered_at')})"),
-                "status": clean("status", "lower"),
+                "ordered_at": date("orders"),
+                "status": status(),
                 "amount": money("amount"),
                 "cost": money("cost"),
                 "currency": clean("currency", "upper"),
@@ -237,8 +636,7 @@ def raw_tables(d: Dialect) -> dict[str, RawTable]:
                 Rule("future_ordered_at", f"{t('ordered_at')} > {d.param('load_time')}"),
                 Rule(
                     "unknown_status",
-                    f"coalesce({clean('status', 'lower')}, '') "
-                    "not in ('completed', 'refunded', 'cancelled')",
+                    f"coalesce({t('status')}, '') not in ({', '.join(map(repr, STATUSES))})",
                 ),
                 *money_rules("amount", required_=True),
                 *money_rules("cost", required_=False),
@@ -249,17 +647,19 @@ def raw_tables(d: Dialect) -> dict[str, RawTable]:
             ),
             reference=Reference("customer_id", "customers", "customer_id", "unknown_customer_id"),
             dialect=d,
+            **where("orders"),
         ),
         "marketing_spend": RawTable(
             name="marketing_spend",
-            columns=("date", "channel", "spend"),
+            columns=COLUMNS["marketing_spend"],
             typed={
-                "date": date("date"),
+                "date": date("marketing_spend"),
                 "channel": clean("channel", "lower"),
                 "spend": money("spend"),
             },
             key=("date", "channel"),
             dialect=d,
+            **where("marketing_spend"),
             rules=(
                 required("date"),
                 Rule("unparseable_date", f"{t('date')} is null"),
@@ -365,19 +765,29 @@ def read_header(path: Path) -> list[str]:
 
 
 def check_header(path: Path, table: RawTable) -> None:
-    """Refuse a file whose columns are not exactly the expected ones, naming the column."""
+    """Refuse a file whose columns are not the expected ones, naming the column.
+
+    Expected are the table's source columns (our names, or the export's from the input
+    mapping); other columns are refused unless the mapping sets ``ignore_other_columns``.
+    """
     header = read_header(path)
     duplicated = sorted({name for name in header if header.count(name) > 1})
-    missing = [name for name in table.columns if name not in header]
-    unexpected = [name for name in header if name not in table.columns]
-    expected = ", ".join(table.columns)
+    sources = {src: ours for ours, src in table.source_columns.items() if src is not None}
+    missing = [name for name in sources if name not in header]
+    unexpected = [name for name in header if name not in sources]
+    expected = ", ".join(sources)
+    mapped = f"; input mapping {table.mapping_file}" if table.mapping_file else ""
     if duplicated:
         raise RawInputError(f"{path}: column '{duplicated[0]}' appears more than once")
     if missing:
-        raise RawInputError(f"{path}: missing column '{missing[0]}' (expected columns: {expected})")
-    if unexpected:
+        name = missing[0]
+        via = f" (read as {sources[name]})" if sources[name] != name else ""
         raise RawInputError(
-            f"{path}: unexpected column '{unexpected[0]}' (expected columns: {expected})"
+            f"{path}: missing column '{name}'{via} (expected columns: {expected}{mapped})"
+        )
+    if unexpected and not table.ignore_other_columns:
+        raise RawInputError(
+            f"{path}: unexpected column '{unexpected[0]}' (expected columns: {expected}{mapped})"
         )
 
 
@@ -401,16 +811,19 @@ def count_input_rows(path: Path) -> int:
 
 
 @dataclass
-class _Malformed:
+class Malformed:
+    """A CSV line with the wrong number of fields, kept whole for the quarantine."""
+
     source_file: str
     source_line: int
     text: str
 
 
-def _csv_batches(
-    path: Path, table: RawTable, source_file: str, malformed: list[_Malformed]
+def csv_batches(
+    path: Path, table: RawTable, source_file: str, malformed: list[Malformed]
 ) -> Iterator[pa.Table]:
-    """Stream a CSV as text columns plus the physical line number of each record.
+    """Stream a CSV as text columns (our names, read from the export's per the mapping; an
+    absent column is null) plus the physical line number of each record.
 
     pyarrow reports the line of every malformed record through ``invalid_row_handler``
     before it yields the block holding it, so the good records' lines are the block's line
@@ -419,17 +832,19 @@ def _csv_batches(
     pending: list[int] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        malformed.append(_Malformed(source_file, int(row.number), row.text))
+        malformed.append(Malformed(source_file, int(row.number), row.text))
         pending.append(int(row.number))
         return "skip"
 
+    sources = table.source_columns
+    read = [src for src in sources.values() if src is not None]
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in table.columns},
-            include_columns=list(table.columns),
+            column_types={name: pa.string() for name in read},
+            include_columns=read,
             strings_can_be_null=False,
         ),
     )
@@ -446,7 +861,10 @@ def _csv_batches(
             {
                 "source_file": pa.array([source_file] * n, pa.string()),
                 "source_line": pa.array(lines, pa.int64()),
-                **{name: batch.column(name) for name in table.columns},
+                **{
+                    ours: pa.nulls(n, pa.string()) if src is None else batch.column(src)
+                    for ours, src in sources.items()
+                },
             }
         )
 
@@ -509,7 +927,7 @@ def _source(
     table: RawTable,
     files: Sequence[Path],
     raw_dir: Path,
-    malformed: list[_Malformed],
+    malformed: list[Malformed],
 ) -> tuple[str, dict]:
     """SQL (and its parameters) giving the raw text of ``files``, one row per record.
 
@@ -527,7 +945,12 @@ def _source(
             "insert into _paths values (?, ?)",
             [[str(p), p.relative_to(raw_dir).as_posix()] for p in parquet],
         )
-        casts = ", ".join(f"cast({_q(c)} as varchar) as {_q(c)}" for c in table.columns)
+        casts = ", ".join(
+            f"null::varchar as {_q(ours)}"
+            if src is None
+            else f"cast({_q(src)} as varchar) as {_q(ours)}"
+            for ours, src in table.source_columns.items()
+        )
         parts.append(
             f"select p.source_file, f.file_row_number + 1 as source_line, {casts} "
             "from read_parquet($paths, filename = true, file_row_number = true, "
@@ -544,7 +967,7 @@ def _source(
         for path in csv_files:
             source_file = path.relative_to(raw_dir).as_posix()
             try:
-                for batch in _csv_batches(path, table, source_file, malformed):
+                for batch in csv_batches(path, table, source_file, malformed):
                     con.register("_batch", batch)
                     con.execute("insert into _csv_text select * from _batch")
                     con.unregister("_batch")
@@ -573,7 +996,7 @@ def _stage(
     raw text is kept (at 100M orders it would not fit in memory): :func:`_quarantine_held`
     reads it back for the held rows only.
     """
-    malformed: list[_Malformed] = []
+    malformed: list[Malformed] = []
     source, source_params = _source(con, table, files, raw_dir, malformed)
     con.execute(
         f"create or replace temp table _typed as select {_stored_columns(table)}, row_reason "
@@ -732,10 +1155,13 @@ def _classify_keys(
 
 
 def _fingerprint(table: RawTable, params: dict) -> str:
-    """Changes whenever a rule, a type or the currency changes: then every file is re-read."""
+    """Changes whenever a rule, a type, the currency or the input mapping (which columns are
+    read, how dates and statuses are read) changes: then every file is re-read."""
     spec = {
         "version": STATE_VERSION,
         "columns": table.columns,
+        "sources": table.source_columns,
+        "ignore_other_columns": table.ignore_other_columns,
         "typed": table.typed,
         "key": table.key,
         "rules": [(r.reason, r.predicate) for r in table.row_rules],
@@ -799,6 +1225,81 @@ def _plan(
     return False, sorted(read), sorted(set(known) - set(current))
 
 
+#: How many reasons a failure for too many quarantined rows lists.
+TOP_REASONS = 3
+
+
+def check_quarantine_share(
+    table: str,
+    loaded: int,
+    reasons: dict[str, int],
+    max_share: float,
+    examples: Callable[[list[str]], dict[str, tuple[str, int, str]]],
+) -> None:
+    """Fail when more than ``max_share`` of a table's rows were quarantined.
+
+    Such a load is almost never bad data: the export changed (a date format, a renamed
+    status), and loading the few rows left would let the run fail later, far from the cause,
+    or worse, succeed on a fraction of the shop. A table without rows is not such a case.
+
+    Parameters
+    ----------
+    loaded, reasons
+        Rows in the clean table, and quarantined rows per reason.
+    examples
+        Given reasons, the first quarantined row of each as (file, line, raw record); called
+        only when failing.
+
+    Raises
+    ------
+    RawInputError
+        Naming the table, the share and the top reasons, each with a count, a file:line and
+        its raw record.
+    """
+    held = sum(reasons.values())
+    total = loaded + held
+    if total == 0 or held / total <= max_share:
+        return
+    top = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
+    example = examples([reason for reason, _ in top])
+    lines = [
+        f"  {reason}: {count:,} rows, e.g. {example[reason][0]}:{example[reason][1]} "
+        f"{example[reason][2]}"
+        for reason, count in top
+    ]
+    raise RawInputError(
+        f"{table}: {held:,} of {total:,} rows ({held / total:.0%}) would be quarantined, more "
+        f"than the allowed share {max_share:g} ({settings.MAX_QUARANTINE_SHARE_ENV}); nothing "
+        "was loaded, the last good load stays. Top reasons:\n"
+        + "\n".join(lines)
+        + f"\nIs the export in another format? Map it in the input mapping "
+        f"({settings.INPUT_MAPPING_ENV}), or fix the rows."
+    )
+
+
+def _check_share(con: duckdb.DuckDBPyConnection, table: str, max_share: float) -> None:
+    """:func:`check_quarantine_share` on the tables as this load left them."""
+    quarantine = f"{RAW_SCHEMA}.{QUARANTINE_TABLE}"
+    (loaded,) = con.execute(f"select count(*) from {RAW_SCHEMA}.{_q(table)}").fetchone()
+    reasons = dict(
+        con.execute(
+            f"select reason, count(*) from {quarantine} where source_table = ? group by all",
+            [table],
+        ).fetchall()
+    )
+
+    def examples(wanted: list[str]) -> dict[str, tuple[str, int, str]]:
+        rows = con.execute(
+            f"select reason, arg_min((source_file, source_line, record), "
+            f"(source_file, source_line)) from {quarantine} "
+            "where source_table = ? and list_contains(?, reason) group by all",
+            [table, wanted],
+        ).fetchall()
+        return {reason: (ex[0], int(ex[1]), ex[2]) for reason, ex in rows}
+
+    check_quarantine_share(table, int(loaded), reasons, max_share, examples)
+
+
 def load_parameters(currency: str, load_time: dt.datetime | None) -> dict:
     """The query parameters of a load: "now" in UTC (naive; default the wall clock), its date
     and the shop currency."""
@@ -829,6 +1330,8 @@ def load_raw(
     load_time: dt.datetime | None = None,
     log: Callable[[str], None] | None = None,
     full_refresh: bool = False,
+    mapping: InputMapping | None = None,
+    max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
 ) -> LoadReport:
     """Bring the ``raw`` tables up to date with the files in ``raw_dir``, all or nothing.
 
@@ -853,6 +1356,13 @@ def load_raw(
         Receives a progress line per step, for long loads.
     full_refresh
         Forget what earlier loads read and load every file again.
+    mapping
+        The shop's column names, status values and date formats
+        (:func:`read_input_mapping`); by default ours and ISO. A changed mapping re-reads
+        every file.
+    max_quarantine_share
+        The load fails when more than this share of a table's rows is quarantined
+        (:func:`check_quarantine_share`); 1 never fails.
 
     Returns
     -------
@@ -863,13 +1373,14 @@ def load_raw(
     Raises
     ------
     RawInputError
-        A file is missing, empty, not a CSV/Parquet file or has a wrong header. Nothing was
-        written.
+        A file is missing, empty, not a CSV/Parquet file or has a wrong header, or too large
+        a share of a table's rows would be quarantined. Nothing was written.
     """
     say = log or (lambda _msg: None)
     params = load_parameters(currency, load_time)
     load_time = params["load_time"]
-    files = input_files(raw_dir, TABLES)
+    tables = raw_tables(DUCKDB, mapping)
+    files = input_files(raw_dir, tables)
 
     report = LoadReport(
         load_time=load_time,
@@ -878,7 +1389,7 @@ def load_raw(
             for name in LOAD_ORDER
         },
     )
-    referenced = {t.reference.table for t in TABLES.values() if t.reference is not None}
+    referenced = {t.reference.table for t in tables.values() if t.reference is not None}
     con.execute("begin transaction")
     try:
         con.execute(f"create schema if not exists {RAW_SCHEMA}")
@@ -893,7 +1404,7 @@ def load_raw(
         )
         changed: dict[str, int] = {}
         for name in LOAD_ORDER:
-            table, entry = TABLES[name], report.tables[name]
+            table, entry = tables[name], report.tables[name]
             by_name = {p.relative_to(raw_dir).as_posix(): p for p in files[name]}
             current = {f: (p.stat().st_size, p.stat().st_mtime_ns) for f, p in by_name.items()}
             fresh, read, gone = _plan(con, table, current, params, full_refresh)
@@ -905,6 +1416,7 @@ def load_raw(
             if not (read or gone or ref_changed):
                 say(f"{name}: no new or changed files")
                 changed[name] = 0
+                _check_share(con, name, max_quarantine_share)
                 continue
             say(f"{name}: reading {len(read)} of {len(current)} file(s)")
             every_key = fresh or ref_changed == ALL_KEYS
@@ -952,6 +1464,7 @@ def load_raw(
             _quarantine_held(con, table, raw_dir)
             for temp in ("_affected", "_old_keys", "_gone", "_held"):
                 con.execute(f"drop table if exists {temp}")
+            _check_share(con, name, max_quarantine_share)
             con.execute(f"delete from {RAW_SCHEMA}.{FILES_TABLE} where source_table = ?", [name])
             con.executemany(
                 f"insert into {RAW_SCHEMA}.{FILES_TABLE} values (?, ?, ?, ?, ?, ?)",

@@ -25,18 +25,21 @@ from typing import Any
 
 import pyarrow as pa
 
+from ltv_pipeline import settings
 from ltv_pipeline.ingest import (
     KEY_REASONS,
     LOAD_ORDER,
     QUARANTINE_TABLE,
     RAW_SCHEMA,
     SPARK,
+    InputMapping,
     LoadReport,
+    Malformed,
     RawInputError,
     RawTable,
     TableLoad,
-    _csv_batches,
-    _Malformed,
+    check_quarantine_share,
+    csv_batches,
     input_files,
     load_parameters,
     raw_tables,
@@ -48,11 +51,14 @@ QUARANTINE_COLUMNS = "source_table string, source_file string, source_line bigin
 QUARANTINE_COLUMNS += "reason string, record string"
 
 
-def _as_text(column: str, type_name: str) -> str:
-    """A typed Parquet column as the text DuckDB's ``cast(... as varchar)`` gives, so both
-    engines keep the same raw record: a UTC timestamp carries DuckDB's "+00". (Doubles outside
-    [0.001, 1e7) are written by Spark in E-notation, e.g. 1.0E-7 for DuckDB's 1e-07.)"""
-    text = f"cast({q(column)} as string)"
+def _as_text(column: str, source: str | None, type_name: str) -> str:
+    """A typed Parquet column (``source``; ``None``: absent, null) as the text DuckDB's
+    ``cast(... as varchar)`` gives, named ``column``, so both engines keep the same raw record:
+    a UTC timestamp carries DuckDB's "+00". (Doubles outside [0.001, 1e7) are written by Spark
+    in E-notation, e.g. 1.0E-7 for DuckDB's 1e-07.)"""
+    if source is None:
+        return f"cast(null as string) as {q(column)}"
+    text = f"cast({q(source)} as string)"
     if type_name == "timestamp":
         text = f"concat({text}, '+00')"
     return f"{text} as {q(column)}"
@@ -60,7 +66,7 @@ def _as_text(column: str, type_name: str) -> str:
 
 def _source(spark: Any, table: RawTable, files: Sequence[Path], raw_dir: Path) -> tuple[Any, list]:
     """The raw text of ``files`` (one row per record) and the malformed CSV lines."""
-    malformed: list[_Malformed] = []
+    malformed: list[Malformed] = []
     parts = []
     parquet = [p for p in files if p.suffix == ".parquet"]
     if parquet:
@@ -72,14 +78,17 @@ def _source(spark: Any, table: RawTable, files: Sequence[Path], raw_dir: Path) -
                 f"substring(regexp_replace(_metadata.file_path, '^file:/*', '/'), {start}) "
                 "as source_file",
                 "_metadata.row_index + 1 as source_line",
-                *(_as_text(c, frame.schema[c].dataType.typeName()) for c in table.columns),
+                *(
+                    _as_text(c, src, "" if src is None else frame.schema[src].dataType.typeName())
+                    for c, src in table.source_columns.items()
+                ),
             )
         )
     batches = []
     for path in (p for p in files if p.suffix != ".parquet"):
         source_file = path.relative_to(raw_dir).as_posix()
         try:
-            batches += list(_csv_batches(path, table, source_file, malformed))
+            batches += list(csv_batches(path, table, source_file, malformed))
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise RawInputError(f"{path}: cannot be read as CSV ({exc})") from exc
     if batches:
@@ -166,6 +175,20 @@ def _load_table(
     return clean, held, typed
 
 
+def _check_share(name: str, clean: Any, held: Any, max_share: float) -> None:
+    """:func:`ltv_pipeline.ingest.check_quarantine_share` before anything is written."""
+    from pyspark.sql import functions as sf
+
+    reasons = {r["reason"]: int(r["count"]) for r in held.groupBy("reason").count().collect()}
+
+    def examples(wanted: list[str]) -> dict[str, tuple[str, int, str]]:
+        first = sf.min(sf.struct("source_file", "source_line", "record")).alias("first")
+        rows = held.where(held.reason.isin(wanted)).groupBy("reason").agg(first).collect()
+        return {r["reason"]: (r["first"][0], int(r["first"][1]), r["first"][2]) for r in rows}
+
+    check_quarantine_share(name, clean.count(), reasons, max_share, examples)
+
+
 def load_raw_spark(
     spark: Any,
     raw_dir: Path,
@@ -173,6 +196,8 @@ def load_raw_spark(
     currency: str = "USD",
     load_time: dt.datetime | None = None,
     log: Callable[[str], None] | None = None,
+    mapping: InputMapping | None = None,
+    max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
 ) -> LoadReport:
     """Replace the ``raw`` tables with the rows of every file in ``raw_dir``.
 
@@ -182,12 +207,12 @@ def load_raw_spark(
     Raises
     ------
     RawInputError
-        A file is missing, empty, not a CSV/Parquet file or has a wrong header; nothing was
-        written.
+        A file is missing, empty, not a CSV/Parquet file or has a wrong header, or too large a
+        share of a table's rows would be quarantined; nothing was written.
     """
     say = log or (lambda _msg: None)
     params = load_parameters(currency, load_time)
-    tables = raw_tables(SPARK)
+    tables = raw_tables(SPARK, mapping)
     files = input_files(raw_dir, tables)
     report = LoadReport(
         load_time=params["load_time"],
@@ -204,6 +229,8 @@ def load_raw_spark(
     for name in LOAD_ORDER:
         say(f"{name}: reading {len(files[name])} file(s) with Spark")
         results[name] = _load_table(spark, tables[name], files[name], raw_dir, params)
+    for name in LOAD_ORDER:
+        _check_share(name, *results[name][:2], max_quarantine_share)
     spark.sql(f"create database if not exists {RAW_SCHEMA}")
     quarantine = None
     for name in LOAD_ORDER:

@@ -52,7 +52,14 @@ class Warehouse(ConfigurableResource):
         raise NotImplementedError
 
     def load_raw(
-        self, raw_dir: Path, *, currency: str, log: Callable[[str], None], full_refresh: bool
+        self,
+        raw_dir: Path,
+        *,
+        currency: str,
+        log: Callable[[str], None],
+        full_refresh: bool,
+        mapping: ingest.InputMapping | None = None,
+        max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
     ) -> LoadReport:
         """Bring schema ``raw`` up to date with the files in ``raw_dir`` (:mod:`ingest`)."""
         raise NotImplementedError
@@ -119,11 +126,24 @@ class DuckDBWarehouse(Warehouse):
             yield DuckDBSession(con)
 
     def load_raw(
-        self, raw_dir: Path, *, currency: str, log: Callable[[str], None], full_refresh: bool
+        self,
+        raw_dir: Path,
+        *,
+        currency: str,
+        log: Callable[[str], None],
+        full_refresh: bool,
+        mapping: ingest.InputMapping | None = None,
+        max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
     ) -> LoadReport:
         with self.connect() as con:
             return ingest.load_raw(
-                con, raw_dir, currency=currency, log=log, full_refresh=full_refresh
+                con,
+                raw_dir,
+                currency=currency,
+                log=log,
+                full_refresh=full_refresh,
+                mapping=mapping,
+                max_quarantine_share=max_quarantine_share,
             )
 
     def location(self) -> str:
@@ -161,10 +181,26 @@ class RawFiles(ConfigurableResource):
 
     directory: str = Field(description="Absolute path of the raw drop folder.")
     currency: str = Field(default="USD", description="The shop currency; others are held.")
+    mapping_file: str | None = Field(
+        default=None,
+        description="Absolute path of the input mapping (TOML): the shop's column names, "
+        "status values and date formats (LTV_INPUT_MAPPING).",
+    )
+    max_quarantine_share: float = Field(
+        default=settings.DEFAULT_MAX_QUARANTINE_SHARE,
+        description="Fail the load when more than this share of a table's rows would be "
+        "quarantined (LTV_MAX_QUARANTINE_SHARE).",
+    )
 
     @property
     def path(self) -> Path:
         return Path(self.directory)
+
+    def mapping(self) -> ingest.InputMapping | None:
+        """The input mapping, read and checked now (:func:`ingest.read_input_mapping`)."""
+        if not self.mapping_file:
+            return None
+        return ingest.read_input_mapping(Path(self.mapping_file))
 
 
 class ReportsDir(ConfigurableResource):
@@ -199,7 +235,11 @@ def build_resources() -> dict[str, object]:
         warehouse = DuckDBWarehouse(path=str(settings.duckdb_path()), **settings.duckdb_config())
     return {
         "warehouse": warehouse,
-        "raw_files": RawFiles(directory=str(settings.raw_dir())),
+        "raw_files": RawFiles(
+            directory=str(settings.raw_dir()),
+            mapping_file=str(mapping) if (mapping := settings.input_mapping_file()) else None,
+            max_quarantine_share=settings.max_quarantine_share(),
+        ),
         "reports": ReportsDir(directory=str(settings.reports_dir())),
         "published": PublishedDir(directory=str(settings.published_dir())),
         "dbt": DbtCliResource(

@@ -4,7 +4,9 @@
 ``raw/`` input files and reports (three more tune DuckDB's memory, threads and spill folder:
 :func:`duckdb_config`). Both default to ``<repo>/data``. Neither is ever resolved
 against the current directory: a relative DuckDB path would silently create a second database,
-so it is rejected.
+so it is rejected. Two more shape the raw load: ``LTV_INPUT_MAPPING`` (the shop's column names
+and formats: :func:`input_mapping_file`) and ``LTV_MAX_QUARANTINE_SHARE``
+(:func:`max_quarantine_share`).
 """
 
 from __future__ import annotations
@@ -117,3 +119,53 @@ def duckdb_config() -> dict[str, str | int]:
     if os.environ.get(TEMP_DIR_ENV, "").strip():
         config["temp_directory"] = str(_absolute_from_env(TEMP_DIR_ENV, Path()))
     return config
+
+
+INPUT_MAPPING_ENV = "LTV_INPUT_MAPPING"
+MAX_QUARANTINE_SHARE_ENV = "LTV_MAX_QUARANTINE_SHARE"
+DEFAULT_MAX_QUARANTINE_SHARE = 0.5
+
+
+def input_mapping_file() -> Path | None:
+    """The input mapping (``LTV_INPUT_MAPPING``, an absolute path to a TOML file) telling the
+    loader the shop's own column names, status values and date formats; unset: ours.
+
+    It is named by a variable rather than found beside the raw files because it is
+    configuration, not data: it belongs with the deployment (and under version control), while
+    ``raw/`` is a drop folder the shop's export job may overwrite or mirror, and a file
+    appearing there should never change silently how every row is read. The file itself is
+    read and checked by :func:`ltv_pipeline.ingest.read_input_mapping`.
+
+    Raises
+    ------
+    ValueError
+        A relative path.
+    """
+    if not os.environ.get(INPUT_MAPPING_ENV, "").strip():
+        return None
+    return _absolute_from_env(INPUT_MAPPING_ENV, Path())
+
+
+def max_quarantine_share() -> float:
+    """``LTV_MAX_QUARANTINE_SHARE``: the raw load fails when more than this share of a table's
+    rows would be quarantined (default 0.5; 1 never fails). A share that large means the export
+    changed, not that the shop has bad rows.
+
+    Raises
+    ------
+    ValueError
+        Not a number in (0, 1].
+    """
+    value = os.environ.get(MAX_QUARANTINE_SHARE_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_QUARANTINE_SHARE
+    try:
+        share = float(value)
+    except ValueError:
+        share = float("nan")
+    if not 0 < share <= 1:  # also refuses nan
+        raise ValueError(
+            f"{MAX_QUARANTINE_SHARE_ENV}={value!r}: give a share in (0, 1], e.g. 0.5 "
+            "(1 never fails the load)"
+        )
+    return share

@@ -27,7 +27,7 @@ import yaml
 from pydantic import Field
 
 from ltv_pipeline import publish, settings
-from ltv_pipeline.ingest import LoadReport
+from ltv_pipeline.ingest import InputMapping, LoadReport
 from ltv_pipeline.ingest_spark import load_raw_spark
 from ltv_pipeline.resources import Warehouse
 
@@ -115,10 +115,24 @@ class SparkWarehouse(Warehouse):
         yield SparkSQLSession(self._spark())
 
     def load_raw(
-        self, raw_dir: Path, *, currency: str, log: Callable[[str], None], full_refresh: bool
+        self,
+        raw_dir: Path,
+        *,
+        currency: str,
+        log: Callable[[str], None],
+        full_refresh: bool,
+        mapping: InputMapping | None = None,
+        max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
     ) -> LoadReport:
         # every Spark load reads every file (ingest_spark): full_refresh changes nothing
-        return load_raw_spark(self._spark(), raw_dir, currency=currency, log=log)
+        return load_raw_spark(
+            self._spark(),
+            raw_dir,
+            currency=currency,
+            log=log,
+            mapping=mapping,
+            max_quarantine_share=max_quarantine_share,
+        )
 
     def location(self) -> str:
         return self.conf.get("spark.sql.warehouse.dir", "spark-warehouse")

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import dagster as dg
 import duckdb
+import pytest
 
+from ltv_pipeline import settings
 from tests.helpers import check_results, failure_messages, run_pipeline
 from tests.test_ingest import CUSTOMERS, ORDERS, SPEND, write_drop
+from tests.test_ingest_exports import write
+
+
+@pytest.fixture
+def mostly_bad_rows_allowed(monkeypatch):
+    """test_ingest's drop is mostly bad rows, one per reason: let it load."""
+    monkeypatch.setenv(settings.MAX_QUARANTINE_SHARE_ENV, "1")
 
 
 def _counts(path: str) -> dict[str, int]:
@@ -17,7 +26,7 @@ def _counts(path: str) -> dict[str, int]:
         }
 
 
-def test_wrong_header_fails_the_run_and_keeps_the_last_good_load(workdir):
+def test_wrong_header_fails_the_run_and_keeps_the_last_good_load(workdir, mostly_bad_rows_allowed):
     write_drop(workdir / "raw")
     first = run_pipeline(dg.AssetSelection.groups("raw"))
     assert first.success
@@ -34,7 +43,9 @@ def test_wrong_header_fails_the_run_and_keeps_the_last_good_load(workdir):
     assert _counts(warehouse) == before
 
 
-def test_deciles_check_fails_when_the_table_disagrees_with_the_mart(workdir):
+def test_deciles_check_fails_when_the_table_disagrees_with_the_mart(
+    workdir, mostly_bad_rows_allowed
+):
     write_drop(workdir / "raw", customers=CUSTOMERS, orders=ORDERS, spend=SPEND)
     result = run_pipeline()
     assert result.success
@@ -46,3 +57,32 @@ def test_deciles_check_fails_when_the_table_disagrees_with_the_mart(workdir):
         dg.AssetSelection.checks_for_assets(dg.AssetKey(["marts", "customer_revenue_deciles"]))
     )
     assert check_results(recheck) == {"deciles_reconcile_with_customers": False}
+
+
+def test_an_unmapped_export_fails_the_raw_step_and_its_mapping_file_loads_it(workdir, monkeypatch):
+    """End to end through Dagster's resources: LTV_INPUT_MAPPING and the quarantine share."""
+    write(
+        workdir / "raw",
+        customers=["1,a@x.com,31/01/2025,email,US"],
+        orders=["10,1,31/01/2025 14:05,completed,10,,USD", "11,1,01/02/2025,completed,5,,USD"],
+        spend=["31/01/2025,email,3"],
+    )
+    monkeypatch.delenv(settings.MAX_QUARANTINE_SHARE_ENV, raising=False)
+    failed = run_pipeline(dg.AssetSelection.groups("raw"))
+    assert not failed.success
+    message = failure_messages(failed)
+    assert "customers: 1 of 1 rows (100%) would be quarantined" in message
+    assert "unparseable_signup_date: 1 rows, e.g. customers.csv:2 " in message
+
+    mapping = workdir / "shop.toml"
+    mapping.write_text(
+        "".join(
+            f"[{t}]\ndate_format = 'dayfirst'\n" for t in ("customers", "orders", "marketing_spend")
+        )
+    )
+    monkeypatch.setenv(settings.INPUT_MAPPING_ENV, str(mapping))
+    assert run_pipeline(dg.AssetSelection.groups("raw")).success
+    with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select min(ordered_at)::varchar from raw.orders").fetchone() == (
+            "2025-01-31 14:05:00",
+        )

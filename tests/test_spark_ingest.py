@@ -97,3 +97,45 @@ def test_typed_parquet_loads_the_same_on_both_engines(tmp_path, spark):
     reasons = [r[3] for r in want[ingest.QUARANTINE_TABLE]]
     assert reasons.count("exact_duplicate") == 20
     assert reasons.count("conflicting_duplicate") == 10
+
+
+def test_a_mapped_export_and_a_failed_share_are_the_same_on_both_engines(tmp_path, spark):
+    """The Shopify-style export of tests/test_ingest_exports.py through its mapping file loads
+    the same on Spark; a drop with most orders unparseable fails on Spark with DuckDB's message,
+    before anything is written."""
+    from tests.test_ingest_exports import SHOPIFY_MAPPING, shopify_drop, write
+
+    raw = shopify_drop(tmp_path)
+    (tmp_path / "mapping.toml").write_text(SHOPIFY_MAPPING)
+    mapping = ingest.read_input_mapping(tmp_path / "mapping.toml")
+    with duckdb.connect() as con:
+        ingest.load_raw(con, raw, load_time=LOAD_TIME, mapping=mapping)
+        want = {
+            name: con.execute(f"select * from raw.{name} order by all").fetchall()
+            for name in (*ingest.LOAD_ORDER, ingest.QUARANTINE_TABLE)
+        }
+    load_raw_spark(spark, raw, load_time=LOAD_TIME, mapping=mapping)
+    for name in want:
+        got = [tuple(r) for r in spark.table(f"raw.{name}").collect()]
+        assert _sorted(got) == _sorted(want[name]), name
+    assert len(want["orders"]) == 4
+
+    bad = tmp_path / "bad"
+    write(
+        bad,
+        customers=["1,a@x.com,2025-01-01,email,US"],
+        orders=["10,1,31/01/2025,completed,10,,USD", "11,1,2025-01-02,completed,10,,USD"],
+        spend=["2025-01-01,email,3"],
+    )
+    messages = []
+    with duckdb.connect() as con, pytest.raises(ingest.RawInputError) as duck_error:
+        ingest.load_raw(con, bad, load_time=LOAD_TIME, max_quarantine_share=0.4)
+    messages.append(str(duck_error.value))
+    with pytest.raises(ingest.RawInputError) as spark_error:
+        load_raw_spark(spark, bad, load_time=LOAD_TIME, max_quarantine_share=0.4)
+    messages.append(str(spark_error.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("orders: 1 of 2 rows (50%)")
+    assert "unparseable_ordered_at: 1 rows, e.g. orders.csv:2 " in messages[0]
+    # the mapped load above is still what Spark's raw tables hold
+    assert len(spark.table("raw.orders").collect()) == 4

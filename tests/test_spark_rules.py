@@ -35,6 +35,17 @@ EDGE_CASES: dict[str, list[dict[str, str]]] = {
             " 2025-01-10T09:00:00Z ",
             "10/01/2025 09:00",
             "yesterday",
+            # ISO's basic form and Shopify's spaced offset parse; the rest must be refused by
+            # both (Spark's own cast takes a bare year or month as January 1)
+            "20250131",
+            "20250230",
+            "2025-01-31 14:05:00 -0500",
+            "2025-01-31 14:05:00 -05:00",
+            "2025-01-31 14:05:00 +05",
+            "1735689600",
+            "2025",
+            "2025-01",
+            "2025-01-31T10",
         )
     ]
     + [
@@ -58,6 +69,10 @@ EDGE_CASES: dict[str, list[dict[str, str]]] = {
             "31/12/2025",
             "2026-07-01",
             " 2025-03-01 ",
+            "20250131",
+            "20251301",
+            "2025",
+            "2025-01",
         )
     ]
     + [{"customer_id": "1", "signup_date": "2025-01-01", "country": v} for v in ("us", "USA", "U1")]
@@ -66,7 +81,8 @@ EDGE_CASES: dict[str, list[dict[str, str]]] = {
         for v in ("a@b.c", "ab.c", "@b.c", "a@", " ")
     ],
     "marketing_spend": [
-        {"date": v, "channel": "email", "spend": "5"} for v in ("2025-01-01", "2025-13-01", "")
+        {"date": v, "channel": "email", "spend": "5"}
+        for v in ("2025-01-01", "2025-13-01", "", "20250101")
     ],
 }
 DEFAULTS = {
@@ -82,7 +98,7 @@ def _text_rows(tmp_path) -> dict[str, pa.Table]:
     tables = {}
     for name, table in ingest.TABLES.items():
         batches = list(
-            ingest._csv_batches(tmp_path / f"{name}.csv", table, f"{name}.csv", malformed=[])
+            ingest.csv_batches(tmp_path / f"{name}.csv", table, f"{name}.csv", malformed=[])
         )
         generated = pa.concat_tables(batches)
         edge = [
@@ -169,4 +185,112 @@ def test_edge_values_are_typed_as_documented(tmp_path, spark):
         (9, dt.datetime(2026, 6, 30, 12, 0, 1), Decimal("10.00"), "future_ordered_at"),
         (10, dt.datetime(2025, 1, 10, 0, 0), Decimal("7.50"), None),
         (None, dt.datetime(2025, 1, 10, 9, 0), Decimal("10.00"), "invalid_order_id"),
+    ]
+
+
+# (date format, ordered_at text, signup_date text) -> the values both engines must give
+CONFIGURED_DATES = {
+    "dayfirst": [
+        ("31/01/2025 14:05", "31/01/2025", dt.datetime(2025, 1, 31, 14, 5), dt.date(2025, 1, 31)),
+        ("1.2.2025 09:30:15", "1.2.2025", dt.datetime(2025, 2, 1, 9, 30, 15), dt.date(2025, 2, 1)),
+        ("31/02/2025", "01/31/2025", None, None),
+        (
+            "2025-01-31T10:00:00+01:00",
+            "20250131",
+            dt.datetime(2025, 1, 31, 9),
+            dt.date(2025, 1, 31),
+        ),
+        ("31/01/2025 24:00", "31/01/25", None, None),
+    ],
+    "monthfirst": [
+        ("01/31/2025 14:05", "12/31/2024", dt.datetime(2025, 1, 31, 14, 5), dt.date(2024, 12, 31)),
+        ("31/01/2025", "13/01/2025", None, None),
+    ],
+    "epoch_seconds": [
+        ("1735689600", "1735775999", dt.datetime(2025, 1, 1), dt.date(2025, 1, 1)),
+        ("20250131", "0", dt.datetime(1970, 8, 23, 9, 2, 11), dt.date(1970, 1, 1)),
+        ("1735689600.5", "-1", None, None),
+        ("999999999999", "1e9", None, None),
+    ],
+    "%d.%m.%Y %H:%M:%S %z": [
+        (
+            "31.01.2025 14:05:00 -0500",
+            "31.01.2025 23:00:00 +0100",
+            dt.datetime(2025, 1, 31, 19, 5),
+            dt.date(2025, 1, 31),
+        ),
+        (
+            "31.01.2025 14:05:00 Z",
+            "2025-01-31",
+            dt.datetime(2025, 1, 31, 14, 5),
+            dt.date(2025, 1, 31),
+        ),
+        ("31.01.2025 14:05", "31.01.2025", None, None),
+    ],
+}
+
+
+def _both_engines(spark, table: str, mapping: ingest.InputMapping, rows: list[dict]) -> list:
+    """(row_reason, typed values) per row, once per engine: DuckDB's, Spark's."""
+    duck_table = ingest.raw_tables(ingest.DUCKDB, mapping)[table]
+    spark_table = ingest.raw_tables(ingest.SPARK, mapping)[table]
+    full = [{**dict.fromkeys(duck_table.columns, ""), **DEFAULTS[table], **r} for r in rows]
+    text = pa.table(
+        {
+            "source_file": ["f"] * len(full),
+            "source_line": pa.array(range(len(full)), pa.int64()),
+            **{c: pa.array([r[c] for r in full], pa.string()) for c in duck_table.columns},
+        }
+    )
+    select = (
+        "select row_reason, "
+        + ", ".join(f"t_{c}" for c in duck_table.typed)
+        + " from ({}) order by source_line"
+    )
+    with duckdb.connect() as con:
+        con.register("src", text)
+        query = ingest.typed_query(duck_table, "select * from src")
+        used = {k: v for k, v in PARAMS.items() if f"${k}" in query}
+        duck = con.execute(select.format(query), used or None).fetchall()
+    spark.createDataFrame(text).createOrReplaceTempView("src")
+    query = ingest.typed_query(spark_table, "select * from src")
+    used = {k: v for k, v in PARAMS.items() if f":{k}" in query}
+    return [duck, [tuple(r) for r in spark.sql(select.format(query), args=used).collect()]]
+
+
+def test_configured_date_formats_read_the_same_on_both_engines(tmp_path, spark):
+    for date_format, cases in CONFIGURED_DATES.items():
+        sections = "".join(f"[{t}]\ndate_format = '{date_format}'\n" for t in ingest.LOAD_ORDER)
+        (tmp_path / "m.toml").write_text(sections)
+        mapping = ingest.read_input_mapping(tmp_path / "m.toml")
+        orders = [{"order_id": "1", "customer_id": "1", "ordered_at": c[0]} for c in cases]
+        customers = [{"customer_id": "1", "signup_date": c[1]} for c in cases]
+        duck, sparked = _both_engines(spark, "orders", mapping, orders)
+        assert duck == sparked, date_format
+        assert [r[3] for r in duck] == [c[2] for c in cases], date_format
+        duck, sparked = _both_engines(spark, "customers", mapping, customers)
+        assert duck == sparked, date_format
+        assert [r[3] for r in duck] == [c[3] for c in cases], date_format
+
+
+def test_mapped_status_values_read_the_same_on_both_engines(tmp_path, spark):
+    (tmp_path / "m.toml").write_text(
+        "[orders.status]\npaid = 'completed'\nvoided = 'cancelled'\n"
+        "partially_refunded = 'completed'\n"
+    )
+    mapping = ingest.read_input_mapping(tmp_path / "m.toml")
+    values = ["paid", " Voided ", "PARTIALLY_REFUNDED", "refunded", "pending", ""]
+    orders = [
+        {"order_id": "1", "customer_id": "1", "ordered_at": "2025-01-10", "status": v}
+        for v in values
+    ]
+    duck, sparked = _both_engines(spark, "orders", mapping, orders)
+    assert duck == sparked
+    assert [(r[0], r[4]) for r in duck] == [
+        (None, "completed"),
+        (None, "cancelled"),
+        (None, "completed"),
+        (None, "refunded"),
+        ("unknown_status", "pending"),
+        ("unknown_status", ""),
     ]

@@ -52,6 +52,8 @@ def raw_tables(
         currency=raw_files.currency,
         log=context.log.info,
         full_refresh=config.full_refresh,
+        mapping=raw_files.mapping(),
+        max_quarantine_share=raw_files.max_quarantine_share,
     )
     for name, table in report.tables.items():
         yield dg.MaterializeResult(

@@ -101,7 +101,7 @@ def test_summary_equals_the_published_summary_for_every_customer(cdnow):
 
 
 def test_the_pipelines_fit_reproduces_the_published_one(cdnow):
-    root, result = cdnow
+    _, result = cdnow
     model = materialization_metadata(result, "marts/customer_predictions")["model"]
     for name, published in PUBLISHED.items():
         assert model[f"bgnbd_{name}"] == pytest.approx(published, rel=0.005), name
@@ -110,7 +110,7 @@ def test_the_pipelines_fit_reproduces_the_published_one(cdnow):
 def test_a_backtest_that_misses_the_bar_is_reported_not_blocking(cdnow):
     """As of the end of calibration the holdout is the 182 days before it: the model misses
     the 10% bar on this real log, which is a verdict in the mart, not a withheld snapshot."""
-    root, result = cdnow
+    root, _ = cdnow
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
         verdict, error, mae, naive = con.execute(
             "select m.verdict, m.aggregate_error_pct, m.mae, n.mae "

@@ -75,14 +75,15 @@ fitted as (
 
     select
         observed.*,
-        case
-            when sums.points >= 2
-                then (sums.sw * sums.swxy - sums.swx * sums.swy)
-                / nullif(sums.sw * sums.swxx - sums.swx * sums.swx, 0)
-        end as log_decline,
         sums.sw,
         sums.swx,
-        sums.swy
+        sums.swy,
+        case
+            when sums.points >= 2
+                then
+                    (sums.sw * sums.swxy - sums.swx * sums.swy)
+                    / nullif(sums.sw * sums.swxx - sums.swx * sums.swx, 0)
+        end as log_decline
 
     from observed
     left join sums
@@ -98,42 +99,57 @@ tails as (
         *,
         case
             when log_decline < 0
-                then exp((swy - log_decline * swx) / sw + log_decline * (months_observed - 1))
-                * exp(log_decline) / (1 - exp(log_decline))
+                then
+                    exp((swy - log_decline * swx) / sw + log_decline * (months_observed - 1))
+                    * exp(log_decline) / (1 - exp(log_decline))
         end as tail_active_months
 
     from fitted
 
 ),
 
+shares as (
+
+    select
+        *,
+        tail_active_months / (observed_active_months + tail_active_months) as extrapolated_share
+
+    from tails
+
+),
+
+{%- set window_months = churn_window_months() | int %}
+{%- set beyond = min_months_beyond_churn_window() | int %}
+{%- set history_note = " complete tenure months is shorter than the churn window ("
+    ~ window_months ~ " months) plus " ~ beyond %}
+{%- set events_note = " churn events seen, fewer than min_churn_events ("
+    ~ min_churn_events() ~ ")" %}
+{%- set tail_note = "% of the lifespan would be extrapolated beyond the history"
+    ~ " (more than max_extrapolated_share, " ~ max_extrapolated_share() ~ ")" %}
+
 judged as (
 
     select
         *,
         case
-            when months_observed < {{ churn_window_months() }} + {{ min_months_beyond_churn_window() }}
-                then 'history of ' || cast(months_observed as {{ dbt.type_string() }})
-                || ' complete tenure months is shorter than the churn window ('
-                || '{{ churn_window_months() }} months) plus {{ min_months_beyond_churn_window() }}'
+            when months_observed < {{ window_months + beyond }}
+                then
+                    'history of ' || cast(months_observed as {{ dbt.type_string() }})
+                    || '{{ history_note }}'
             when churn_events < {{ min_churn_events() }}
-                then cast(churn_events as {{ dbt.type_string() }})
-                || ' churn events seen, fewer than min_churn_events ({{ min_churn_events() }})'
+                then cast(churn_events as {{ dbt.type_string() }}) || '{{ events_note }}'
             when log_decline is null or log_decline >= 0
                 then 'the still-active curve does not decline after the churn window'
-            when tail_active_months
-                > {{ max_extrapolated_share() }} * (observed_active_months + tail_active_months)
-                then cast(
+            when extrapolated_share > {{ max_extrapolated_share() }}
+                then
                     cast(
-                        round(
-                            100 * tail_active_months
-                            / (observed_active_months + tail_active_months)
-                        ) as {{ dbt.type_int() }}
-                    ) as {{ dbt.type_string() }}
-                ) || '% of the lifespan would be extrapolated beyond the history'
-                || ' (more than max_extrapolated_share, {{ max_extrapolated_share() }})'
+                        cast(round(100 * extrapolated_share) as {{ dbt.type_int() }})
+                        as {{ dbt.type_string() }}
+                    )
+                    || '{{ tail_note }}'
         end as unreliable_reason
 
-    from tails
+    from shares
 
 ),
 
@@ -147,8 +163,9 @@ final as (
         churn_events,
         observed_active_months,
         tail_active_months,
-        tail_active_months / (observed_active_months + tail_active_months) as extrapolated_share,
-        case when unreliable_reason is null then 1 - exp(log_decline) end as tail_monthly_churn_rate,
+        extrapolated_share,
+        case when unreliable_reason is null then 1 - exp(log_decline) end
+            as tail_monthly_churn_rate,
         case
             when unreliable_reason is null then observed_active_months + tail_active_months
         end as expected_active_months,

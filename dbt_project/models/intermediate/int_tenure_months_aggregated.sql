@@ -66,7 +66,7 @@ exposure_cells as (
         cohort_cells.acquired_customers
 
     from cohort_cells
-    inner join month_numbers on month_numbers.n < cohort_cells.complete_months
+    inner join month_numbers on cohort_cells.complete_months > month_numbers.n
 
 ),
 

@@ -3,4 +3,17 @@
     marts never feed the intermediate models (they read int_orders_valued). -#}
 {{ config(materialized='view') }}
 
-select * from {{ ref('int_orders_valued') }}
+select
+    order_id,
+    customer_id,
+    ordered_at,
+    ordered_date,
+    order_status,
+    order_amount,
+    order_cost,
+    is_purchase,
+    is_cost_imputed,
+    net_revenue,
+    gross_margin
+
+from {{ ref('int_orders_valued') }}

@@ -148,7 +148,6 @@ final as (
         ltv.churn_events,
         ltv.lifespan_customers,
         ltv.is_reliable,
-        case when not ltv.is_reliable then ltv.unreliable_reason end as unreliable_reason,
         ltv.expected_active_months,
         ltv.lifespan_extrapolated_share,
         ltv.monthly_churn_rate,
@@ -159,7 +158,8 @@ final as (
         ltv.margin_ltv,
         discounted.discounted_ltv,
         ltv.monthly_arpu,
-        ltv.subscription_ltv
+        ltv.subscription_ltv,
+        case when not ltv.is_reliable then ltv.unreliable_reason end as unreliable_reason
 
     from ltv
     cross join reporting_window

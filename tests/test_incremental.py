@@ -1,11 +1,14 @@
-"""Incremental nights (raw files by watermark, fct_orders by merge) equal a full refresh."""
+"""Incremental nights (raw files by watermark, orders by change capture) equal a full refresh
+and a fresh load."""
 
 from __future__ import annotations
 
 import re
+import shutil
 
 import duckdb
 
+from ltv_pipeline import cli
 from ltv_pipeline.generate import generate_shop
 from tests.helpers import materialization_metadata, run_pipeline
 from tests.test_marts_fixture import CUSTOMERS, ORDERS, SPEND
@@ -50,8 +53,8 @@ def test_incremental_night_equals_full_refresh(workdir):
         "406,4,2025-06-20T09:00:00Z,completed,30,10,USD",
         "406,4,2025-06-20T09:00:00Z,refunded,30,10,USD",
     )
-    changed += "1301,5,2025-06-21T10:00:00Z,completed,45,20,USD\n"
-    changed += "1302,12,2025-06-18T10:00:00Z,completed,15,,USD\n"
+    changed += "1401,5,2025-06-21T10:00:00Z,completed,45,20,USD\n"
+    changed += "1402,12,2025-06-18T10:00:00Z,completed,15,,USD\n"
     (raw / "orders.csv").write_text(changed)
 
     incremental = run_pipeline()
@@ -87,7 +90,7 @@ def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir)
         "406,4,2025-06-20T09:00:00Z,completed,30,10,USD",
         "406,4,2025-06-20T09:00:00Z,refunded,30,10,USD",
     )
-    changed += "1301,5,2025-06-21T10:00:00Z,completed,45,20,USD\n"
+    changed += "1401,5,2025-06-21T10:00:00Z,completed,45,20,USD\n"
     (raw / "orders.csv").write_text(changed)
     assert run_pipeline().success
     with duckdb.connect(warehouse, read_only=True) as con:
@@ -98,34 +101,68 @@ def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir)
         assert sorted(con.execute(query).fetchall()) == [(3, 3, 200), (4, 5, 150), (5, 2, 165)]
 
 
-def test_incremental_run_reads_only_the_lookback_window(workdir):
-    """The merge source is the recent slice, not the history: an old row edited in raw is
-    left alone until a full refresh (documented: use --full-refresh after old corrections)."""
+def _marts_state(path) -> dict[str, list[tuple]]:
+    """Every intermediate and mart table, sorted (what a night must equal)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ('intermediate', 'marts') order by all"
+        ).fetchall()
+        return {
+            f"{s}.{t}": con.execute(f'select * from {s}."{t}" order by all').fetchall()
+            for s, t in tables
+        }
+
+
+def test_a_night_with_late_changed_and_removed_rows_equals_a_fresh_load(
+    workdir, tmp_path_factory, monkeypatch
+):
+    """Orders dated weeks back, an edited old order, a deleted order and a customer removed
+    from the customer file: after the night every intermediate table and mart equals a fresh
+    load of the same files (a lookback window of days used to miss all four)."""
     raw = _fixture_drop(workdir)
     assert run_pipeline().success
-    (raw / "orders.csv").write_text(
-        ORDERS.replace(
-            "101,1,2025-01-10T09:00:00Z,completed,100,60,USD",
-            "101,1,2025-01-10T09:00:00Z,completed,999,60,USD",
-        )
+    late = "".join(
+        f"{2000 + i},{1 + i % 6},2025-06-{1 + i % 9:02d}T08:00:00Z,completed,{10 + i},4,USD\n"
+        for i in range(50)
     )
+    edited = ORDERS.replace(
+        "101,1,2025-01-10T09:00:00Z,completed,100,60,USD",
+        "101,1,2025-01-10T09:00:00Z,completed,999,60,USD",
+    ).replace("202,2,2025-02-05T09:00:00Z,completed,100,50,USD\n", "")
+    (raw / "orders.csv").write_text(edited + late)
+    (raw / "customers.csv").write_text(CUSTOMERS.replace("11,c11@x.com,2025-01-01,email,US\n", ""))
     assert run_pipeline().success
-    warehouse = str(workdir / "warehouse.duckdb")
-    with duckdb.connect(warehouse, read_only=True) as con:
-        assert (
-            con.execute(
-                "select order_amount from marts.fct_orders where order_id = 101"
-            ).fetchone()[0]
-            == 100
-        )
-    assert run_pipeline(full_refresh=True).success
-    with duckdb.connect(warehouse, read_only=True) as con:
-        assert (
-            con.execute(
-                "select order_amount from marts.fct_orders where order_id = 101"
-            ).fetchone()[0]
-            == 999
-        )
+    nightly = _marts_state(workdir / "warehouse.duckdb")
+
+    fresh = tmp_path_factory.mktemp("fresh")
+    shutil.copytree(raw, fresh / "raw")
+    monkeypatch.setenv("LTV_DATA_DIR", str(fresh))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(fresh / "warehouse.duckdb"))
+    assert run_pipeline().success
+    assert _marts_state(fresh / "warehouse.duckdb") == nightly
+
+    orders = {r[0]: r for r in nightly["intermediate.int_orders_valued"]}
+    assert orders[101][5] == 999 and 202 not in orders and 1101 not in orders
+    assert len([o for o in orders if 2000 <= o < 2050]) == 50
+    customers = {r[0] for r in nightly["marts.customers"]}
+    predicted = {r[0] for r in nightly["marts.customer_predictions"]}
+    assert 11 not in customers and predicted <= customers
+
+
+def test_drift_between_orders_and_the_raw_layer_fails_a_test_and_the_next_night_mends_it(
+    workdir,
+):
+    _fixture_drop(workdir)
+    assert run_pipeline().success
+    warehouse = workdir / "warehouse.duckdb"
+    before = _marts_state(warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("delete from intermediate.int_orders_valued where order_id = 303")
+    select = ["--select", "test_name:reconciles_by_day", "--quiet"]
+    assert cli.run_dbt(["test", *select]) != 0
+    assert run_pipeline().success
+    assert _marts_state(warehouse) == before
 
 
 def _split_by_month(orders_csv, folder, withheld_day: str) -> str:

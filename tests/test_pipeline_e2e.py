@@ -70,7 +70,10 @@ def test_every_asset_materializes_and_every_check_passes(clean):
     assert materialized_keys(result) == expected
     checks = check_results(result)
     assert set(checks) == {key.name for key in graph.asset_check_keys}  # dbt tests + Python
-    assert all(checks.values()), [name for name, ok in checks.items() if not ok]
+    # 600 customers over two years are too few to show a lifespan: the tail would be 98% of
+    # it, so the WARN check says so (ltv_summary.unreliable_reason); every other check passes
+    failed = [name for name, ok in checks.items() if not ok]
+    assert failed == ["ltv_summary_overall_lifespan_is_reliable"], failed
 
 
 def test_net_revenue_equals_an_independent_sum_of_the_csv(clean):

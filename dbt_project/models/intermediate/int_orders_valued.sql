@@ -1,10 +1,11 @@
 {#- The single place where an order's net revenue and gross margin are defined: completed orders
     count as purchases; refunded and cancelled orders as none, with no revenue.
-    Incremental: each run re-merges the orders of the whole days from incremental_lookback_days
-    before the newest order date already here, so late arrivals and status changes
-    (completed -> refunded) land. On Spark (no merge without Delta) the table is Parquet
-    partitioned by day and those days are overwritten whole: the window is whole days so that
-    every overwritten partition is complete. -#}
+    Incremental. On DuckDB each run merges exactly the orders that are new, changed or gone
+    since the last build (macros/order_changes.sql: a pre-hook compares every staged order
+    with the stored one), so a night equals a fresh load of the same files. On Spark (no merge
+    without Delta) the table is Parquet partitioned by day and the whole days from
+    incremental_lookback_days before the newest order date are overwritten: older corrections
+    there need a full refresh. -#}
 {%- set on_spark = target.type == 'spark' -%}
 {{
     config(
@@ -14,6 +15,8 @@
         file_format='parquet' if on_spark else none,
         partition_by=['ordered_date'] if on_spark else none,
         on_schema_change='fail',
+        pre_hook="{{ capture_order_changes() }}",
+        post_hook="{{ delete_gone_orders() }}",
     )
 }}
 
@@ -22,13 +25,15 @@ with
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
-    {% if is_incremental() %}
+    {% if is_incremental() and on_spark %}
         where ordered_date >= (
             select cast({{ dbt.dateadd(
                 'day', -1 * incremental_lookback_days() | int, 'max(ordered_date)'
             ) }} as date)
             from {{ this }}
         )
+    {% elif is_incremental() %}
+        where order_id in (select order_id from {{ orders_touched_relation() }})
     {% endif %}
 
 ),
@@ -46,11 +51,7 @@ valued as (
         order_status = 'completed' as is_purchase,
         order_cost is null as is_cost_imputed,
         case when order_status = 'completed' then order_amount else 0 end as net_revenue,
-        case
-            when order_status <> 'completed' then 0
-            when order_cost is not null then order_amount - order_cost
-            else order_amount * {{ default_margin_rate() }}
-        end as gross_margin
+        {{ order_gross_margin('orders') }} as gross_margin
 
     from orders
 

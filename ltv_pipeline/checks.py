@@ -348,7 +348,11 @@ def backtest_fit_not_broken(warehouse: Warehouse) -> dg.AssetCheckResult:
 def published_snapshot_matches_manifest(
     warehouse: Warehouse, published: PublishedDir
 ) -> dg.AssetCheckResult:
-    """What BI sees equals what the run built: every file's checksum and row count."""
+    """What BI sees equals what the run built: every file's checksum and row count.
+
+    Reads the version ``published/current`` points to, and fails if a fixed path BI opens
+    (``marts.duckdb``, ``parquet``, ``manifest.json``) no longer leads into it.
+    """
     manifest = publish.read_manifest(published.path)
     if manifest is None:
         return _result(["no manifest.json: nothing published"], "")
@@ -362,5 +366,8 @@ def published_snapshot_matches_manifest(
             if built != rows:
                 problems.append(f"{table}: {rows} rows published, {built} in the warehouse")
     return _result(
-        problems, "snapshot matches its manifest and the warehouse", run_id=manifest.run_id
+        problems,
+        "snapshot matches its manifest and the warehouse",
+        run_id=manifest.run_id,
+        version=manifest.version,
     )

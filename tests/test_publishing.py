@@ -56,7 +56,21 @@ def test_publish_writes_a_snapshot_parquet_files_and_a_manifest(tmp_path):
             con, "marts", ["customers", "empty_mart"], out, run_id="r1", as_of_date="2026-01-31"
         )
     assert manifest.row_counts() == {"customers": 1000, "empty_mart": 0}
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "marts.duckdb", "parquet"]
+    # one version folder; the paths BI opens are fixed symlinks into `current`
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".publish.lock",
+        "current",
+        "manifest.json",
+        "marts.duckdb",
+        "parquet",
+        "versions",
+    ]
+    assert publish.versions(out) == [manifest.version]
+    assert os.readlink(out / "current") == f"versions/{manifest.version}"
+    for name in ("marts.duckdb", "parquet", "manifest.json"):
+        assert os.readlink(out / name) == f"current/{name}"
+    version = out / "versions" / manifest.version
+    assert sorted(p.name for p in version.iterdir()) == ["manifest.json", "marts.duckdb", "parquet"]
     assert publish.read_manifest(out) == manifest
     for table in manifest.tables:
         parquet = out / table.parquet

@@ -89,6 +89,7 @@ def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
             metadata={
                 "dagster/row_count": sum(manifest.row_counts().values()),
                 "path": dg.MetadataValue.path(str(published.path / manifest.duckdb_file)),
+                "version": manifest.version,
                 "as_of_date": manifest.as_of_date,
                 "row_counts": dg.MetadataValue.json(manifest.row_counts()),
                 "duckdb_sha256": manifest.duckdb_sha256,

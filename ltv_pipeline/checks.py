@@ -19,6 +19,7 @@ from ltv_pipeline.ingest import (
     RAW_SCHEMA,
     count_input_rows,
     find_files,
+    ignored_files,
 )
 from ltv_pipeline.resources import PublishedDir, RawFiles, Warehouse
 from ltv_pipeline.rfm import SEGMENTS
@@ -54,7 +55,29 @@ def _rows_reconcile_check(table: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-raw_checks = [_rows_reconcile_check(table) for table in LOAD_ORDER]
+@dg.asset_check(
+    asset=raw_key(QUARANTINE_TABLE),
+    name="no_raw_file_ignored",
+    description="Every file in the raw folder is read by a table (none is passed over).",
+)
+def no_raw_file_ignored(raw_files: RawFiles) -> dg.AssetCheckResult:
+    """Warn (not block) about files no table reads: a misnamed export (``orders.xlsx``,
+    ``orders/2026-07.tsv``) would otherwise be skipped without a word while the as-of date
+    moves past its days; a stray note must not stop the night."""
+    ignored = ignored_files(raw_files.path)
+    return dg.AssetCheckResult(
+        passed=not ignored,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(ignored)} file(s) match no table and were not read: {', '.join(ignored)}"
+            if ignored
+            else "every file was read"
+        ),
+        metadata={"files_ignored": dg.MetadataValue.json(ignored)},
+    )
+
+
+raw_checks = [*(_rows_reconcile_check(table) for table in LOAD_ORDER), no_raw_file_ignored]
 
 
 @dg.asset_check(asset=customer_revenue_deciles, blocking=True)

@@ -177,6 +177,9 @@ def segment_shares_sum_to_one(warehouse: Warehouse) -> dg.AssetCheckResult:
             f"from {MARTS_SCHEMA}.segment_summary"
         )
         (buyers,) = db.row(f"select count(*) from {MARTS_SCHEMA}.customers where has_purchased")
+    if not buyers and not customers:
+        # every order refunded or cancelled: nothing to segment, which is news, not an error
+        return _not_fitted("segment_summary", "is empty: no customer has a completed order")
     problems = []
     if customers != buyers:
         problems.append(f"segments hold {customers} customers, the mart {buyers} buyers")
@@ -272,6 +275,8 @@ def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetChec
         ]
         if n
     ]
+    if not buyers and not problems:
+        return _not_fitted("BG/NBD", "not fitted: no customer has a completed order (empty)")
     if rows and not fitted and not problems:
         return _not_fitted("BG/NBD", "not fitted (too little data): predictions are null")
     return _result(problems, "predictions valid", predictions=rows, buyers=buyers)

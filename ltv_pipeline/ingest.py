@@ -12,9 +12,10 @@ A file with a missing or unexpected column is refused before anything is written
 file and the column; any error rolls the whole load back, so the tables of the last good load
 stay as they were.
 
-Line numbers are physical lines of a CSV file (the header is line 1) and row numbers (from 1)
-of a Parquet file. CSV records must fit on one line; a line with the wrong number of fields is
-quarantined whole as ``malformed_line``.
+Line numbers are physical lines of a CSV file (the header is line 1; a record whose quoted
+value holds a line break is numbered by its first line) and row numbers (from 1) of a Parquet
+file. A record with the wrong number of fields is quarantined whole as ``malformed_line``;
+a file with CR-only line endings is refused, naming the line.
 
 A shop's own export is read through an input mapping (:func:`read_input_mapping`): its column
 names, status values and date format per table. Dates parse in ISO (also 20250131), or a
@@ -925,6 +926,12 @@ class CsvLines:
         return bool(self.continued) or self.quoted_cr
 
 
+def _inside_quotes(quotes: np.ndarray, at: np.ndarray, inside: int) -> np.ndarray:
+    """1 at each position of ``at`` preceded by an odd number of quotes (the sorted positions
+    ``quotes``, ``inside`` carried from earlier chunks): inside a quoted field."""
+    return (np.searchsorted(quotes, at) + inside) & 1
+
+
 def scan_csv_lines(path: Path) -> CsvLines:
     """Scan a CSV file's bytes for line breaks outside and inside quoted fields.
 
@@ -954,15 +961,17 @@ def scan_csv_lines(path: Path) -> CsvLines:
             if not body:
                 continue
             a = np.frombuffer(body, dtype=np.uint8)
-            parity = np.bitwise_xor.accumulate((a == _QUOTE).astype(np.uint8)) ^ inside
+            quotes = np.flatnonzero(a == _QUOTE)
+
             newlines = np.flatnonzero(a == _LF)
-            inside_at = parity[newlines] == 1
+            inside_at = _inside_quotes(quotes, newlines, inside) == 1
             continued.extend((lines + 2 + np.flatnonzero(inside_at)).tolist())
             crs = np.flatnonzero(a == _CR)
             if len(crs):
                 # a CR at the end of the body is the file's last byte (see pending)
                 lone = np.append(a, np.uint8(0))[crs + 1] != _LF
-                outside = lone & (parity[crs] == 0)
+                at_cr = _inside_quotes(quotes, crs, inside)
+                outside = lone & (at_cr == 0)
                 if outside.any():
                     first = int(crs[np.argmax(outside)])
                     line = lines + 1 + int(np.searchsorted(newlines, first))
@@ -970,9 +979,9 @@ def scan_csv_lines(path: Path) -> CsvLines:
                         f"{path}: line {line}: a carriage return that ends no line "
                         "(CR-only line endings?); save the file with LF or CRLF line endings"
                     )
-                quoted_cr = quoted_cr or bool((lone & (parity[crs] == 1)).any())
+                quoted_cr = quoted_cr or bool((lone & (at_cr == 1)).any())
             lines += len(newlines)
-            inside = int(parity[-1])
+            inside = (inside + len(quotes)) & 1
             last = body[-1:]
             if not chunk:
                 break

@@ -255,3 +255,15 @@ def test_no_usable_orders_fails_the_load_at_once_naming_the_files(tmp_path, con)
         ):
             load(con, raw)
         assert orders(con) == [1]  # the last good load stays
+
+
+def test_the_line_scan_is_the_same_whatever_the_chunk_boundaries(tmp_path, monkeypatch):
+    """Quote state and a CR before an LF carry across the scan's chunks."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(b'a,b\r\n1,"x\r\ny"\r\n"q""\nr",2\r\n3,"\r"\r\n4,5')
+    whole = ingest.scan_csv_lines(path)
+    assert (whole.lines, whole.continued, whole.quoted_cr) == (7, [3, 5], True)
+    for size in range(1, 12):
+        monkeypatch.setattr(ingest, "SCAN_BYTES", size)
+        assert ingest.scan_csv_lines(path) == whole, size
+    assert count_input_rows(path) == 4

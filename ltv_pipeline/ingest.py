@@ -45,6 +45,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ltv_pipeline import settings
+from ltv_pipeline.generate import COMPANION_FILES
 
 RAW_SCHEMA = "raw"
 QUARANTINE_TABLE = "quarantine"
@@ -826,10 +827,12 @@ def find_files(raw_dir: Path, table: str) -> list[Path]:
 def ignored_files(raw_dir: Path) -> list[str]:
     """Every file in ``raw_dir`` that no table reads (``orders/notes.txt``, ``orders.xlsx``),
     relative to it: the load report lists them and a check warns, so no file of the drop is
-    passed over without a word."""
+    passed over without a word. The sample generator's own files at the top
+    (:data:`ltv_pipeline.generate.COMPANION_FILES`) are not listed."""
     if not raw_dir.is_dir():
         return []
     read = {p for name in LOAD_ORDER for p in table_files(raw_dir, name)}
+    read |= {raw_dir / name for name in COMPANION_FILES}  # the sample's answer key
     return sorted(
         p.relative_to(raw_dir).as_posix()
         for p in raw_dir.rglob("*")

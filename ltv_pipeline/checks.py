@@ -19,6 +19,7 @@ from ltv_pipeline.ingest import (
     RAW_SCHEMA,
     count_input_rows,
     find_files,
+    ignored_files,
 )
 from ltv_pipeline.resources import PublishedDir, RawFiles, Warehouse
 from ltv_pipeline.rfm import SEGMENTS
@@ -54,7 +55,29 @@ def _rows_reconcile_check(table: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-raw_checks = [_rows_reconcile_check(table) for table in LOAD_ORDER]
+@dg.asset_check(
+    asset=raw_key(QUARANTINE_TABLE),
+    name="no_raw_file_ignored",
+    description="Every file in the raw folder is read by a table (none is passed over).",
+)
+def no_raw_file_ignored(raw_files: RawFiles) -> dg.AssetCheckResult:
+    """Warn (not block) about files no table reads: a misnamed export (``orders.xlsx``,
+    ``orders/2026-07.tsv``) would otherwise be skipped without a word while the as-of date
+    moves past its days; a stray note must not stop the night."""
+    ignored = ignored_files(raw_files.path)
+    return dg.AssetCheckResult(
+        passed=not ignored,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(ignored)} file(s) match no table and were not read: {', '.join(ignored)}"
+            if ignored
+            else "every file was read"
+        ),
+        metadata={"files_ignored": dg.MetadataValue.json(ignored)},
+    )
+
+
+raw_checks = [*(_rows_reconcile_check(table) for table in LOAD_ORDER), no_raw_file_ignored]
 
 
 @dg.asset_check(asset=customer_revenue_deciles, blocking=True)
@@ -154,6 +177,9 @@ def segment_shares_sum_to_one(warehouse: Warehouse) -> dg.AssetCheckResult:
             f"from {MARTS_SCHEMA}.segment_summary"
         )
         (buyers,) = db.row(f"select count(*) from {MARTS_SCHEMA}.customers where has_purchased")
+    if not buyers and not customers:
+        # every order refunded or cancelled: nothing to segment, which is news, not an error
+        return _not_fitted("segment_summary", "is empty: no customer has a completed order")
     problems = []
     if customers != buyers:
         problems.append(f"segments hold {customers} customers, the mart {buyers} buyers")
@@ -249,6 +275,8 @@ def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetChec
         ]
         if n
     ]
+    if not buyers and not problems:
+        return _not_fitted("BG/NBD", "not fitted: no customer has a completed order (empty)")
     if rows and not fitted and not problems:
         return _not_fitted("BG/NBD", "not fitted (too little data): predictions are null")
     return _result(problems, "predictions valid", predictions=rows, buyers=buyers)

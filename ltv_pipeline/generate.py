@@ -92,9 +92,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+#: What the generator writes beside the shop's files (the true parameters and the bad rows it
+#: planted): an answer key for tests, not input; the loader does not list them as ignored.
+COMPANION_FILES = ("truth.json", "bad_rows.json")
+
 __all__ = [
     "BAD_ROW_REASONS",
     "CHANNELS",
+    "COMPANION_FILES",
     "COUNTRIES",
     "BGNBDParams",
     "Channel",
@@ -1379,8 +1384,7 @@ def generate_shop(
         requested={"customers": customers, "orders": orders},
         realized=realized,
     )
-    files["truth"] = out_dir / "truth.json"
-    files["bad_rows"] = out_dir / "bad_rows.json"
+    files["truth"], files["bad_rows"] = (out_dir / name for name in COMPANION_FILES)
     files["truth"].write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
     files["bad_rows"].write_text(json.dumps(bad_rows, indent=2, sort_keys=True) + "\n")
     seconds = time.perf_counter() - began

@@ -12,9 +12,10 @@ A file with a missing or unexpected column is refused before anything is written
 file and the column; any error rolls the whole load back, so the tables of the last good load
 stay as they were.
 
-Line numbers are physical lines of a CSV file (the header is line 1) and row numbers (from 1)
-of a Parquet file. CSV records must fit on one line; a line with the wrong number of fields is
-quarantined whole as ``malformed_line``.
+Line numbers are physical lines of a CSV file (the header is line 1; a record whose quoted
+value holds a line break is numbered by its first line) and row numbers (from 1) of a Parquet
+file. A record with the wrong number of fields is quarantined whole as ``malformed_line``;
+a file with CR-only line endings is refused, naming the line.
 
 A shop's own export is read through an input mapping (:func:`read_input_mapping`): its column
 names, status values and date format per table. Dates parse in ISO (also 20250131), or a
@@ -27,12 +28,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import hashlib
+import io
 import json
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -42,6 +45,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ltv_pipeline import settings
+from ltv_pipeline.generate import COMPANION_FILES
 
 RAW_SCHEMA = "raw"
 QUARANTINE_TABLE = "quarantine"
@@ -336,13 +340,44 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class NotBefore:
+    """A referencing row dated (UTC day of ``column``) before its referenced row's
+    ``target_column`` gets ``reason``: an order before its customer signed up."""
+
+    column: str
+    target_column: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Reference:
-    """Rows whose ``column`` is absent from ``table.target_column`` get ``reason``."""
+    """Rows whose ``column`` is absent from ``table.target_column`` get ``reason``; with
+    ``not_before``, rows dated before the row they reference get its reason."""
 
     column: str
     table: str
     target_column: str
     reason: str
+    not_before: NotBefore | None = None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The verdicts this reference gives, in precedence order."""
+        return (self.reason,) + (() if self.not_before is None else (self.not_before.reason,))
+
+    def verdicts(self, d: Dialect, row: str, ref: str) -> str:
+        """SQL ``when`` branches giving this reference's verdicts for row alias ``row``
+        joined (left) to its referenced row ``ref``, in dialect ``d``; the one definition
+        both engines use."""
+        cases = f"when {ref}.{d.q(self.target_column)} is null then '{self.reason}'"
+        if self.not_before is not None:
+            nb = self.not_before
+            # the typed value is a naive UTC timestamp: its date is the UTC day
+            cases += (
+                f" when cast({row}.{d.t(nb.column)} as date) < {ref}.{d.q(nb.target_column)}"
+                f" then '{nb.reason}'"
+            )
+        return cases
 
 
 @dataclass(frozen=True)
@@ -645,7 +680,13 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
                     f"coalesce({clean('currency', 'upper')}, '') <> {d.param('currency')}",
                 ),
             ),
-            reference=Reference("customer_id", "customers", "customer_id", "unknown_customer_id"),
+            reference=Reference(
+                "customer_id",
+                "customers",
+                "customer_id",
+                "unknown_customer_id",
+                NotBefore("ordered_at", "signup_date", "ordered_before_signup"),
+            ),
             dialect=d,
             **where("orders"),
         ),
@@ -688,7 +729,7 @@ def reason_codes() -> dict[str, list[str]]:
     for name, table in TABLES.items():
         codes[name] = [rule.reason for rule in table.row_rules] + list(KEY_REASONS)
         if table.reference is not None:
-            codes[name].append(table.reference.reason)
+            codes[name].extend(table.reference.reasons)
         codes[name].append("malformed_line")
     return codes
 
@@ -713,6 +754,8 @@ class LoadReport:
 
     load_time: dt.datetime
     tables: dict[str, TableLoad]
+    #: Files in the raw folder that no table reads (:func:`ignored_files`).
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def rows_in(self) -> int:
@@ -727,38 +770,92 @@ class LoadReport:
         return sum(t.rows_quarantined for t in self.tables.values())
 
 
+#: What a raw file's name may end with, in any case: ``.CSV`` and ``.csv.gz`` are read as CSV.
+INPUT_SUFFIXES = (".csv.gz", ".csv", ".parquet")
+
+
+def input_suffix(path: Path) -> str | None:
+    """The input suffix (:data:`INPUT_SUFFIXES`, lower case) of ``path``, or ``None`` when it is
+    not an input file; a hidden file (``.DS_Store``, ``._x.csv``) never is: such files are the
+    operating system's, not the export's."""
+    name = path.name.lower()
+    if name.startswith("."):
+        return None
+    return next((s for s in INPUT_SUFFIXES if name.endswith(s) and len(name) > len(s)), None)
+
+
+def is_parquet(path: Path) -> bool:
+    return input_suffix(path) == ".parquet"
+
+
+def is_gzip(path: Path) -> bool:
+    return input_suffix(path) == ".csv.gz"
+
+
+def table_files(raw_dir: Path, table: str) -> list[Path]:
+    """``<table>.csv|csv.gz|parquet`` and every such file anywhere under ``<table>/`` (suffix in
+    any case), sorted; possibly none."""
+    found: set[Path] = set()
+    if raw_dir.is_dir():
+        for path in raw_dir.iterdir():
+            suffix = input_suffix(path)
+            if suffix and path.is_file() and path.name[: -len(suffix)] == table:
+                found.add(path)
+    folder = raw_dir / table
+    if folder.is_dir():
+        found.update(p for p in folder.rglob("*") if p.is_file() and input_suffix(p))
+    return sorted(found)
+
+
 def find_files(raw_dir: Path, table: str) -> list[Path]:
-    """Input files of ``table``: ``<table>.csv|parquet`` and ``<table>/*.csv|parquet``.
+    """Input files of ``table`` (:func:`table_files`).
 
     Raises
     ------
     RawInputError
         When there is none, so an empty drop never replaces the last good load.
     """
-    patterns = (f"{table}.csv", f"{table}.parquet", f"{table}/*.csv", f"{table}/*.parquet")
-    files = sorted({p for pattern in patterns for p in raw_dir.glob(pattern) if p.is_file()})
+    files = table_files(raw_dir, table)
     if not files:
         raise RawInputError(
-            f"no input file for '{table}' in {raw_dir} "
-            f"(expected {table}.csv, {table}.parquet or {table}/*.csv|*.parquet)"
+            f"no input file for '{table}' in {raw_dir} (expected {table}.csv, "
+            f"{table}.csv.gz, {table}.parquet or such files under {table}/)"
         )
     return files
 
 
+def ignored_files(raw_dir: Path) -> list[str]:
+    """Every file in ``raw_dir`` that no table reads (``orders/notes.txt``, ``orders.xlsx``),
+    relative to it: the load report lists them and a check warns, so no file of the drop is
+    passed over without a word. The sample generator's own files at the top
+    (:data:`ltv_pipeline.generate.COMPANION_FILES`) are not listed."""
+    if not raw_dir.is_dir():
+        return []
+    read = {p for name in LOAD_ORDER for p in table_files(raw_dir, name)}
+    read |= {raw_dir / name for name in COMPANION_FILES}  # the sample's answer key
+    return sorted(
+        p.relative_to(raw_dir).as_posix()
+        for p in raw_dir.rglob("*")
+        if p.is_file() and p not in read
+    )
+
+
 def read_header(path: Path) -> list[str]:
     """Column names of a raw file, from its first line (CSV) or its schema (Parquet)."""
-    if path.suffix == ".parquet":
+    if is_parquet(path):
         try:
             return list(pq.read_schema(path).names)
         except (pa.ArrowInvalid, OSError) as exc:
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with open_text(path) as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
         raise RawInputError(f"{path}: not a UTF-8 CSV file ({exc.reason})") from exc
     except csv.Error as exc:
         raise RawInputError(f"{path}: not a CSV file ({exc})") from exc
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise RawInputError(f"{path}: not a readable gzip file ({exc})") from exc
     if not header or not any(name.strip() for name in header):
         raise RawInputError(f"{path}: the file is empty; expected a header line")
     return [name.strip() for name in header]
@@ -791,23 +888,122 @@ def check_header(path: Path, table: RawTable) -> None:
         )
 
 
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """A raw CSV file's bytes, uncompressed if it is gzip (``.csv.gz``)."""
+    if is_gzip(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """A raw CSV file as UTF-8 text (a BOM dropped), uncompressed if gzip, newlines untouched."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline="")
+
+
+SCAN_BYTES = 8 << 20
+_QUOTE, _LF, _CR = ord('"'), ord("\n"), ord("\r")
+
+
+@dataclass
+class CsvLines:
+    """The physical line structure of a CSV file, found from its bytes alone.
+
+    ``lines`` counts physical lines (ended by LF; a last line without one counts);
+    ``continued`` lists the lines that begin inside a quoted field (a value holding a line
+    break), so they start no record; ``quoted_cr`` is true when a quoted value holds a lone
+    carriage return.
+    """
+
+    lines: int
+    continued: list[int]
+    quoted_cr: bool
+
+    @property
+    def records(self) -> int:
+        """Data records: lines that start one, less the header."""
+        return max(self.lines - len(self.continued) - 1, 0)
+
+    @property
+    def multiline(self) -> bool:
+        """Whether some record spans more than one physical line."""
+        return bool(self.continued) or self.quoted_cr
+
+
+def _inside_quotes(quotes: np.ndarray, at: np.ndarray, inside: int) -> np.ndarray:
+    """1 at each position of ``at`` preceded by an odd number of quotes (the sorted positions
+    ``quotes``, ``inside`` carried from earlier chunks): inside a quoted field."""
+    return (np.searchsorted(quotes, at) + inside) & 1
+
+
+def scan_csv_lines(path: Path) -> CsvLines:
+    """Scan a CSV file's bytes for line breaks outside and inside quoted fields.
+
+    A double quote toggles "inside a quoted field" (an escaped quote ``""`` toggles twice),
+    so a line break while inside is part of a value. Vectorised with numpy, so counting a
+    large file costs about a read of it.
+
+    Raises
+    ------
+    RawInputError
+        A carriage return outside quotes that is not followed by a line feed: CR-only (old
+        Mac) line endings, or a stray CR. Tools disagree whether that ends a line, so line
+        numbers could not be trusted; the message names the file and the line.
+    """
+    lines, inside, continued, quoted_cr = 0, 0, [], False
+    last = b""
+    with open_binary(path) as handle:
+        pending = b""
+        while True:
+            chunk = handle.read(SCAN_BYTES)
+            data = pending + chunk
+            if not data:
+                break
+            # keep a final CR back, to see whether an LF follows it in the next chunk
+            pending = data[-1:] if chunk and data[-1:] == b"\r" else b""
+            body = data[: len(data) - len(pending)]
+            if not body:
+                continue
+            a = np.frombuffer(body, dtype=np.uint8)
+            quotes = np.flatnonzero(a == _QUOTE)
+
+            newlines = np.flatnonzero(a == _LF)
+            inside_at = _inside_quotes(quotes, newlines, inside) == 1
+            continued.extend((lines + 2 + np.flatnonzero(inside_at)).tolist())
+            crs = np.flatnonzero(a == _CR)
+            if len(crs):
+                # a CR at the end of the body is the file's last byte (see pending)
+                lone = np.append(a, np.uint8(0))[crs + 1] != _LF
+                at_cr = _inside_quotes(quotes, crs, inside)
+                outside = lone & (at_cr == 0)
+                if outside.any():
+                    first = int(crs[np.argmax(outside)])
+                    line = lines + 1 + int(np.searchsorted(newlines, first))
+                    raise RawInputError(
+                        f"{path}: line {line}: a carriage return that ends no line "
+                        "(CR-only line endings?); save the file with LF or CRLF line endings"
+                    )
+                quoted_cr = quoted_cr or bool((lone & (at_cr == 1)).any())
+            lines += len(newlines)
+            inside = (inside + len(quotes)) & 1
+            last = body[-1:]
+            if not chunk:
+                break
+    if last and last != b"\n":
+        lines += 1  # a last line without a newline
+    return CsvLines(lines, continued, quoted_cr)
+
+
 def count_input_rows(path: Path) -> int:
-    """Data rows in a raw file counted without parsing: lines after the header, or Parquet rows.
+    """Data rows in a raw file counted without the loader's parser: Parquet rows, or the
+    records of a CSV (:func:`scan_csv_lines`: lines after the header, less those inside a
+    quoted value).
 
     This is deliberately independent of the loader, so comparing it with what was loaded
     and quarantined is a real reconciliation.
     """
-    if path.suffix == ".parquet":
+    if is_parquet(path):
         return pq.ParquetFile(path).metadata.num_rows
-    lines = 0
-    last = b"\n"
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 24):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    if last != b"\n":
-        lines += 1  # a last line without a newline
-    return max(lines - 1, 0)
+    return scan_csv_lines(path).records
 
 
 @dataclass
@@ -819,16 +1015,101 @@ class Malformed:
     text: str
 
 
+def _text_batch(
+    source_file: str, lines: np.ndarray | list[int], columns: dict[str, pa.Array | None], n: int
+) -> pa.Table:
+    return pa.table(
+        {
+            "source_file": pa.array([source_file] * n, pa.string()),
+            "source_line": pa.array(lines, pa.int64()),
+            **{
+                ours: pa.nulls(n, pa.string()) if column is None else column
+                for ours, column in columns.items()
+            },
+        }
+    )
+
+
+def multiline_batches(
+    path: Path, table: RawTable, source_file: str, malformed: list[Malformed]
+) -> Iterator[pa.Table]:
+    """:func:`csv_batches` for a file whose quoted values hold line breaks.
+
+    pyarrow parses such files (``newlines_in_values``) but then reports no line numbers, so
+    Python's csv module reads them here, one physical line (ended by LF only) at a time,
+    which gives each record's first physical line. Slower, and only used for such files.
+    """
+    sources = table.source_columns
+    batch_rows = 100_000
+
+    def physical_lines() -> Iterator[str]:
+        with open_binary(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                text = raw.decode("utf-8")
+                if number == 1:
+                    text = text.removeprefix("\ufeff")
+                position["line"] = number
+                position["text"].append(text)
+                yield text
+
+    position: dict = {"line": 0, "text": []}
+    reader = csv.reader(physical_lines())
+    try:
+        header = [name.strip() for name in next(reader)]
+        index = {name: i for i, name in enumerate(header)}
+        wanted = {ours: (None if src is None else index[src]) for ours, src in sources.items()}
+        values: dict[str, list[str]] = {ours: [] for ours in sources}
+        lines: list[int] = []
+        start = position["line"] + 1
+        position["text"] = []
+        for record in reader:
+            text = "".join(position["text"]).removesuffix("\n").removesuffix("\r")
+            position["text"] = []
+            if len(record) != len(header):
+                malformed.append(Malformed(source_file, start, text))
+            else:
+                lines.append(start)
+                for ours, i in wanted.items():
+                    values[ours].append("" if i is None else record[i])
+            start = position["line"] + 1
+            if len(lines) == batch_rows:
+                yield _batch_of(source_file, lines, values, wanted)
+                lines, values = [], {ours: [] for ours in sources}
+        yield _batch_of(source_file, lines, values, wanted)
+    except csv.Error as exc:
+        raise RawInputError(f"{path}: line {position['line']}: not a CSV record ({exc})") from exc
+
+
+def _batch_of(
+    source_file: str, lines: list[int], values: dict[str, list[str]], wanted: dict
+) -> pa.Table:
+    columns = {
+        ours: None if wanted[ours] is None else pa.array(column, pa.string())
+        for ours, column in values.items()
+    }
+    return _text_batch(source_file, lines, columns, len(lines))
+
+
 def csv_batches(
     path: Path, table: RawTable, source_file: str, malformed: list[Malformed]
 ) -> Iterator[pa.Table]:
-    """Stream a CSV as text columns (our names, read from the export's per the mapping; an
-    absent column is null) plus the physical line number of each record.
+    """Stream a CSV (or gzip-compressed CSV) as text columns (our names, read from the
+    export's per the mapping; an absent column is null) plus the physical line where each
+    record starts.
 
     pyarrow reports the line of every malformed record through ``invalid_row_handler``
     before it yields the block holding it, so the good records' lines are the block's line
-    range minus those.
+    range minus those. A file whose quoted values hold line breaks is read by
+    :func:`multiline_batches` instead, since then pyarrow knows no line numbers.
+
+    Raises
+    ------
+    RawInputError
+        CR-only line endings (:func:`scan_csv_lines`).
     """
+    if scan_csv_lines(path).multiline:
+        yield from multiline_batches(path, table, source_file, malformed)
+        return
     pending: list[int] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -839,7 +1120,7 @@ def csv_batches(
     sources = table.source_columns
     read = [src for src in sources.values() if src is not None]
     reader = pacsv.open_csv(
-        path,
+        pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None),
         read_options=pacsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
@@ -857,15 +1138,11 @@ def csv_batches(
         if n:
             next_line = int(lines[-1]) + 1
         pending[:] = [line for line in pending if line >= next_line]
-        yield pa.table(
-            {
-                "source_file": pa.array([source_file] * n, pa.string()),
-                "source_line": pa.array(lines, pa.int64()),
-                **{
-                    ours: pa.nulls(n, pa.string()) if src is None else batch.column(src)
-                    for ours, src in sources.items()
-                },
-            }
+        yield _text_batch(
+            source_file,
+            lines,
+            {ours: None if src is None else batch.column(src) for ours, src in sources.items()},
+            n,
         )
 
 
@@ -938,7 +1215,7 @@ def _source(
     if not files:
         return _empty_source(table), {}
     parts, params = [], {}
-    parquet = [p for p in files if p.suffix == ".parquet"]
+    parquet = [p for p in files if is_parquet(p)]
     if parquet:
         con.execute("create or replace temp table _paths (filename varchar, source_file varchar)")
         con.executemany(
@@ -957,7 +1234,7 @@ def _source(
             "union_by_name = true) as f join _paths as p using (filename)"
         )
         params["paths"] = [str(p) for p in parquet]
-    csv_files = [p for p in files if p.suffix != ".parquet"]
+    csv_files = [p for p in files if not is_parquet(p)]
     if csv_files:
         text_columns = ", ".join(f"{_q(c)} varchar" for c in table.columns)
         con.execute(
@@ -971,7 +1248,7 @@ def _source(
                     con.register("_batch", batch)
                     con.execute("insert into _csv_text select * from _batch")
                     con.unregister("_batch")
-            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            except (pa.ArrowInvalid, UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
                 raise RawInputError(f"{path}: cannot be read as CSV ({exc})") from exc
         parts.append("select * from _csv_text")
     return " union all ".join(parts), params
@@ -1068,9 +1345,11 @@ def _classify_keys(
 
     A key's rows can sit in any file, so its verdict is recomputed over all of them: the
     first copy (by file, line) of identical rows stays, differing copies are all held, and
-    a row whose reference is missing is held. Returns how many keys entered or left the clean
-    table (:data:`ALL_KEYS` for every key); with ``track``, those keys are left in temp table
-    ``_changed_<table>`` for the tables that reference this one.
+    a row whose reference is missing (or, with ``not_before``, dated after it) is held.
+    Returns how many keys entered or left the clean table or changed there (:data:`ALL_KEYS`
+    for every key); with ``track``, those keys are left in temp table ``_changed_<table>`` for
+    the tables that reference this one: a customer whose signup date moved re-decides its
+    orders' ``ordered_before_signup`` as a customer who appeared decides ``unknown_customer_id``.
     """
     rows, clean = _rows_table(table), f"{RAW_SCHEMA}.{_q(table.name)}"
     quarantine = f"{RAW_SCHEMA}.{QUARANTINE_TABLE}"
@@ -1078,7 +1357,7 @@ def _classify_keys(
     key_columns = ", ".join(_q(k) for k in table.key)
     in_scope = "" if every_key else f"semi join _affected as a on {_key_match(table, 'r', 'a')}"
     clean_in_scope = f"semi join _affected as a on {_key_match(table, 'c', 'a', left_typed=False)}"
-    reasons = [*KEY_REASONS] + ([table.reference.reason] if table.reference else [])
+    reasons = [*KEY_REASONS, *(table.reference.reasons if table.reference else ())]
     if every_key:
         con.execute(f"delete from {clean}")
         con.execute(
@@ -1088,8 +1367,7 @@ def _classify_keys(
     else:
         if track:
             con.execute(
-                f"create temp table _before as select {key_columns} from {clean} as c "
-                + clean_in_scope
+                f"create temp table _before as select * from {clean} as c " + clean_in_scope
             )
         con.execute(
             f"delete from {clean} as c using _affected as a where "
@@ -1108,7 +1386,7 @@ def _classify_keys(
             f"left join {RAW_SCHEMA}.{_q(ref.table)} as ref "
             f"on r.{_t(ref.column)} = ref.{_q(ref.target_column)}"
         )
-        reference_case = f"when ref.{_q(ref.target_column)} is null then '{ref.reason}'"
+        reference_case = ref.verdicts(DUCKDB, "r", "ref")
     con.execute(
         f"""
         create temp table _checked as
@@ -1144,10 +1422,9 @@ def _classify_keys(
     if not track:
         return 0
     con.execute(
-        f"create or replace temp table _changed_{table.name} as "
-        f"(select {key_columns} from _before except select {key_columns} from {clean} as c "
-        f"{clean_in_scope}) union (select {key_columns} from {clean} as c {clean_in_scope} "
-        f"except select {key_columns} from _before)"
+        f"create or replace temp table _changed_{table.name} as select distinct {key_columns} "
+        f"from ((select * from _before except select * from {clean} as c {clean_in_scope}) "
+        f"union all (select * from {clean} as c {clean_in_scope} except select * from _before))"
     )
     con.execute("drop table _before")
     (n,) = con.execute(f"select count(*) from _changed_{table.name}").fetchone()
@@ -1165,7 +1442,7 @@ def _fingerprint(table: RawTable, params: dict) -> str:
         "typed": table.typed,
         "key": table.key,
         "rules": [(r.reason, r.predicate) for r in table.row_rules],
-        "reference": None if table.reference is None else vars(table.reference),
+        "reference": None if table.reference is None else asdict(table.reference),
         "currency": params["currency"],
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
@@ -1277,8 +1554,38 @@ def check_quarantine_share(
     )
 
 
-def _check_share(con: duckdb.DuckDBPyConnection, table: str, max_share: float) -> None:
-    """:func:`check_quarantine_share` on the tables as this load left them."""
+#: Tables without which nothing downstream means anything: every mart is as of the last
+#: order date, so a load leaving no orders fails rather than publish an empty shop.
+MUST_HAVE_ROWS = ("orders",)
+
+
+def check_has_rows(table: str, loaded: int, quarantined: int, files: Sequence[str]) -> None:
+    """Fail when a table of :data:`MUST_HAVE_ROWS` would be left without a clean row.
+
+    A header-only orders file, or one whose every order is quarantined (with
+    ``LTV_MAX_QUARANTINE_SHARE`` = 1), leaves no as-of date: the marts would fail far from
+    the cause (a not-null test on the reporting window) or publish an empty shop. Failing
+    here names the files and keeps the last good load.
+
+    Raises
+    ------
+    RawInputError
+        Naming the table, its files and how many rows were quarantined.
+    """
+    if table not in MUST_HAVE_ROWS or loaded > 0:
+        return
+    held = f"; {quarantined:,} quarantined (see raw.quarantine)" if quarantined else ""
+    raise RawInputError(
+        f"no usable {table} in {', '.join(files)}: nothing to compute as of "
+        f"(0 rows loaded{held}); nothing was loaded, the last good load stays"
+    )
+
+
+def _check_share(
+    con: duckdb.DuckDBPyConnection, table: str, max_share: float, files: Sequence[str]
+) -> None:
+    """:func:`check_quarantine_share` and :func:`check_has_rows` on the tables as this load
+    left them."""
     quarantine = f"{RAW_SCHEMA}.{QUARANTINE_TABLE}"
     (loaded,) = con.execute(f"select count(*) from {RAW_SCHEMA}.{_q(table)}").fetchone()
     reasons = dict(
@@ -1298,6 +1605,7 @@ def _check_share(con: duckdb.DuckDBPyConnection, table: str, max_share: float) -
         return {reason: (ex[0], int(ex[1]), ex[2]) for reason, ex in rows}
 
     check_quarantine_share(table, int(loaded), reasons, max_share, examples)
+    check_has_rows(table, int(loaded), sum(reasons.values()), files)
 
 
 def load_parameters(currency: str, load_time: dt.datetime | None) -> dict:
@@ -1389,6 +1697,9 @@ def load_raw(
             for name in LOAD_ORDER
         },
     )
+    report.ignored = ignored_files(raw_dir)
+    if report.ignored:
+        say(f"ignored {len(report.ignored)} file(s) no table reads: {', '.join(report.ignored)}")
     referenced = {t.reference.table for t in tables.values() if t.reference is not None}
     con.execute("begin transaction")
     try:
@@ -1416,7 +1727,7 @@ def load_raw(
             if not (read or gone or ref_changed):
                 say(f"{name}: no new or changed files")
                 changed[name] = 0
-                _check_share(con, name, max_quarantine_share)
+                _check_share(con, name, max_quarantine_share, entry.files)
                 continue
             say(f"{name}: reading {len(read)} of {len(current)} file(s)")
             every_key = fresh or ref_changed == ALL_KEYS
@@ -1464,7 +1775,7 @@ def load_raw(
             _quarantine_held(con, table, raw_dir)
             for temp in ("_affected", "_old_keys", "_gone", "_held"):
                 con.execute(f"drop table if exists {temp}")
-            _check_share(con, name, max_quarantine_share)
+            _check_share(con, name, max_quarantine_share, entry.files)
             con.execute(f"delete from {RAW_SCHEMA}.{FILES_TABLE} where source_table = ?", [name])
             con.executemany(
                 f"insert into {RAW_SCHEMA}.{FILES_TABLE} values (?, ?, ?, ?, ?, ?)",

@@ -38,9 +38,12 @@ from ltv_pipeline.ingest import (
     RawInputError,
     RawTable,
     TableLoad,
+    check_has_rows,
     check_quarantine_share,
     csv_batches,
+    ignored_files,
     input_files,
+    is_parquet,
     load_parameters,
     raw_tables,
     typed_query,
@@ -68,7 +71,7 @@ def _source(spark: Any, table: RawTable, files: Sequence[Path], raw_dir: Path) -
     """The raw text of ``files`` (one row per record) and the malformed CSV lines."""
     malformed: list[Malformed] = []
     parts = []
-    parquet = [p for p in files if p.suffix == ".parquet"]
+    parquet = [p for p in files if is_parquet(p)]
     if parquet:
         # _metadata.file_path is a URI (file:/abs/path): the path relative to raw_dir
         start = len(str(raw_dir.resolve())) + 2
@@ -85,7 +88,7 @@ def _source(spark: Any, table: RawTable, files: Sequence[Path], raw_dir: Path) -
             )
         )
     batches = []
-    for path in (p for p in files if p.suffix != ".parquet"):
+    for path in (p for p in files if not is_parquet(p)):
         source_file = path.relative_to(raw_dir).as_posix()
         try:
             batches += list(csv_batches(path, table, source_file, malformed))
@@ -124,7 +127,7 @@ def _load_table(
         reference_join = (
             f"left join _clean_{ref.table} as ref on r.{t(ref.column)} = ref.{q(ref.target_column)}"
         )
-        reference_case = f"when ref.{q(ref.target_column)} is null then '{ref.reason}'"
+        reference_case = ref.verdicts(SPARK, "r", "ref")
     conflicting, exact = KEY_REASONS
     checked = spark.sql(
         f"""
@@ -175,8 +178,9 @@ def _load_table(
     return clean, held, typed
 
 
-def _check_share(name: str, clean: Any, held: Any, max_share: float) -> None:
-    """:func:`ltv_pipeline.ingest.check_quarantine_share` before anything is written."""
+def _check_share(name: str, clean: Any, held: Any, max_share: float, files: Sequence[str]) -> None:
+    """:func:`ltv_pipeline.ingest.check_quarantine_share` and
+    :func:`ltv_pipeline.ingest.check_has_rows` before anything is written."""
     from pyspark.sql import functions as sf
 
     reasons = {r["reason"]: int(r["count"]) for r in held.groupBy("reason").count().collect()}
@@ -186,7 +190,9 @@ def _check_share(name: str, clean: Any, held: Any, max_share: float) -> None:
         rows = held.where(held.reason.isin(wanted)).groupBy("reason").agg(first).collect()
         return {r["reason"]: (r["first"][0], int(r["first"][1]), r["first"][2]) for r in rows}
 
-    check_quarantine_share(name, clean.count(), reasons, max_share, examples)
+    loaded = clean.count()
+    check_quarantine_share(name, loaded, reasons, max_share, examples)
+    check_has_rows(name, loaded, sum(reasons.values()), files)
 
 
 def load_raw_spark(
@@ -225,12 +231,15 @@ def load_raw_spark(
             for name in LOAD_ORDER
         },
     )
+    report.ignored = ignored_files(raw_dir)
+    if report.ignored:
+        say(f"ignored {len(report.ignored)} file(s) no table reads: {', '.join(report.ignored)}")
     results = {}
     for name in LOAD_ORDER:
         say(f"{name}: reading {len(files[name])} file(s) with Spark")
         results[name] = _load_table(spark, tables[name], files[name], raw_dir, params)
     for name in LOAD_ORDER:
-        _check_share(name, *results[name][:2], max_quarantine_share)
+        _check_share(name, *results[name][:2], max_quarantine_share, report.tables[name].files)
     spark.sql(f"create database if not exists {RAW_SCHEMA}")
     quarantine = None
     for name in LOAD_ORDER:

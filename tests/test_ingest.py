@@ -68,6 +68,7 @@ A7,2,2025-01-01T10:00:00Z,completed,1,1,USD
 100,1,2025-01-01T10:00:00Z,completed,10.5,5.00,USD
 116,99,2025-01-01T10:00:00Z,completed,1,1,USD
 117,12,2025-01-05 08:30:00,cancelled,7.25,3,USD
+118,1,2024-12-31T10:00:00Z,completed,1,1,USD
 """
 
 SPEND = """date,channel,spend
@@ -119,6 +120,7 @@ EXPECTED_QUARANTINE = {
     ("orders", 21, "conflicting_duplicate"),
     ("orders", 22, "exact_duplicate"),
     ("orders", 23, "unknown_customer_id"),
+    ("orders", 25, "ordered_before_signup"),
     ("marketing_spend", 3, "exact_duplicate"),
     ("marketing_spend", 4, "unparseable_date"),
     ("marketing_spend", 5, "missing_date"),

@@ -139,3 +139,47 @@ def test_a_mapped_export_and_a_failed_share_are_the_same_on_both_engines(tmp_pat
     assert "unparseable_ordered_at: 1 rows, e.g. orders.csv:2 " in messages[0]
     # the mapped load above is still what Spark's raw tables hold
     assert len(spark.table("raw.orders").collect()) == 4
+
+
+def test_nested_gzip_multiline_and_before_signup_rows_load_the_same_on_both_engines(
+    tmp_path, spark
+):
+    """Issue 16: the files find_files now reads, records with quoted line breaks and the
+    ordered_before_signup verdict, on both engines."""
+    import gzip
+
+    raw = tmp_path / "raw"
+    (raw / "orders" / "2026" / "07").mkdir(parents=True)
+    header = "order_id,customer_id,ordered_at,status,amount,cost,currency\n"
+    (raw / "customers.csv").write_text(
+        "customer_id,email,signup_date,acquisition_channel,country\n"
+        '1,a@x.com,2025-01-01,"paid\nsearch",US\n'
+        "2,b@x.com,2025-02-01,email,US\n"
+        "3,c@x.com,,email,US\n"
+    )
+    (raw / "marketing_spend.CSV").write_text("date,channel,spend\n2025-01-01,email,10\n")
+    (raw / "orders" / "2026" / "07" / "01.csv").write_text(
+        header + "1,1,2025-01-05T10:00:00Z,completed,10,4,USD\n"
+    )
+    (raw / "orders" / "late.csv.gz").write_bytes(
+        gzip.compress(
+            (
+                header + "2,2,2025-01-31T23:00:00-05:00,completed,10,4,USD\n"
+                "3,2,2025-01-31T18:00:00-05:00,completed,10,4,USD\n"
+                "4,2,never,completed,10,4,USD\n"
+            ).encode()
+        )
+    )
+    (raw / "orders" / "notes.txt").write_text("by hand\n")
+    want = _duckdb_state(raw)
+    report = load_raw_spark(spark, raw, load_time=LOAD_TIME)
+    for name in want:
+        got = [tuple(r) for r in spark.table(f"raw.{name}").collect()]
+        assert _sorted(got) == _sorted(want[name]), name
+    held = {(r[1], r[2], r[3]) for r in want[ingest.QUARANTINE_TABLE]}
+    assert held == {
+        ("customers.csv", 5, "missing_signup_date"),
+        ("orders/late.csv.gz", 3, "ordered_before_signup"),
+        ("orders/late.csv.gz", 4, "unparseable_ordered_at"),
+    }
+    assert report.ignored == ["orders/notes.txt"]

@@ -55,6 +55,12 @@ def raw_tables(
         mapping=raw_files.mapping(),
         max_quarantine_share=raw_files.max_quarantine_share,
     )
+    if report.ignored:
+        context.log.warning(
+            f"{len(report.ignored)} file(s) in {raw_files.path} match no table and were not "
+            f"read: {', '.join(report.ignored)}"
+        )
+    ignored = ", ".join(report.ignored) or "none"
     for name, table in report.tables.items():
         yield dg.MaterializeResult(
             asset_key=raw_key(name),
@@ -66,6 +72,7 @@ def raw_tables(
                 "files_read": ", ".join(table.files_read) or "none (no new or changed file)",
                 "rows_read": table.rows_read,
                 "quarantine_reasons": dg.MetadataValue.json(table.reasons),
+                "files_ignored": ignored,
             },
         )
     yield dg.MaterializeResult(
@@ -75,5 +82,6 @@ def raw_tables(
             "by_table": dg.MetadataValue.json(
                 {name: t.rows_quarantined for name, t in report.tables.items()}
             ),
+            "files_ignored": dg.MetadataValue.json(report.ignored),
         },
     )

@@ -115,10 +115,17 @@ def customer_predictions(
     with warehouse.session() as db:
         summary = _summary(db, FIT_COLUMNS)
         as_of_date = read_as_of_date(db)
-        # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var
+        # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var.
+        # ltv_summary has no overall row when nobody bought (every order refunded): then
+        # there is nothing to predict, and the run goes on with empty predictions.
         margin_rate, discount_rate = db.row(
-            f"select s.gross_margin_rate, w.discount_rate from {MARTS_SCHEMA}.ltv_summary as s "
-            "cross join intermediate.int_reporting_window as w where s.dimension = 'overall'"
+            f"select (select max(s.gross_margin_rate) from {MARTS_SCHEMA}.ltv_summary as s "
+            "where s.dimension = 'overall'), w.discount_rate "
+            "from intermediate.int_reporting_window as w"
+        )
+    if summary.empty:
+        context.log.warning(
+            "no customer has a completed order up to the as-of date: predictions are empty"
         )
     context.log.info(f"fitting BG/NBD and Gamma-Gamma on {len(summary):,} customers")
     started = time.perf_counter()
@@ -136,6 +143,8 @@ def customer_predictions(
     except forecast.ModelNotFitted as exc:
         context.log.warning(f"predictions left null, the model is not fitted: {exc}")
         models, status, fitted = None, f"not fitted: {exc}", {}
+        if summary.empty:
+            status = "not fitted: no customer has a completed order up to the as-of date"
     predictions = forecast.predict_customers(
         summary,
         models,

@@ -42,6 +42,7 @@ x,c@x.com,2025-01-02,paid_search,DE
 10,k@x.com,2025-01-02,email,FR
 11,l@x.com,2025-01-02,email,FR,extra
 12,,2025-01-03,referral,gb
+13,m@x.com,1999-12-31,email,FR
 """
 
 ORDERS = """order_id,customer_id,ordered_at,status,amount,cost,currency
@@ -68,6 +69,9 @@ A7,2,2025-01-01T10:00:00Z,completed,1,1,USD
 100,1,2025-01-01T10:00:00Z,completed,10.5,5.00,USD
 116,99,2025-01-01T10:00:00Z,completed,1,1,USD
 117,12,2025-01-05 08:30:00,cancelled,7.25,3,USD
+118,1,1999-12-31T23:59:59Z,completed,1,1,USD
+119,1,2025-01-01T10:00:00Z,completed,1.005,1,USD
+120,1,2025-01-01T10:00:00Z,completed,1,1.001,USD
 """
 
 SPEND = """date,channel,spend
@@ -82,6 +86,8 @@ SPEND = """date,channel,spend
 2025-01-05,paid_search,3,4
 2025-01-06,paid_search,7
 2025-01-06,paid_search,8
+1999-12-31,email,1
+2025-01-07,email,1.001
 """
 
 # (table, line, reason) for every bad row above: the loader must give exactly these.
@@ -99,6 +105,7 @@ EXPECTED_QUARANTINE = {
     ("customers", 14, "conflicting_duplicate"),
     ("customers", 15, "conflicting_duplicate"),
     ("customers", 16, "malformed_line"),
+    ("customers", 18, "too_early_signup_date"),
     ("orders", 4, "missing_order_id"),
     ("orders", 5, "invalid_order_id"),
     ("orders", 6, "missing_customer_id"),
@@ -119,6 +126,9 @@ EXPECTED_QUARANTINE = {
     ("orders", 21, "conflicting_duplicate"),
     ("orders", 22, "exact_duplicate"),
     ("orders", 23, "unknown_customer_id"),
+    ("orders", 25, "too_early_ordered_at"),
+    ("orders", 26, "too_precise_amount"),
+    ("orders", 27, "too_precise_cost"),
     ("marketing_spend", 3, "exact_duplicate"),
     ("marketing_spend", 4, "unparseable_date"),
     ("marketing_spend", 5, "missing_date"),
@@ -129,6 +139,8 @@ EXPECTED_QUARANTINE = {
     ("marketing_spend", 10, "malformed_line"),
     ("marketing_spend", 11, "conflicting_duplicate"),
     ("marketing_spend", 12, "conflicting_duplicate"),
+    ("marketing_spend", 13, "too_early_date"),
+    ("marketing_spend", 14, "too_precise_spend"),
 }
 
 

@@ -19,6 +19,7 @@ Differences from the DuckDB loader, and why:
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,11 +64,16 @@ def register_functions(spark: Any) -> None:
     its session time zone UTC (a timestamp without an offset is read in it).
 
     Called by :func:`load_raw_spark`; call it before running :func:`ingest.typed_query` on a
-    session of your own.
+    session of your own. A local session runs the UDF in this Python (PySpark's default is
+    the ``python3`` on PATH, which may lack pyarrow and this package); a cluster's workers
+    need a Python of their own (``spark.pyspark.python``).
     """
     from pyspark.sql.types import StringType
 
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    context = spark.sparkContext
+    if context.master.startswith("local"):
+        context.pythonExec = sys.executable
     spark.udf.register(NFC_FUNCTION, nfc, StringType())
 
 

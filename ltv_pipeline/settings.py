@@ -230,11 +230,34 @@ def dbt_threads() -> int:
     return int(value)
 
 
+SPARK_DRIVER_MEMORY_ENV = "LTV_SPARK_DRIVER_MEMORY"
+DEFAULT_SPARK_DRIVER_MEMORY = "4g"
+
+
+def spark_driver_memory() -> str:
+    """``LTV_SPARK_DRIVER_MEMORY``: the heap of a local Spark session (default ``4g``). dbt's
+    profile passes it to Spark as it is, and the JVM would fail to start far from the cause.
+
+    Raises
+    ------
+    ValueError
+        Not an amount like 4g, 512m or 8gb.
+    """
+    value = os.environ.get(SPARK_DRIVER_MEMORY_ENV, "").strip()
+    if not value:
+        return DEFAULT_SPARK_DRIVER_MEMORY
+    if not re.fullmatch(r"[1-9][0-9]*([kmgtp]b?)?", value, flags=re.IGNORECASE):
+        raise ValueError(f"{SPARK_DRIVER_MEMORY_ENV}={value!r}: give an amount like 4g or 512m")
+    return value
+
+
 def check_environment() -> None:
     """Read every ``LTV_*`` setting once, so the first bad one fails now, named.
 
     Called when the definitions are built and by the CLI before dbt runs: a value read only
     deep inside a step (or only by dbt's profile) would otherwise fail late, or not at all.
+    (``LTV_SCHEDULE_CRON`` is checked where the schedule is built, :mod:`ltv_pipeline.schedules`,
+    which needs Dagster.)
 
     Raises
     ------
@@ -249,3 +272,4 @@ def check_environment() -> None:
     max_quarantine_share()
     earliest_date()
     dbt_threads()
+    spark_driver_memory()

@@ -352,6 +352,11 @@ def test_dbt_threads_are_checked_before_dbt_starts(monkeypatch):
     assert settings.dbt_threads() == 3
     monkeypatch.delenv("LTV_DBT_THREADS")
     assert settings.dbt_threads() == 2
+    monkeypatch.setenv("LTV_SPARK_DRIVER_MEMORY", "4 gigs")
+    with pytest.raises(ValueError, match="LTV_SPARK_DRIVER_MEMORY='4 gigs'"):
+        build_resources()
+    monkeypatch.setenv("LTV_SPARK_DRIVER_MEMORY", "512m")
+    assert settings.spark_driver_memory() == "512m"
 
 
 def test_the_warehouse_is_readable_by_its_owner_only(tmp_path):

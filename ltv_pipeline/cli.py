@@ -48,7 +48,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def dbt_env() -> dict[str, str]:
-    """Environment for a dbt subprocess: the same warehouse file the Python side uses."""
+    """Environment for a dbt subprocess: the same warehouse file the Python side uses.
+
+    Every ``LTV_*`` setting is checked first (:func:`settings.check_environment`): dbt's
+    profile reads some of them itself and would take a bad value silently.
+    """
+    settings.check_environment()
     return {
         **os.environ,
         settings.DUCKDB_ENV: str(settings.duckdb_path()),

@@ -85,6 +85,13 @@ DATE_DIRECTIVES = {
     "S": "([0-5][0-9])",
     "z": "(Z|[+-][0-9]{2}(?::?[0-9]{2})?)",
 }
+#: Decimal places of every money column (amount, cost, spend).
+MONEY_SCALE = 2
+#: Money as text: an optional sign, digits, and at most MONEY_SCALE decimals, or more that are
+#: all zeros (10.500); no exponent, thousands separator or underscore.
+MONEY_TEXT = f"[+-]?([0-9]+|[0-9]*[.][0-9]{{1,{MONEY_SCALE}}}0*)"
+#: A plain decimal with more places than MONEY_SCALE: ``too_precise_<column>``, not rounded.
+MONEY_TOO_PRECISE = "[+-]?[0-9]*[.][0-9]+"
 # Values pasted into SQL (status values) are limited to this, so no quoting is ever needed.
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9 _.-]+")
 _TABLE_KEYS = ("columns", "absent", "status", "date_format", "ignore_other_columns")
@@ -480,6 +487,11 @@ class Dialect:
     def row_hash(self, columns: str) -> str:
         return f"hash({columns})"
 
+    def nfc(self, expr: str) -> str:
+        """``expr`` in Unicode normal form C, so a precomposed and a decomposed ``école`` are
+        one key."""
+        return f"nfc_normalize({expr})"
+
 
 class SparkDialect(Dialect):
     """Spark SQL (4.x, ANSI or not); the session time zone must be UTC."""
@@ -501,9 +513,27 @@ class SparkDialect(Dialect):
     def row_hash(self, columns: str) -> str:
         return f"xxhash64({columns})"
 
+    def nfc(self, expr: str) -> str:
+        # Spark SQL has no normalisation function: a Python UDF registered on the session
+        # (ltv_pipeline.ingest_spark.register_functions) under this name
+        return f"{NFC_FUNCTION}({expr})"
+
 
 DUCKDB = Dialect()
 SPARK = SparkDialect()
+#: The name of the NFC function Spark's rules call (see :meth:`SparkDialect.nfc`).
+NFC_FUNCTION = "ltv_nfc"
+
+
+def use_utc(con: duckdb.DuckDBPyConnection) -> None:
+    """Make ``con``'s session time zone UTC.
+
+    DuckDB starts each connection in the host's time zone (``TZ``), and its cast of a
+    timestamp without an offset, and of a timestamp with one to a date, reads it in that
+    zone: the same file would load 4 hours apart in New York. Every connection the pipeline
+    opens calls this, and :func:`load_raw` too, for connections opened by others.
+    """
+    con.execute("set TimeZone = 'UTC'")
 
 
 def date_text(d: Dialect, expr: str, pattern: DatePattern, *, with_time: bool) -> str:
@@ -568,14 +598,19 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
 
     ``mapping`` (:func:`read_input_mapping`) says where the export keeps each column, how its
     dates are written and what its status values mean; without it, our names and ISO dates.
+    ``earliest_date`` is a query parameter too: dates before it are ``too_early_<column>``.
+    Money has at most :data:`MONEY_SCALE` decimals, ids are positive, and channels are
+    compared in Unicode NFC.
     """
     q, t, not_blank = d.q, d.t, d.not_blank
     mapping = mapping or InputMapping()
 
     def bigint(column: str) -> str:
-        # digits only: DuckDB's cast alone would take "12.5" (as 13), "1e3" and "0x1F"
+        # digits only: DuckDB's cast alone would take "12.5" (as 13), "1e3" and "0x1F"; and
+        # positive, since an id of 0 or -42 is a placeholder or a sign error, never a key
         text = f"trim({q(column)})"
-        return f"case when {d.full_match(text, '[+-]?[0-9]+')} then try_cast({text} as bigint) end"
+        positive = d.full_match(text, "[+]?0*[1-9][0-9]*")
+        return f"case when {positive} then try_cast({text} as bigint) end"
 
     def date(table: str) -> str:
         column = DATE_COLUMNS[table]
@@ -601,7 +636,13 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
         }
 
     def money(column: str) -> str:
-        return f"try_cast(nullif(trim({q(column)}), '') as decimal(18, 2))"
+        # plain decimals with at most MONEY_SCALE places (more are only zeros): the casts
+        # would round 12.345 to 12.35 and read 1e-3 and 1_000 without a word
+        text = f"trim({q(column)})"
+        return (
+            f"case when {d.full_match(text, MONEY_TEXT)} "
+            f"then try_cast({text} as decimal(18, {MONEY_SCALE})) end"
+        )
 
     def required(column: str) -> Rule:
         return Rule(f"missing_{column}", d.blank(column))
@@ -610,7 +651,9 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
         return (required(column), Rule(f"invalid_{column}", f"{t(column)} is null"))
 
     def money_rules(column: str, *, required_: bool) -> tuple[Rule, ...]:
+        too_precise = d.full_match(f"trim({q(column)})", MONEY_TOO_PRECISE)
         rules = (
+            Rule(f"too_precise_{column}", f"{t(column)} is null and {too_precise}"),
             Rule(f"non_numeric_{column}", f"{not_blank(column)} and {t(column)} is null"),
             Rule(f"negative_{column}", f"{t(column)} < 0"),
         )
@@ -618,6 +661,14 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
 
     def clean(column: str, case: str) -> str:
         return f"{case}(trim({q(column)}))"
+
+    def key_text(column: str) -> str:
+        # a text key: one spelling per channel, whatever the export's Unicode form
+        return f"lower({d.nfc(f'trim({q(column)})')})"
+
+    def not_too_early(table: str) -> Rule:
+        column = DATE_COLUMNS[table]
+        return Rule(f"too_early_{column}", f"{t(column)} < {d.param('earliest_date')}")
 
     return {
         "customers": RawTable(
@@ -627,7 +678,7 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
                 "customer_id": bigint("customer_id"),
                 "email": f"nullif(trim({q('email')}), '')",
                 "signup_date": date("customers"),
-                "acquisition_channel": clean("acquisition_channel", "lower"),
+                "acquisition_channel": key_text("acquisition_channel"),
                 "country": clean("country", "upper"),
             },
             key=("customer_id",),
@@ -641,6 +692,7 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
                 ),
                 required("signup_date"),
                 Rule("unparseable_signup_date", f"{t('signup_date')} is null"),
+                not_too_early("customers"),
                 Rule("future_signup_date", f"{t('signup_date')} > {d.param('load_date')}"),
                 required("acquisition_channel"),
                 required("country"),
@@ -668,6 +720,7 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
                 *id_rules("customer_id"),
                 required("ordered_at"),
                 Rule("unparseable_ordered_at", f"{t('ordered_at')} is null"),
+                not_too_early("orders"),
                 Rule("future_ordered_at", f"{t('ordered_at')} > {d.param('load_time')}"),
                 Rule(
                     "unknown_status",
@@ -695,7 +748,7 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
             columns=COLUMNS["marketing_spend"],
             typed={
                 "date": date("marketing_spend"),
-                "channel": clean("channel", "lower"),
+                "channel": key_text("channel"),
                 "spend": money("spend"),
             },
             key=("date", "channel"),
@@ -704,6 +757,7 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
             rules=(
                 required("date"),
                 Rule("unparseable_date", f"{t('date')} is null"),
+                not_too_early("marketing_spend"),
                 required("channel"),
                 *money_rules("spend", required_=True),
             ),
@@ -1432,8 +1486,9 @@ def _classify_keys(
 
 
 def _fingerprint(table: RawTable, params: dict) -> str:
-    """Changes whenever a rule, a type, the currency or the input mapping (which columns are
-    read, how dates and statuses are read) changes: then every file is re-read."""
+    """Changes whenever a rule, a type, the currency, the earliest date or the input mapping
+    (which columns are read, how dates and statuses are read) changes: then every file is
+    re-read."""
     spec = {
         "version": STATE_VERSION,
         "columns": table.columns,
@@ -1444,6 +1499,7 @@ def _fingerprint(table: RawTable, params: dict) -> str:
         "rules": [(r.reason, r.predicate) for r in table.row_rules],
         "reference": None if table.reference is None else asdict(table.reference),
         "currency": params["currency"],
+        "earliest_date": params["earliest_date"].isoformat(),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -1608,11 +1664,20 @@ def _check_share(
     check_has_rows(table, int(loaded), sum(reasons.values()), files)
 
 
-def load_parameters(currency: str, load_time: dt.datetime | None) -> dict:
-    """The query parameters of a load: "now" in UTC (naive; default the wall clock), its date
-    and the shop currency."""
+def load_parameters(
+    currency: str,
+    load_time: dt.datetime | None,
+    earliest_date: dt.date = settings.DEFAULT_EARLIEST_DATE,
+) -> dict:
+    """The query parameters of a load: "now" in UTC (naive; default the wall clock), its date,
+    the shop currency and the earliest date a row may carry."""
     now = (load_time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
-    return {"load_time": now, "load_date": now.date(), "currency": currency.strip().upper()}
+    return {
+        "load_time": now,
+        "load_date": now.date(),
+        "currency": currency.strip().upper(),
+        "earliest_date": earliest_date,
+    }
 
 
 def input_files(raw_dir: Path, tables: dict[str, RawTable]) -> dict[str, list[Path]]:
@@ -1640,6 +1705,7 @@ def load_raw(
     full_refresh: bool = False,
     mapping: InputMapping | None = None,
     max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
+    earliest_date: dt.date = settings.DEFAULT_EARLIEST_DATE,
 ) -> LoadReport:
     """Bring the ``raw`` tables up to date with the files in ``raw_dir``, all or nothing.
 
@@ -1671,6 +1737,9 @@ def load_raw(
     max_quarantine_share
         The load fails when more than this share of a table's rows is quarantined
         (:func:`check_quarantine_share`); 1 never fails.
+    earliest_date
+        Rows dated before it are quarantined as ``too_early_<column>``
+        (``LTV_EARLIEST_DATE``); a change re-reads every file.
 
     Returns
     -------
@@ -1685,9 +1754,10 @@ def load_raw(
         a share of a table's rows would be quarantined. Nothing was written.
     """
     say = log or (lambda _msg: None)
-    params = load_parameters(currency, load_time)
+    params = load_parameters(currency, load_time, earliest_date)
     load_time = params["load_time"]
     tables = raw_tables(DUCKDB, mapping)
+    use_utc(con)
     files = input_files(raw_dir, tables)
 
     report = LoadReport(

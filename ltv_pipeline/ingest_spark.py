@@ -19,6 +19,8 @@ Differences from the DuckDB loader, and why:
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from ltv_pipeline import settings
 from ltv_pipeline.ingest import (
     KEY_REASONS,
     LOAD_ORDER,
+    NFC_FUNCTION,
     QUARANTINE_TABLE,
     RAW_SCHEMA,
     SPARK,
@@ -52,6 +55,29 @@ from ltv_pipeline.ingest import (
 q, t = SPARK.q, SPARK.t
 QUARANTINE_COLUMNS = "source_table string, source_file string, source_line bigint, "
 QUARANTINE_COLUMNS += "reason string, record string"
+
+
+def nfc(text: str | None) -> str | None:
+    """``text`` in Unicode normal form C (what DuckDB's ``nfc_normalize`` gives)."""
+    return None if text is None else unicodedata.normalize("NFC", text)
+
+
+def register_functions(spark: Any) -> None:
+    """Register on ``spark`` the functions the rules call that Spark SQL lacks (NFC), and make
+    its session time zone UTC (a timestamp without an offset is read in it).
+
+    Called by :func:`load_raw_spark`; call it before running :func:`ingest.typed_query` on a
+    session of your own. A local session runs the UDF in this Python (PySpark's default is
+    the ``python3`` on PATH, which may lack pyarrow and this package); a cluster's workers
+    need a Python of their own (``spark.pyspark.python``).
+    """
+    from pyspark.sql.types import StringType
+
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    context = spark.sparkContext
+    if context.master.startswith("local"):
+        context.pythonExec = sys.executable
+    spark.udf.register(NFC_FUNCTION, nfc, StringType())
 
 
 def _as_text(column: str, source: str | None, type_name: str) -> str:
@@ -204,11 +230,12 @@ def load_raw_spark(
     log: Callable[[str], None] | None = None,
     mapping: InputMapping | None = None,
     max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
+    earliest_date: dt.date = settings.DEFAULT_EARLIEST_DATE,
 ) -> LoadReport:
     """Replace the ``raw`` tables with the rows of every file in ``raw_dir``.
 
     Parameters and result as :func:`ltv_pipeline.ingest.load_raw` (no ``full_refresh``: every
-    load reads everything); ``spark`` is a session whose time zone is UTC.
+    load reads everything); ``spark``'s session time zone is set to UTC.
 
     Raises
     ------
@@ -217,8 +244,9 @@ def load_raw_spark(
         share of a table's rows would be quarantined; nothing was written.
     """
     say = log or (lambda _msg: None)
-    params = load_parameters(currency, load_time)
+    params = load_parameters(currency, load_time, earliest_date)
     tables = raw_tables(SPARK, mapping)
+    register_functions(spark)
     files = input_files(raw_dir, tables)
     report = LoadReport(
         load_time=params["load_time"],

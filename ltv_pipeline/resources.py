@@ -3,6 +3,8 @@ and dbt."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -60,6 +62,7 @@ class Warehouse(ConfigurableResource):
         full_refresh: bool,
         mapping: ingest.InputMapping | None = None,
         max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
+        earliest_date: dt.date = settings.DEFAULT_EARLIEST_DATE,
     ) -> LoadReport:
         """Bring schema ``raw`` up to date with the files in ``raw_dir`` (:mod:`ingest`)."""
         raise NotImplementedError
@@ -109,7 +112,16 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        """A read-write connection whose session time zone is UTC, to a file only its owner
+        can read.
+
+        The warehouse holds every customer's email, so it is created with mode 0600 (a
+        umask of 077 while DuckDB creates it; an older, wider file is narrowed) and a folder
+        made for it is 0700. The time zone is set on the connection because DuckDB starts
+        from the host's (``TZ``), and a timestamp without an offset is read in it.
+        """
+        path = Path(self.path)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         config: dict[str, str | int] = {}
         if self.threads:
             config["threads"] = self.threads
@@ -117,7 +129,15 @@ class DuckDBWarehouse(Warehouse):
             config["memory_limit"] = self.memory_limit
         if self.temp_directory:
             config["temp_directory"] = self.temp_directory
-        with duckdb.connect(self.path, config=config) as con:
+        previous = os.umask(0o077)
+        try:
+            con = duckdb.connect(self.path, config=config)
+        finally:
+            os.umask(previous)
+        with con:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+            ingest.use_utc(con)
             yield con
 
     @contextmanager
@@ -134,6 +154,7 @@ class DuckDBWarehouse(Warehouse):
         full_refresh: bool,
         mapping: ingest.InputMapping | None = None,
         max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
+        earliest_date: dt.date = settings.DEFAULT_EARLIEST_DATE,
     ) -> LoadReport:
         with self.connect() as con:
             return ingest.load_raw(
@@ -144,6 +165,7 @@ class DuckDBWarehouse(Warehouse):
                 full_refresh=full_refresh,
                 mapping=mapping,
                 max_quarantine_share=max_quarantine_share,
+                earliest_date=earliest_date,
             )
 
     def location(self) -> str:
@@ -191,6 +213,16 @@ class RawFiles(ConfigurableResource):
         description="Fail the load when more than this share of a table's rows would be "
         "quarantined (LTV_MAX_QUARANTINE_SHARE).",
     )
+    earliest_date: str = Field(
+        default=settings.DEFAULT_EARLIEST_DATE.isoformat(),
+        description="Rows dated before this day (YYYY-MM-DD) are quarantined as "
+        "too_early_<column> (LTV_EARLIEST_DATE).",
+    )
+
+    @property
+    def earliest(self) -> dt.date:
+        """:attr:`earliest_date` as a date."""
+        return dt.date.fromisoformat(self.earliest_date)
 
     @property
     def path(self) -> Path:
@@ -225,7 +257,9 @@ class PublishedDir(ConfigurableResource):
 
 def build_resources() -> dict[str, object]:
     """Resources for the configured environment (read when definitions load); the only place
-    that picks the engine (LTV_WAREHOUSE)."""
+    that picks the engine (LTV_WAREHOUSE). Every ``LTV_*`` setting is checked first
+    (:func:`settings.check_environment`)."""
+    settings.check_environment()
     warehouse: Warehouse
     if settings.warehouse() == "spark":
         from ltv_pipeline.spark import SparkWarehouse, spark_conf
@@ -239,6 +273,7 @@ def build_resources() -> dict[str, object]:
             directory=str(settings.raw_dir()),
             mapping_file=str(mapping) if (mapping := settings.input_mapping_file()) else None,
             max_quarantine_share=settings.max_quarantine_share(),
+            earliest_date=settings.earliest_date().isoformat(),
         ),
         "reports": ReportsDir(directory=str(settings.reports_dir())),
         "published": PublishedDir(directory=str(settings.published_dir())),

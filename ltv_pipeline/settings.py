@@ -6,11 +6,15 @@
 against the current directory: a relative DuckDB path would silently create a second database,
 so it is rejected. Two more shape the raw load: ``LTV_INPUT_MAPPING`` (the shop's column names
 and formats: :func:`input_mapping_file`) and ``LTV_MAX_QUARANTINE_SHARE``
-(:func:`max_quarantine_share`).
+(:func:`max_quarantine_share`), ``LTV_EARLIEST_DATE`` the oldest date a row may carry
+(:func:`earliest_date`) and ``LTV_DBT_THREADS`` dbt's threads (:func:`dbt_threads`).
+:func:`check_environment` reads every one of them at once, so a bad value fails the start of
+a run, named with its variable, instead of reaching SQL or dbt's profile.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import sys
@@ -169,3 +173,103 @@ def max_quarantine_share() -> float:
             "(1 never fails the load)"
         )
     return share
+
+
+EARLIEST_DATE_ENV = "LTV_EARLIEST_DATE"
+DEFAULT_EARLIEST_DATE = dt.date(2000, 1, 1)
+
+
+def earliest_date() -> dt.date:
+    """``LTV_EARLIEST_DATE`` (``YYYY-MM-DD``, default 2000-01-01): rows dated before it are
+    quarantined as ``too_early_<column>``.
+
+    A date in 1900 is a placeholder or a typo, not a customer: loaded, it would stretch every
+    monthly series back to it (one such row gave churn_monthly 1,000 months). Part of the load
+    rules, so a change re-reads every file.
+
+    Raises
+    ------
+    ValueError
+        Not an ISO date, or before 1900-01-01 (the marts' month sequences end after 1,000
+        months, and nobody's shop history is that long).
+    """
+    value = os.environ.get(EARLIEST_DATE_ENV, "").strip()
+    if not value:
+        return DEFAULT_EARLIEST_DATE
+    try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise ValueError(value)
+        date = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{EARLIEST_DATE_ENV}={value!r}: give a date as YYYY-MM-DD") from None
+    if date < dt.date(1900, 1, 1):
+        raise ValueError(f"{EARLIEST_DATE_ENV}={value!r}: give a date on or after 1900-01-01")
+    return date
+
+
+DBT_THREADS_ENV = "LTV_DBT_THREADS"
+DEFAULT_DBT_THREADS = 2
+
+
+def dbt_threads() -> int:
+    """``LTV_DBT_THREADS``: models dbt builds at once (default 2).
+
+    dbt's profile reads the variable itself through ``| int``, which turns ``abc`` into 0
+    without a word; this check runs before dbt is started (:func:`check_environment`).
+
+    Raises
+    ------
+    ValueError
+        Not a whole number >= 1.
+    """
+    value = os.environ.get(DBT_THREADS_ENV, "").strip()
+    if not value:
+        return DEFAULT_DBT_THREADS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{DBT_THREADS_ENV}={value!r}: give a whole number of threads >= 1")
+    return int(value)
+
+
+SPARK_DRIVER_MEMORY_ENV = "LTV_SPARK_DRIVER_MEMORY"
+DEFAULT_SPARK_DRIVER_MEMORY = "4g"
+
+
+def spark_driver_memory() -> str:
+    """``LTV_SPARK_DRIVER_MEMORY``: the heap of a local Spark session (default ``4g``). dbt's
+    profile passes it to Spark as it is, and the JVM would fail to start far from the cause.
+
+    Raises
+    ------
+    ValueError
+        Not an amount like 4g, 512m or 8gb.
+    """
+    value = os.environ.get(SPARK_DRIVER_MEMORY_ENV, "").strip()
+    if not value:
+        return DEFAULT_SPARK_DRIVER_MEMORY
+    if not re.fullmatch(r"[1-9][0-9]*([kmgtp]b?)?", value, flags=re.IGNORECASE):
+        raise ValueError(f"{SPARK_DRIVER_MEMORY_ENV}={value!r}: give an amount like 4g or 512m")
+    return value
+
+
+def check_environment() -> None:
+    """Read every ``LTV_*`` setting once, so the first bad one fails now, named.
+
+    Called when the definitions are built and by the CLI before dbt runs: a value read only
+    deep inside a step (or only by dbt's profile) would otherwise fail late, or not at all.
+    (``LTV_SCHEDULE_CRON`` is checked where the schedule is built, :mod:`ltv_pipeline.schedules`,
+    which needs Dagster.)
+
+    Raises
+    ------
+    ValueError
+        The first variable with a bad value.
+    """
+    data_dir()
+    duckdb_path()
+    warehouse()
+    duckdb_config()
+    input_mapping_file()
+    max_quarantine_share()
+    earliest_date()
+    dbt_threads()
+    spark_driver_memory()

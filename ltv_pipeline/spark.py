@@ -13,6 +13,7 @@ again. Against a cluster the metastore is a service and this costs only the rest
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,6 +109,9 @@ class SparkWarehouse(Warehouse):
         builder = SparkSession.builder.master(self.master).enableHiveSupport()
         for key, value in self.conf.items():
             builder = builder.config(key, value)
+        # UTC whatever the profile says: the load rules read a timestamp without an offset in
+        # the session time zone, which is otherwise the JVM's (the host's TZ)
+        builder = builder.config("spark.sql.session.timeZone", "UTC")
         return builder.getOrCreate()
 
     @contextmanager
@@ -123,6 +127,7 @@ class SparkWarehouse(Warehouse):
         full_refresh: bool,
         mapping: InputMapping | None = None,
         max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
+        earliest_date: dt.date = settings.DEFAULT_EARLIEST_DATE,
     ) -> LoadReport:
         # every Spark load reads every file (ingest_spark): full_refresh changes nothing
         return load_raw_spark(
@@ -132,6 +137,7 @@ class SparkWarehouse(Warehouse):
             log=log,
             mapping=mapping,
             max_quarantine_share=max_quarantine_share,
+            earliest_date=earliest_date,
         )
 
     def location(self) -> str:

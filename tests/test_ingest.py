@@ -42,6 +42,7 @@ x,c@x.com,2025-01-02,paid_search,DE
 10,k@x.com,2025-01-02,email,FR
 11,l@x.com,2025-01-02,email,FR,extra
 12,,2025-01-03,referral,gb
+13,m@x.com,1999-12-31,email,FR
 """
 
 ORDERS = """order_id,customer_id,ordered_at,status,amount,cost,currency
@@ -69,6 +70,9 @@ A7,2,2025-01-01T10:00:00Z,completed,1,1,USD
 116,99,2025-01-01T10:00:00Z,completed,1,1,USD
 117,12,2025-01-05 08:30:00,cancelled,7.25,3,USD
 118,1,2024-12-31T10:00:00Z,completed,1,1,USD
+119,1,1999-12-31T23:59:59Z,completed,1,1,USD
+120,1,2025-01-01T10:00:00Z,completed,1.005,1,USD
+121,1,2025-01-01T10:00:00Z,completed,1,1.001,USD
 """
 
 SPEND = """date,channel,spend
@@ -83,6 +87,8 @@ SPEND = """date,channel,spend
 2025-01-05,paid_search,3,4
 2025-01-06,paid_search,7
 2025-01-06,paid_search,8
+1999-12-31,email,1
+2025-01-07,email,1.001
 """
 
 # (table, line, reason) for every bad row above: the loader must give exactly these.
@@ -100,6 +106,7 @@ EXPECTED_QUARANTINE = {
     ("customers", 14, "conflicting_duplicate"),
     ("customers", 15, "conflicting_duplicate"),
     ("customers", 16, "malformed_line"),
+    ("customers", 18, "too_early_signup_date"),
     ("orders", 4, "missing_order_id"),
     ("orders", 5, "invalid_order_id"),
     ("orders", 6, "missing_customer_id"),
@@ -121,6 +128,9 @@ EXPECTED_QUARANTINE = {
     ("orders", 22, "exact_duplicate"),
     ("orders", 23, "unknown_customer_id"),
     ("orders", 25, "ordered_before_signup"),
+    ("orders", 26, "too_early_ordered_at"),
+    ("orders", 27, "too_precise_amount"),
+    ("orders", 28, "too_precise_cost"),
     ("marketing_spend", 3, "exact_duplicate"),
     ("marketing_spend", 4, "unparseable_date"),
     ("marketing_spend", 5, "missing_date"),
@@ -131,6 +141,8 @@ EXPECTED_QUARANTINE = {
     ("marketing_spend", 10, "malformed_line"),
     ("marketing_spend", 11, "conflicting_duplicate"),
     ("marketing_spend", 12, "conflicting_duplicate"),
+    ("marketing_spend", 13, "too_early_date"),
+    ("marketing_spend", 14, "too_precise_spend"),
 }
 
 

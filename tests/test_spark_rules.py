@@ -3,22 +3,45 @@ on DuckDB and on Spark: same reason, same typed values, for a generated shop's b
 edge cases chosen where the two engines' casts could differ."""
 
 import datetime as dt
+import unicodedata
 from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
+import pytest
 
 from ltv_pipeline import ingest
 from ltv_pipeline.generate import generate_shop
+from ltv_pipeline.ingest_spark import register_functions
 
 LOAD_TIME = dt.datetime(2026, 6, 30, 12, 0, 0)
-PARAMS = {"load_time": LOAD_TIME, "load_date": LOAD_TIME.date(), "currency": "USD"}
+PARAMS = {
+    "load_time": LOAD_TIME,
+    "load_date": LOAD_TIME.date(),
+    "currency": "USD",
+    "earliest_date": dt.date(2000, 1, 1),
+}
+#: Words the engines' date casts take for special values: both must refuse them.
+SENTINELS = ("epoch", "infinity", "-infinity", "now", "today", "tomorrow", "allballs")
+#: One channel in its two Unicode forms (and upper case): one key on both engines.
+ECOLE = (unicodedata.normalize("NFC", "école"), unicodedata.normalize("NFD", "école"), "ÉCOLE")
+
+
+@pytest.fixture(autouse=True)
+def _functions(spark):
+    """The functions the rules call that Spark SQL lacks (NFC), as the loader registers them."""
+    register_functions(spark)
+
 
 # Values where number, date and time parsing could differ between the engines.
 EDGE_CASES: dict[str, list[dict[str, str]]] = {
     "orders": [
         {"order_id": v, "customer_id": "1", "ordered_at": "2025-01-10T09:00:00Z"}
         for v in (" 12 ", "12.0", "12.5", "1e3", "+5", "-0", "0x1F", "9223372036854775808", "")
+    ]
+    + [
+        {"order_id": v, "customer_id": "1", "ordered_at": "2025-01-10T09:00:00Z"}
+        for v in ("-42", "0", "007", "+0")
     ]
     + [
         {"order_id": "1", "customer_id": "1", "ordered_at": v}
@@ -46,11 +69,22 @@ EDGE_CASES: dict[str, list[dict[str, str]]] = {
             "2025",
             "2025-01",
             "2025-01-31T10",
+            # sentinels and dates before the earliest date (2000-01-01 here)
+            *SENTINELS,
+            "2025-01-10 09:00:00 infinity",
+            "1900-01-01T00:00:00Z",
+            "1999-12-31T23:59:59Z",
+            "2000-01-01T00:00:00Z",
+            "2000-01-01 05:00:00+05:30",
         )
     ]
     + [
         {"order_id": "1", "customer_id": "1", "ordered_at": "2025-01-10T09:00:00Z", "amount": v}
         for v in ("10", "10.005", "1e2", "-0.01", " 7.50 ", "1,000", "12.5.0", "abc", "")
+    ]
+    + [
+        {"order_id": "1", "customer_id": "1", "ordered_at": "2025-01-10T09:00:00Z", "amount": v}
+        for v in ("12.345", "1e-3", "1_000", "10.500", ".25", "1.", "-0.001", "0x10", "NaN")
     ]
     + [
         {"order_id": "1", "customer_id": "1", "ordered_at": "2025-01-10T09:00:00Z", "status": v}
@@ -73,8 +107,14 @@ EDGE_CASES: dict[str, list[dict[str, str]]] = {
             "20251301",
             "2025",
             "2025-01",
+            *SENTINELS,
+            "2025-01-01T00:00:00 infinity",
+            "1900-01-01",
+            "1999-12-31",
+            "2000-01-01",
         )
     ]
+    + [{"customer_id": "1", "signup_date": "2025-01-01", "acquisition_channel": v} for v in ECOLE]
     + [{"customer_id": "1", "signup_date": "2025-01-01", "country": v} for v in ("us", "USA", "U1")]
     + [
         {"customer_id": "1", "signup_date": "2025-01-01", "email": v}
@@ -82,8 +122,10 @@ EDGE_CASES: dict[str, list[dict[str, str]]] = {
     ],
     "marketing_spend": [
         {"date": v, "channel": "email", "spend": "5"}
-        for v in ("2025-01-01", "2025-13-01", "", "20250101")
-    ],
+        for v in ("2025-01-01", "2025-13-01", "", "20250101", "epoch", "-infinity", "1999-12-31")
+    ]
+    + [{"date": "2025-01-01", "channel": v, "spend": "5"} for v in ECOLE]
+    + [{"date": "2025-01-01", "channel": "email", "spend": v} for v in ("5.125", "5e1", "5.10")],
 }
 DEFAULTS = {
     "orders": {"status": "completed", "amount": "10", "cost": "", "currency": "USD"},
@@ -177,7 +219,7 @@ def test_edge_values_are_typed_as_documented(tmp_path, spark):
     got = spark.sql(
         f"select t_order_id, t_ordered_at, t_amount, row_reason "
         f"from ({ingest.typed_query(table, 'select * from src')}) order by source_line",
-        args={"load_time": LOAD_TIME, "currency": "USD"},
+        args={"load_time": LOAD_TIME, "currency": "USD", "earliest_date": dt.date(2000, 1, 1)},
     ).collect()
     assert [tuple(r) for r in got] == [
         (7, dt.datetime(2025, 1, 10, 7, 0), Decimal("10.00"), None),

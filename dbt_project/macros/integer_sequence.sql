@@ -1,3 +1,10 @@
+{#- How many months the month sequences of the marts hold (months 0 .. size - 1 from the first
+    purchase month): churn_monthly, int_cohort_months_aggregated, int_tenure_months_aggregated.
+    A longer history would be cut off without a word, so int_reporting_window.history_months
+    is tested against it (tests/int_reporting_window_history_fits_month_sequences.sql) and the
+    build fails instead. -#}
+{% macro month_sequence_size() -%}1000{%- endmacro %}
+
 {#- Rows n = 0 .. upper_bound - 1 from a cross join of digits: portable SQL, no generate_series
     (DuckDB) or sequence/explode (Spark). upper_bound must be a power of ten. -#}
 {% macro integer_sequence(upper_bound) -%}

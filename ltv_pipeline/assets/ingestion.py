@@ -54,6 +54,7 @@ def raw_tables(
         full_refresh=config.full_refresh,
         mapping=raw_files.mapping(),
         max_quarantine_share=raw_files.max_quarantine_share,
+        earliest_date=raw_files.earliest,
     )
     if report.ignored:
         context.log.warning(

@@ -44,7 +44,7 @@ aggregated as (
 
 month_numbers as (
 
-    {{ integer_sequence(1000) }}
+    {{ integer_sequence(month_sequence_size() | int) }}
 
 ),
 

@@ -2,14 +2,17 @@
     months up to as_of_date ([window_start, window_end)), and the CLV backtest's holdout (the last
     clv_holdout_days days up to as_of_date). A one-row parameter model, so it does
     not follow the int_<entity>s_<verb>s naming.
-    as_of_date() reads stg_shop__orders only when the var is unset; declare the dependency so
-    dbt's graph (and Dagster's) is the same whatever the vars. -#}
--- depends_on: {{ ref('stg_shop__orders') }}
+    history_months counts the months from the first order's to the as-of month: the marts' month
+    sequences hold month_sequence_size() months, and a test fails the build when the history
+    is longer rather than let them cut it off. -#}
 with
 
 as_of as (
 
-    select {{ as_of_date() }} as as_of_date
+    select
+        {{ as_of_date() }} as as_of_date,
+        (select min(cast(ordered_at as date)) from {{ ref('stg_shop__orders') }})
+            as first_order_date
 
 ),
 
@@ -17,6 +20,7 @@ bounds as (
 
     select
         as_of_date,
+        first_order_date,
         case
             when as_of_date = cast({{ dbt.last_day('as_of_date', 'month') }} as date)
                 then cast({{ dbt.dateadd('day', 1, 'as_of_date') }} as date)
@@ -29,12 +33,16 @@ bounds as (
 
 select
     as_of_date,
+    first_order_date,
     cast({{ dbt.dateadd('month', -1 * ltv_lookback_months() | int, 'window_end') }} as date)
         as window_start,
     window_end,
     {{ ltv_lookback_months() }} as lookback_months,
     {{ discount_rate() }} as discount_rate,
     cast({{ dbt.dateadd('day', 1 - clv_holdout_days() | int, 'as_of_date') }} as date)
-        as holdout_start_date
+        as holdout_start_date,
+    {{ dbt.datediff(
+        'first_order_date', 'as_of_date', 'month'
+    ) }} as history_months
 
 from bounds

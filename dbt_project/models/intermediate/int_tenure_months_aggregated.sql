@@ -52,7 +52,7 @@ cohort_cells as (
 
 month_numbers as (
 
-    {{ integer_sequence(1000) }}
+    {{ integer_sequence(month_sequence_size() | int) }}
 
 ),
 

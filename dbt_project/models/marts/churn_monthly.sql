@@ -16,7 +16,7 @@ reporting_window as (
 
 month_numbers as (
 
-    {{ integer_sequence(1000) }}
+    {{ integer_sequence(month_sequence_size() | int) }}
 
 ),
 

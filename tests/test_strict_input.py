@@ -202,8 +202,13 @@ def test_dates_before_the_earliest_date_are_quarantined(tmp_path):
         }
         # a changed earliest date is a changed rule: the same files are read again
         _load(con, tmp_path / "raw", earliest_date=dt.date(1900, 1, 1))
-        assert _reasons(con) == {}
-        assert con.execute("select count(*) from raw.orders").fetchone() == (3,)
+        # now readable, the two old orders are still before customer 1 signed up
+        assert _reasons(con) == {
+            ("orders", 3): "ordered_before_signup",
+            ("orders", 4): "ordered_before_signup",
+        }
+        assert con.execute("select count(*) from raw.customers").fetchone() == (2,)
+        assert con.execute("select count(*) from raw.marketing_spend").fetchone() == (2,)
 
 
 def test_the_earliest_date_is_a_checked_setting(monkeypatch):

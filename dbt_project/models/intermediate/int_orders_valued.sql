@@ -41,16 +41,18 @@ orders as (
 valued as (
 
     select
-        order_id,
-        customer_id,
-        ordered_at,
-        ordered_date,
-        order_status,
-        order_amount,
-        order_cost,
-        order_status = 'completed' as is_purchase,
-        order_cost is null as is_cost_imputed,
-        case when order_status = 'completed' then order_amount else 0 end as net_revenue,
+        orders.order_id,
+        orders.customer_id,
+        orders.ordered_at,
+        orders.ordered_date,
+        orders.order_status,
+        orders.order_amount,
+        orders.order_cost,
+        orders.order_status = 'completed' as is_purchase,
+        orders.order_cost is null as is_cost_imputed,
+        case
+            when orders.order_status = 'completed' then orders.order_amount else 0
+        end as net_revenue,
         {{ order_gross_margin('orders') }} as gross_margin
 
     from orders

@@ -239,7 +239,9 @@ def test_churn_and_cohorts_match_the_reference_for_short_and_long_churn_windows(
 def test_bad_rows_are_quarantined_with_their_reasons_and_nothing_is_lost(dirty):
     summary, result, warehouse = dirty
     assert result.success
-    assert all(check_results(result).values())
+    # as on the clean shop, only the WARN on the small shop's unreliable lifespan fails
+    failed = [name for name, ok in check_results(result).items() if not ok]
+    assert failed == ["ltv_summary_overall_lifespan_is_reliable"], failed
     held = {}
     for table, reason, n in _query(
         warehouse, "select source_table, reason, count(*) from raw.quarantine group by all"

@@ -56,6 +56,8 @@ def cdnow(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LTV_DATA_DIR", str(root))
         mp.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
+        # the log is from 1997-98, before the default earliest plausible date
+        mp.setenv("LTV_EARLIEST_DATE", "1990-01-01")
         # a backfill to the end of the papers' calibration period
         result = run_pipeline(as_of_date="1997-09-30")
     assert result.success

@@ -29,9 +29,10 @@ def duckdb_tables(path: Path) -> dict[str, pd.DataFrame]:
     """Every table the pipeline built in ``raw``, ``intermediate`` and ``marts`` (the DuckDB
     loader's own state, ``raw._*``, left out)."""
     with duckdb.connect(str(path), read_only=True) as con:
+        # views too (marts.fct_orders): Spark's catalog lists them beside the tables
         names = con.execute(
-            "select schema_name || '.' || table_name from duckdb_tables() "
-            f"where schema_name in {SCHEMAS} and not starts_with(table_name, '_') order by 1"
+            "select table_schema || '.' || table_name from information_schema.tables "
+            f"where table_schema in {SCHEMAS} and not starts_with(table_name, '_') order by 1"
         ).fetchall()
         return {name: con.execute(f"select * from {name}").df() for (name,) in names}
 

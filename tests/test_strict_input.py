@@ -236,6 +236,7 @@ def test_date_sentinel_words_are_unparseable(tmp_path):
         + "1,a@x.com,2025-01-01,email,US\n"
         + "".join(f"{i},a@x.com,{w},email,US\n" for i, w in enumerate(SENTINELS, 2)),
         ORDER_HEADER
+        + "9,1,2025-01-02T10:00:00Z,completed,5,,USD\n"
         + "".join(f"{i},1,{w},completed,5,,USD\n" for i, w in enumerate(SENTINELS, 10)),
         SPEND_HEADER + "".join(f"{w},email,5\n" for w in SENTINELS),
     )
@@ -245,7 +246,7 @@ def test_date_sentinel_words_are_unparseable(tmp_path):
     n = len(SENTINELS)
     assert reasons == {
         **{("customers", line): "unparseable_signup_date" for line in range(3, n + 3)},
-        **{("orders", line): "unparseable_ordered_at" for line in range(2, n + 2)},
+        **{("orders", line): "unparseable_ordered_at" for line in range(3, n + 3)},
         **{("marketing_spend", line): "unparseable_date" for line in range(2, n + 2)},
     }
 

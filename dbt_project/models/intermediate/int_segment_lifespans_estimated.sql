@@ -26,7 +26,11 @@ observed as (
         max(tenure_month) + 1 as months_observed,
         sum(case when tenure_month = 0 then exposed_customers else 0 end) as customers,
         sum(churned_customers) as churn_events,
-        sum(still_active_share) as observed_active_months
+        {#- summed as decimals: exact in any row order, so a night equals a full refresh bit
+            for bit (sums of doubles depend on the order rows arrive in) -#}
+        cast(
+            sum(cast(still_active_share as decimal(38, 18))) as {{ type_double() }}
+        ) as observed_active_months
 
     from curve
     group by dimension, dimension_value
@@ -39,9 +43,9 @@ settled as (
     select
         curve.dimension,
         curve.dimension_value,
-        cast(curve.exposed_customers as {{ type_double() }}) as w,
-        cast(curve.tenure_month as {{ type_double() }}) as x,
-        ln(curve.still_active_share) as y
+        curve.exposed_customers as w,
+        curve.tenure_month as x,
+        cast(ln(curve.still_active_share) as decimal(38, 18)) as y
 
     from curve
     inner join observed
@@ -60,11 +64,11 @@ sums as (
         dimension,
         dimension_value,
         count(*) as points,
-        sum(w) as sw,
-        sum(w * x) as swx,
-        sum(w * y) as swy,
-        sum(w * x * x) as swxx,
-        sum(w * x * y) as swxy
+        cast(sum(w) as {{ type_double() }}) as sw,
+        cast(sum(w * x) as {{ type_double() }}) as swx,
+        cast(sum(w * y) as {{ type_double() }}) as swy,
+        cast(sum(w * x * x) as {{ type_double() }}) as swxx,
+        cast(sum(w * x * y) as {{ type_double() }}) as swxy
 
     from settled
     group by dimension, dimension_value

@@ -43,9 +43,11 @@ settled as (
     select
         curve.dimension,
         curve.dimension_value,
-        curve.exposed_customers as w,
-        curve.tenure_month as x,
-        cast(ln(curve.still_active_share) as decimal(38, 18)) as y
+        {#- exact decimals whose products fit 38 digits on both engines (Spark would cut
+            the scale of a wider product) -#}
+        cast(curve.exposed_customers as decimal(12, 0)) as w,
+        cast(curve.tenure_month as decimal(4, 0)) as x,
+        cast(ln(curve.still_active_share) as decimal(20, 15)) as y
 
     from curve
     inner join observed

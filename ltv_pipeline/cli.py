@@ -257,6 +257,7 @@ def run_all(*, instance=None, as_of_date: date | None = None) -> bool:
 
     from ltv_pipeline.definitions import defs
     from ltv_pipeline.jobs import all_assets_job
+    from ltv_pipeline.resources import build_resources
 
     if instance is None:
         instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
@@ -266,6 +267,8 @@ def run_all(*, instance=None, as_of_date: date | None = None) -> bool:
     result = job.execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config or None, tags=tags
     )
+    if not result.success and build_resources()["warehouse"].restore_last_good():
+        print("the warehouse was put back to the last good night", file=sys.stderr)
     return result.success
 
 

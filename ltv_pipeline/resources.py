@@ -16,7 +16,7 @@ from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 from pydantic import Field
 
-from ltv_pipeline import ingest, settings
+from ltv_pipeline import ingest, last_good, settings
 from ltv_pipeline import publish as publish_
 from ltv_pipeline.ingest import LoadReport
 from ltv_pipeline.project import dbt_project
@@ -76,6 +76,19 @@ class Warehouse(ConfigurableResource):
     ) -> publish_.Manifest:
         """Publish ``schema.<table>`` for each table as the BI snapshot (:mod:`publish`)."""
         raise NotImplementedError
+
+    def begin_night(self) -> bool:
+        """Before the raw load writes: put the last good night back if the last night was not
+        published, and mark this one unaudited; whether it put back (:mod:`last_good`).
+        Spark's tables are a metastore of folders: not kept (README)."""
+        return False
+
+    def restore_last_good(self) -> bool:
+        """Put the last good night back if the last night was not published; whether it did."""
+        return False
+
+    def keep_last_good(self) -> None:
+        """Keep the warehouse as it is now as the last good night (after publishing)."""
 
 
 class DuckDBSession:
@@ -182,6 +195,17 @@ class DuckDBWarehouse(Warehouse):
             return publish_.publish(
                 con, schema, tables, out_dir, run_id=run_id, as_of_date=as_of_date
             )
+
+    def begin_night(self) -> bool:
+        return last_good.begin(Path(self.path))
+
+    def restore_last_good(self) -> bool:
+        return last_good.restore(Path(self.path))
+
+    def keep_last_good(self) -> None:
+        with self.connect() as con:
+            con.execute("checkpoint")
+        last_good.keep(Path(self.path))
 
 
 def replace_table(

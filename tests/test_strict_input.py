@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import stat
 import subprocess
@@ -122,64 +121,50 @@ def test_the_loader_reads_timestamps_in_utc_whatever_the_host_time_zone(tmp_path
             assert dumps[zone][table] == rows, f"{table} differs under TZ={zone}"
 
 
-# The whole pipeline in a subprocess; writes every mart, sorted, as JSON to the file named.
-RUN_AND_DUMP_MARTS = """
-import json, duckdb, os, sys
+# The whole pipeline in a subprocess; writes, as JSON to the file named, the sha256 of every
+# published Parquet file and of every table's rows in the published DuckDB file (whose own
+# bytes hold more than its rows: block layout, free lists).
+RUN_AND_HASH_SNAPSHOT = """
+import duckdb, hashlib, json, os, sys
 from pathlib import Path
+from ltv_pipeline import publish
 from tests.helpers import run_pipeline
 result = run_pipeline()
 assert result.success, [e.message for e in result.all_events if e.is_failure]
-with duckdb.connect(os.environ["LTV_DUCKDB_PATH"], read_only=True) as con:
-    con.execute("set TimeZone = 'UTC'")
-    tables = [t for (t,) in con.execute(
-        "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
-    ).fetchall()]
-    Path(sys.argv[1]).write_text(json.dumps({
-        t: [list(map(str, r)) for r in con.sql(f"select * from marts.{t} order by all").fetchall()]
-        for t in tables
-    }))
+out = Path(os.environ["LTV_DATA_DIR"]) / "published"
+manifest = publish.read_manifest(out)
+hashes = {"as_of_date": manifest.as_of_date}
+hashes.update({t.name + ".parquet": t.parquet_sha256 for t in manifest.tables})
+with duckdb.connect(str(out / "marts.duckdb"), read_only=True) as con:
+    for t in manifest.tables:
+        rows = con.execute(f"select * from {t.name} order by all").fetchall()
+        hashes[t.name + " rows"] = hashlib.sha256(repr(rows).encode()).hexdigest()
+Path(sys.argv[1]).write_text(json.dumps(hashes))
 """
 
 
-def _same_cell(left: str, right: str) -> bool:
-    """Equal text, or floats equal within 1e-9 relative (parallel sums differ in the last bit)."""
-    if left == right:
-        return True
-    try:
-        return math.isclose(float(left), float(right), rel_tol=1e-9)
-    except ValueError:
-        return False
-
-
-def _same_rows(left: list[list[str]], right: list[list[str]] | None) -> bool:
-    return (
-        right is not None
-        and len(left) == len(right)
-        and all(
-            len(a) == len(b) and all(map(_same_cell, a, b))
-            for a, b in zip(left, right, strict=True)
-        )
-    )
-
-
-def test_the_marts_are_the_same_whatever_the_host_time_zone(tmp_path):
+def test_the_published_bytes_are_the_same_whatever_the_host_time_zone(tmp_path):
     """One pipeline run per zone, so dbt's connections are covered too (Kolkata used to fail
-    a signup test, New York moved as_of_date a day)."""
-    marts = {}
-    for zone in ("UTC", "Asia/Kolkata"):
+    a signup test, New York moved as_of_date a day and changed 13 of 14 marts). One thread
+    each, so that float sums add in one order and the bytes can be compared."""
+    published = {}
+    for zone in TIME_ZONES:
         data = tmp_path / zone.replace("/", "_")
         _offsetless_shop(data / "raw", seed=17)
         env = {
             settings.DATA_DIR_ENV: str(data),
             settings.DUCKDB_ENV: str(data / "warehouse.duckdb"),
             settings.WAREHOUSE_ENV: "duckdb",
+            "LTV_DUCKDB_THREADS": "1",
+            "LTV_DBT_THREADS": "1",
         }
-        marts[zone] = _in_time_zone(zone, RUN_AND_DUMP_MARTS, data / "marts.json", env=env)
-    assert len(marts["UTC"]) >= 10, sorted(marts["UTC"])
-    differing = [
-        t for t, rows in marts["UTC"].items() if not _same_rows(rows, marts["Asia/Kolkata"].get(t))
-    ]
-    assert not differing, f"marts differ under TZ=Asia/Kolkata: {differing}"
+        published[zone] = _in_time_zone(zone, RUN_AND_HASH_SNAPSHOT, data / "hashes.json", env=env)
+    assert len(published["UTC"]) >= 25, sorted(published["UTC"])
+    for zone in TIME_ZONES[1:]:
+        differing = sorted(
+            t for t, sha in published["UTC"].items() if published[zone].get(t) != sha
+        )
+        assert not differing, f"the snapshot differs under TZ={zone}: {differing}"
 
 
 def test_dates_before_the_earliest_date_are_quarantined(tmp_path):

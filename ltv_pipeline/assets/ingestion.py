@@ -47,6 +47,12 @@ def raw_tables(
     raw_files: RawFiles,
 ):
     """Load new and changed raw files in one transaction; a bad file leaves the last load."""
+    restored = warehouse.begin_night()
+    if restored:
+        context.log.warning(
+            f"the last night was not published: {warehouse.location()} is back at the last good "
+            "night before this load"
+        )
     report = warehouse.load_raw(
         raw_files.path,
         currency=raw_files.currency,
@@ -74,6 +80,7 @@ def raw_tables(
                 "rows_read": table.rows_read,
                 "quarantine_reasons": dg.MetadataValue.json(table.reasons),
                 "files_ignored": ignored,
+                "restored_last_good_night": restored,
             },
         )
     yield dg.MaterializeResult(

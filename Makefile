@@ -40,16 +40,16 @@ test: install lint
 
 # sqlfluff compiles the models with dbt: point it at a throwaway warehouse.
 lint: install
-	$(BIN)/ruff check ltv_pipeline tests bench
-	$(BIN)/ruff format --check ltv_pipeline tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	@mkdir -p dbt_project/target
 	LTV_WAREHOUSE=duckdb DBT_PROJECT_DIR=$(CURDIR)/dbt_project \
 		LTV_DUCKDB_PATH=$(CURDIR)/dbt_project/target/lint.duckdb \
 		$(BIN)/sqlfluff lint dbt_project/models
 
 format: install
-	$(BIN)/ruff format ltv_pipeline tests
-	$(BIN)/ruff check --fix ltv_pipeline tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 ui: install
 	@mkdir -p "$(DAGSTER_HOME)"

@@ -1,4 +1,9 @@
-"""Shared fixtures: a temporary warehouse and data folder per test, never the repo's data/."""
+"""Shared fixtures: a temporary warehouse and data folder per test, never the repo's data/.
+
+Tests live in ``unit/`` (pure modules, DuckDB in process: seconds), ``integration/`` (dbt
+builds, Dagster runs, subprocesses: minutes) and ``spark/`` (a local Spark, Java needed); each
+test is marked with its folder's name, so ``pytest -m unit`` runs only the fast ones.
+"""
 
 from __future__ import annotations
 
@@ -30,26 +35,13 @@ def dbt_manifest() -> Path:
     return manifest
 
 
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory):
-    """A local Spark session (UTC, no UI, scratch in a temp folder), its JVM shut down after
-    the module so a dbt-spark subprocess can open the metastore later."""
-    import os
+#: The folders tests live in; each is also a marker (pyproject.toml).
+KINDS = ("unit", "integration", "spark")
 
-    from pyspark.sql import SparkSession
 
-    from ltv_pipeline.spark import SparkWarehouse
-
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    scratch = tmp_path_factory.mktemp("spark")
-    session = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
-        .getOrCreate()
-    )
-    yield session
-    SparkWarehouse().release()
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with the folder it lives in."""
+    for item in items:
+        kind = item.path.parent.name
+        if kind in KINDS:
+            item.add_marker(getattr(pytest.mark, kind))

@@ -18,7 +18,7 @@ from ltv_pipeline import settings
 def _has_raw_files(raw_dir: Path) -> bool:
     """Whether the drop holds any file the loader reads (``.CSV`` and ``.csv.gz`` too), so a
     shop's compressed export is never mistaken for an empty drop and mixed with the sample."""
-    from ltv_pipeline.ingest import input_suffix
+    from ltv_pipeline.ingest.files import input_suffix
 
     return raw_dir.is_dir() and any(
         input_suffix(p) is not None for p in raw_dir.rglob("*") if p.is_file()

@@ -91,7 +91,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush a file or a folder (its entries: a rename in it) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -228,7 +229,7 @@ def _link_fixed_paths(out_dir: Path, tag: str) -> None:
         if link.is_dir() and not link.is_symlink():
             os.rename(link, out_dir / f".{name}.legacy-{tag}.tmp")
         _point(link, target, tag)
-    _fsync(out_dir)
+    fsync(out_dir)
 
 
 def publish(
@@ -266,9 +267,9 @@ def publish(
                 con, schema, tables, staging, run_id=run_id, as_of_date=as_of_date, version=version
             )
             os.rename(staging, out_dir / VERSIONS / version)  # fails rather than merge folders
-            _fsync(out_dir / VERSIONS)
+            fsync(out_dir / VERSIONS)
             _point(out_dir / CURRENT, f"{VERSIONS}/{version}", tag)  # the one swap
-            _fsync(out_dir)
+            fsync(out_dir)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -330,7 +331,7 @@ def _write_version(
             [[run_id, str(as_of_date), now, t.name, t.rows] for t in published],
         )
         snap.execute("checkpoint")
-    _fsync(db_path)
+    fsync(db_path)
     manifest = Manifest(
         run_id=run_id,
         as_of_date=str(as_of_date),
@@ -341,9 +342,9 @@ def _write_version(
         version=version,
     )
     (folder / "manifest.json").write_text(manifest.to_json())
-    _fsync(folder / "manifest.json")
-    _fsync(parquet_dir)
-    _fsync(folder)
+    fsync(folder / "manifest.json")
+    fsync(parquet_dir)
+    fsync(folder)
     return manifest
 
 
@@ -356,7 +357,7 @@ def _write_parquet(reader, path: Path) -> int:
             rows += batch.num_rows
     finally:
         writer.close()
-    _fsync(path)
+    fsync(path)
     return rows
 
 

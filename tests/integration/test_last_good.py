@@ -111,6 +111,7 @@ def test_a_failed_audit_leaves_raw_marts_and_snapshot_at_the_last_good_night(tmp
     monkeypatch.setenv("LTV_DATA_DIR", str(root))
     monkeypatch.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
     monkeypatch.setenv("LTV_EARLIEST_DATE", "1900-01-01")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # an ephemeral instance, not the repo's
     wh = root / "warehouse.duckdb"
 
     assert cli.run_all(), "the first night failed"

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import dagster as dg
 import duckdb
@@ -543,6 +544,18 @@ def test_ltv_cac_by_channel_month_by_hand(marts):
     assert organic["cac"] is None and organic["payback_month"] is None
 
 
+#: The marts the Python assets write (each documented as a dbt source).
+PYTHON_MARTS = (
+    "customer_segments",
+    "segment_summary",
+    "customer_revenue_deciles",
+    "cohort_retention",
+    "cohort_retention_wide",
+    "customer_predictions",
+    "clv_backtest",
+)
+
+
 def test_every_model_and_column_is_documented(marts, dbt_manifest):
     """The built columns of every model equal its documented columns, each with a description."""
     manifest = json.loads(dbt_manifest.read_text())
@@ -562,6 +575,27 @@ def test_every_model_and_column_is_documented(marts, dbt_manifest):
         documented = {name: col["description"] for name, col in node["columns"].items()}
         assert set(built) == set(documented), (node["name"], set(built) ^ set(documented))
         assert all(text.strip() for text in documented.values()), node["name"]
+    # the marts Python writes are documented as dbt sources, every column (cohort_retention_wide's
+    # month columns m1, m2, ... under m0)
+    sources = {n["name"]: n for n in manifest["sources"].values() if n["schema"] == "marts"}
+    assert set(sources) == set(PYTHON_MARTS)
+    for name, source in sources.items():
+        built = [
+            column
+            for (column,) in marts.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'marts' and table_name = ? order by ordinal_position",
+                [name],
+            ).fetchall()
+        ]
+        assert built, name
+        assert source["description"].strip(), name
+        documented = {c: col["description"] for c, col in source["columns"].items()}
+        months = {
+            c for c in built if name == "cohort_retention_wide" and re.fullmatch(r"m[1-9]\d*", c)
+        }
+        assert set(built) - months == set(documented), (name, set(built) ^ set(documented))
+        assert all(text.strip() for text in documented.values()), name
 
 
 def test_every_mart_has_tests_and_the_exposures_name_bi_uses(dbt_manifest):
@@ -592,5 +626,15 @@ def test_every_mart_has_tests_and_the_exposures_name_bi_uses(dbt_manifest):
         manifest["nodes"][dep]["name"]
         for e in manifest["exposures"].values()
         for dep in e["depends_on"]["nodes"]
+        if dep.startswith("model.")
     }
     assert exposed == marts - {"fct_orders"}
+    # and every mart a Python asset writes, through its documented source
+    python_marts = {s["name"] for s in manifest["sources"].values() if s["schema"] == "marts"}
+    exposed_sources = {
+        manifest["sources"][dep]["name"]
+        for e in manifest["exposures"].values()
+        for dep in e["depends_on"]["nodes"]
+        if dep.startswith("source.")
+    }
+    assert exposed_sources == python_marts == set(PYTHON_MARTS)

@@ -33,28 +33,6 @@ import pandas as pd
 from scipy import integrate, optimize, special
 from threadpoolctl import threadpool_limits
 
-__all__ = [
-    "BGNBDFit",
-    "ConvergenceError",
-    "CustomerForecast",
-    "GammaGammaFit",
-    "bgnbd_gradient",
-    "bgnbd_log_likelihood",
-    "expected_average_value",
-    "expected_purchases",
-    "expected_purchases_new",
-    "fit_bgnbd",
-    "fit_gamma_gamma",
-    "forecast_customers",
-    "gamma_gamma_gradient",
-    "gamma_gamma_log_likelihood",
-    "group_customers",
-    "p_alive",
-    "predicted_clv",
-    "simulate_bgnbd",
-    "simulate_gamma_gamma",
-]
-
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
 

@@ -18,6 +18,7 @@ from ltv_pipeline.defs import (
     read_as_of_date,
     with_as_of_date,
 )
+from ltv_pipeline.defs.dbt import python_mart_metadata
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
 PREDICTIONS = dg.AssetKey([MARTS_SCHEMA, "customer_predictions"])
@@ -108,6 +109,7 @@ def _summary(db: WarehouseSession, columns: tuple[str, ...], where: str = "true"
     deps=[SUMMARY, WINDOW, LTV_SUMMARY],
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "scipy"},
+    metadata=python_mart_metadata("customer_predictions"),
 )
 def customer_predictions(
     context: dg.AssetExecutionContext, config: ClvConfig, warehouse: Warehouse
@@ -175,6 +177,7 @@ def customer_predictions(
     deps=[SUMMARY, WINDOW],
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "scipy"},
+    metadata=python_mart_metadata("clv_backtest"),
 )
 def clv_backtest(
     context: dg.AssetExecutionContext, config: ClvBacktestConfig, warehouse: Warehouse

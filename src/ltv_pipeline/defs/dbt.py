@@ -2,6 +2,7 @@
 here; its manifest must exist first: ``ltv prepare`` (dbt parse)."""
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +15,28 @@ from ltv_pipeline.settings import DBT_PROJECT_DIR
 from ltv_pipeline.warehouse.base import Warehouse, WarehouseSession
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+@functools.cache
+def _sources() -> dict[str, dict[str, Any]]:
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    return {node["name"]: node for node in manifest["sources"].values()}
+
+
+def python_mart_metadata(table: str) -> dict[str, dg.TableSchema]:
+    """The column descriptions of a mart a Python asset writes, from its dbt source entry
+    (``models/staging/_clv__sources.yml``): documented once, where dbt users look, and shown
+    on the asset in the Dagster UI."""
+    columns = _sources()[table]["columns"]
+    return {
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(name=name, description=column["description"])
+                for name, column in columns.items()
+            ]
+        )
+    }
+
 
 # Figures a person looks for on a mart in the UI, beside its row count: (name, SQL) per table.
 KEY_FIGURES: dict[str, list[tuple[str, str]]] = {

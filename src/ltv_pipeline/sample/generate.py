@@ -78,6 +78,7 @@ values.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -91,6 +92,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from ltv_pipeline import clv
 
 #: What the generator writes beside the shop's files (the true parameters and the bad rows it
 #: planted): an answer key for tests, not input; the loader does not list them as ignored.
@@ -406,42 +409,25 @@ class CustomerSimulation:
 # --------------------------------------------------------------------------------------------
 
 
-def _hyp2f1(a: float, b: float, c: float, z: np.ndarray) -> np.ndarray:
-    """Gauss hypergeometric series for a 1-D ``z`` in ``[0, 1)``.
-
-    Implemented here because scipy is only a dev dependency; the series converges
-    geometrically in ``z``, and the caller's ``z = t / (alpha + t)`` stays below 1.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    total = np.ones_like(z)
-    term = np.ones_like(z)
-    n = 0
-    while n < 5_000_000:
-        steps = np.arange(n, n + 256, dtype=np.float64)
-        ratios = ((a + steps) * (b + steps)) / ((c + steps) * (steps + 1.0))
-        terms = term[:, None] * np.cumprod(ratios[None, :] * z[:, None], axis=1)
-        total = total + terms.sum(axis=1)
-        term = terms[:, -1]
-        n += 256
-        if np.all(np.abs(term) <= 1e-16 * np.abs(total)):
-            break
-    return total
-
-
 def expected_repeat_purchases(t: np.ndarray | float, params: BGNBDParams) -> np.ndarray:
     """BG/NBD ``E[X(t)]``: expected repeat purchases within ``t`` weeks of the first purchase.
 
-    This is the closed form of Fader, Hardie & Lee (2005, eq. 9), needed both to size a shop
-    for an order target and to check that the simulation matches the model it claims to follow.
-    Requires ``a > 1``.
+    The closed form of Fader, Hardie & Lee (2005, eq. 9), as the models compute it
+    (:func:`ltv_pipeline.clv.expected_purchases_new`): needed both to size a shop for an order
+    target and to check that the simulation matches the model it claims to follow.
     """
-    if params.a <= 1.0:
-        raise ValueError("expected_repeat_purchases needs a > 1 for its closed form")
+    fit = clv.BGNBDFit(
+        r=params.r,
+        alpha=params.alpha,
+        a=params.a,
+        b=params.b,
+        log_likelihood=math.nan,
+        n_customers=0.0,
+        iterations=0,
+        converged=True,
+    )
     t_arr = np.asarray(t, dtype=np.float64)
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    z = t_arr / (alpha + t_arr)
-    hyp = _hyp2f1(r, b, a + b - 1.0, z.reshape(-1)).reshape(t_arr.shape)
-    return (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t_arr)) ** r * hyp)
+    return clv.expected_purchases_new(fit, t_arr.reshape(-1)).reshape(t_arr.shape)
 
 
 def _signup_day_probabilities(n_days: int) -> np.ndarray:

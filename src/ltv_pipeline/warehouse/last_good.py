@@ -23,6 +23,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ltv_pipeline.publish import fsync
+
 #: The suffix of the files a copy is written to before it is renamed into place.
 COPYING_SUFFIX = ".copying"
 
@@ -39,14 +41,6 @@ def unaudited_marker(path: Path) -> Path:
 
 def _wal(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copying(target: Path) -> Path:
@@ -69,7 +63,7 @@ def _copy(source: Path, target: Path) -> None:
         os.umask(previous)
     temporary.chmod(0o600)
     os.replace(temporary, target)
-    _fsync_dir(target.parent)
+    fsync(target.parent)
 
 
 def sweep(path: Path) -> list[Path]:
@@ -92,7 +86,7 @@ def begin(path: Path) -> bool:
     restored = restore(path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     unaudited_marker(path).touch(mode=0o600)
-    _fsync_dir(path.parent)
+    fsync(path.parent)
     return restored
 
 
@@ -117,7 +111,7 @@ def restore(path: Path) -> bool:
     else:
         path.unlink(missing_ok=True)
     unaudited_marker(path).unlink()
-    _fsync_dir(path.parent)
+    fsync(path.parent)
     return True
 
 
@@ -137,4 +131,4 @@ def keep(path: Path) -> None:
         raise RuntimeError(f"{wal} is not empty: not keeping a copy that would lack its writes")
     _copy(path, good_copy(path))
     unaudited_marker(path).unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync(path.parent)

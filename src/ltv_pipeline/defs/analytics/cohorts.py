@@ -19,6 +19,7 @@ from ltv_pipeline.defs import (
     read_as_of_date,
     with_as_of_date,
 )
+from ltv_pipeline.defs.dbt import python_mart_metadata
 from ltv_pipeline.defs.resources import ReportsDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
 
@@ -47,6 +48,7 @@ def png_markdown(path, title: str) -> dg.MetadataValue:
             "cumulative revenue and margin per customer.",
             group_name=ANALYTICS_GROUP,
             kinds={"duckdb", "pandas"},
+            metadata=python_mart_metadata("cohort_retention"),
         ),
         dg.AssetSpec(
             RETENTION_WIDE,
@@ -54,6 +56,7 @@ def png_markdown(path, title: str) -> dg.MetadataValue:
             description="One row per cohort: retention in months m0, m1, ... (heatmap for BI).",
             group_name=ANALYTICS_GROUP,
             kinds={"duckdb", "pandas"},
+            metadata=python_mart_metadata("cohort_retention_wide"),
         ),
     ],
     can_subset=False,

@@ -7,6 +7,7 @@ import dagster as dg
 from ltv_pipeline.analytics.rfm import SEGMENTS, score_customers, segment_summary
 from ltv_pipeline.defs import ANALYTICS_GROUP, check_result, not_fitted
 from ltv_pipeline.defs.clv import PREDICTIONS, WINDOW
+from ltv_pipeline.defs.dbt import python_mart_metadata
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
 CUSTOMERS = dg.AssetKey([MARTS_SCHEMA, "customers"])
@@ -24,6 +25,7 @@ def _as_of_date(db: WarehouseSession) -> datetime.date:
     deps=[CUSTOMERS, WINDOW],
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "pandas"},
+    metadata=python_mart_metadata("customer_segments"),
 )
 def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """One row per customer with a purchase as of as_of_date (a column): R, F, M scores and RFM
@@ -54,6 +56,7 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
     deps=[customer_segments, CUSTOMERS, PREDICTIONS, WINDOW],
     group_name=ANALYTICS_GROUP,
     kinds={"duckdb", "pandas"},
+    metadata=python_mart_metadata("segment_summary"),
 )
 def segment_summary_asset(warehouse: Warehouse):
     """One row per RFM segment as of as_of_date (a column): customers, shares of customers and

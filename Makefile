@@ -9,6 +9,7 @@ LOCK := $(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 # pyspark: 500 MB of the venv) come with `make test`, `make run-spark` and the other dev targets.
 STAMP := $(VENV)/.installed-run-$(LOCK)
 DEV_STAMP := $(VENV)/.installed-dev-$(LOCK)
+DEV_EXTRAS := .[dev,spark]
 # uv installs the pinned versions 5x faster than pip (README, "Install"); pip is the fallback.
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
@@ -34,7 +35,7 @@ $(STAMP): pyproject.toml requirements.lock | $(UV)
 	$(call pinned_install,.,$@)
 
 $(DEV_STAMP): pyproject.toml requirements.lock | $(UV)
-	$(call pinned_install,.[dev,spark],$@)
+	$(call pinned_install,$(DEV_EXTRAS),$@)
 	@touch $(STAMP)
 
 install: $(STAMP)

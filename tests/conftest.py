@@ -28,7 +28,7 @@ def dbt_manifest() -> Path:
     """The dbt manifest Dagster loads; parsed once if `make test` did not already."""
     manifest = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
     if not manifest.exists():
-        from ltv_pipeline.cli import prepare
+        from ltv_pipeline.dbt_runner import prepare
 
         prepare()
     assert manifest.exists(), "dbt parse did not write target/manifest.json"

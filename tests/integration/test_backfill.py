@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ltv_pipeline import cli, publish
+from ltv_pipeline import cli, publish, runs
 from ltv_pipeline.definitions import defs
 from ltv_pipeline.defs.clv import BACKTEST, HISTORY_SCHEMA, HISTORY_TABLE
 from ltv_pipeline.defs.dbt import dbt_models
@@ -121,7 +121,7 @@ def test_ltv_run_as_of_rebuilds_every_asset_and_publishes_that_date(backfilled):
         warehouse, f"select as_of_date, is_backfill from {HISTORY_SCHEMA}.{HISTORY_TABLE}"
     )
     assert history == [(date.fromisoformat(AS_OF), True)]
-    assert cli.stale_marts_warning() is None  # every mart agrees with dbt
+    assert runs.stale_marts_warning() is None  # every mart agrees with dbt
 
 
 def test_dbt_build_at_another_date_warns_that_the_python_marts_are_stale(backfilled, capsys):

@@ -8,7 +8,7 @@ import shutil
 
 import duckdb
 
-from ltv_pipeline import cli
+from ltv_pipeline import dbt_runner
 from ltv_pipeline.sample.generate import generate_shop
 from tests.helpers import materialization_metadata, run_pipeline
 from tests.integration.test_marts_fixture import CUSTOMERS, ORDERS, SPEND
@@ -160,7 +160,7 @@ def test_drift_between_orders_and_the_raw_layer_fails_a_test_and_the_next_night_
     with duckdb.connect(str(warehouse)) as con:
         con.execute("delete from intermediate.int_orders_valued where order_id = 303")
     select = ["--select", "test_name:reconciles_by_day", "--quiet"]
-    assert cli.run_dbt(["test", *select]) != 0
+    assert dbt_runner.run_dbt(["test", *select]) != 0
     assert run_pipeline().success
     assert _marts_state(warehouse) == before
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ltv_pipeline import cli, ingest
+from ltv_pipeline import ingest, runs
 from ltv_pipeline.sample.generate import generate_shop
 from ltv_pipeline.warehouse import last_good
 from tests.helpers import failure_messages, materialization_metadata, run_pipeline
@@ -114,7 +114,7 @@ def test_a_failed_audit_leaves_raw_marts_and_snapshot_at_the_last_good_night(tmp
     monkeypatch.delenv("DAGSTER_HOME", raising=False)  # an ephemeral instance, not the repo's
     wh = root / "warehouse.duckdb"
 
-    assert cli.run_all(), "the first night failed"
+    assert runs.run_all(), "the first night failed"
     night_1 = raw_and_marts(wh)
     snapshot_1 = published_files(root / "published")
     assert any(t.startswith("marts.") for t in night_1) and set(RAW_TABLES) <= set(night_1)
@@ -136,7 +136,7 @@ def test_a_failed_audit_leaves_raw_marts_and_snapshot_at_the_last_good_night(tmp
         header + "\n900001,9001,1900-01-02T10:00:00Z,completed,10.00,5.00,USD\n"
     )
 
-    assert not cli.run_all(), "a 1,518-month history was published"
+    assert not runs.run_all(), "a 1,518-month history was published"
     assert raw_and_marts(wh) == night_1
     assert published_files(root / "published") == snapshot_1
     assert not last_good.unaudited_marker(wh).exists()

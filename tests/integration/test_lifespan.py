@@ -17,7 +17,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ltv_pipeline import cli
+from ltv_pipeline import dbt_runner
 from tests.helpers import check_evaluations, run_pipeline
 from tests.shops import Behaviour, simulated_active_months, true_active_months, write_shop
 
@@ -111,7 +111,7 @@ def test_the_lifespan_cap_binds(shops, monkeypatch):
     monkeypatch.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
     vars_ = json.dumps({"max_lifespan_years": 0.5})
     select = ["--select", "int_segment_lifespans_estimated", "ltv_summary"]
-    assert cli.run_dbt(["build", *select, "--vars", vars_, "--quiet"]) == 0
+    assert dbt_runner.run_dbt(["build", *select, "--vars", vars_, "--quiet"]) == 0
     after = _overall(root)
     assert before["customer_lifespan_years"] > 0.5
     assert after["customer_lifespan_years"] == 0.5

@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltv_pipeline import publish
-from ltv_pipeline.cli import run_dbt, summary
+from ltv_pipeline.dbt_runner import run_dbt
 from ltv_pipeline.definitions import defs
+from ltv_pipeline.runs import summary
 from ltv_pipeline.sample.generate import generate_shop
 from tests.helpers import failure_messages, materialized_keys, run_pipeline
 

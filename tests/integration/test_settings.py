@@ -158,29 +158,29 @@ def test_dbt_applies_the_same_duckdb_limits(tmp_path):
 
 
 def test_dbt_parse_is_skipped_only_when_its_inputs_are_unchanged(tmp_path, monkeypatch):
-    from ltv_pipeline import cli
+    from ltv_pipeline import dbt_runner
 
     copy = tmp_path / "dbt_project"
     shutil.copytree(settings.DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target"))
     monkeypatch.setattr(settings, "DBT_PROJECT_DIR", copy)
     monkeypatch.setenv(settings.DUCKDB_ENV, str(tmp_path / "w.duckdb"))
-    assert cli.prepare() is True
+    assert dbt_runner.prepare() is True
     manifest = copy / "target" / "manifest.json"
     assert manifest.exists()
-    assert cli.prepare() is False
-    assert cli.prepare(force=True) is True
+    assert dbt_runner.prepare() is False
+    assert dbt_runner.prepare(force=True) is True
     # a changed model, a new file and a changed environment each make it parse again
     model = copy / "models" / "marts" / "customers.sql"
     model.write_text(model.read_text() + "\n-- edited\n")
-    assert cli.prepare() is True
-    assert cli.prepare() is False
+    assert dbt_runner.prepare() is True
+    assert dbt_runner.prepare() is False
     monkeypatch.setenv(settings.DUCKDB_ENV, str(tmp_path / "other.duckdb"))
-    assert cli.prepare() is True
+    assert dbt_runner.prepare() is True
     (copy / "macros" / "extra.sql").write_text("{% macro extra() %}1{% endmacro %}\n")
-    assert cli.prepare() is True
+    assert dbt_runner.prepare() is True
     # a failed parse leaves no stamp, so the next call parses again
     (copy / "models" / "marts" / "_broken.yml").write_text("models: [\n")
     with pytest.raises(SystemExit, match="dbt parse failed"):
-        cli.prepare()
+        dbt_runner.prepare()
     (copy / "models" / "marts" / "_broken.yml").unlink()
-    assert cli.prepare() is True
+    assert dbt_runner.prepare() is True

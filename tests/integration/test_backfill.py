@@ -89,7 +89,7 @@ def test_the_python_marts_list_is_every_python_asset_in_marts():
         for key in asset.keys
         if key.path[0] == "marts"
     }
-    assert set(cli.PYTHON_MARTS) == python_marts
+    assert set(runs.PYTHON_MARTS) == python_marts
 
 
 def test_ltv_run_as_of_rebuilds_every_asset_and_publishes_that_date(backfilled):

@@ -1,7 +1,7 @@
-"""Load raw shop files into Spark database ``raw`` with the same rules as :mod:`ingest`.
+"""Load raw shop files into Spark database ``raw`` with the same rules as :mod:`.duckdb`.
 
 The rules, their precedence, the key verdicts (``exact_duplicate``, ``conflicting_duplicate``)
-and the reference check are :mod:`ingest`'s, rendered for Spark (``ingest.raw_tables(SPARK)``,
+and the reference check are :mod:`.rules`', rendered for Spark (``ingest.raw_tables(SPARK)``,
 ``ingest.typed_query``); on the same files both engines load the same rows and quarantine the
 same rows for the same reasons, with the same raw record text (tested).
 

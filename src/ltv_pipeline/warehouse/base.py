@@ -63,7 +63,8 @@ class Warehouse(ConfigurableResource):
         max_quarantine_share: float = settings.DEFAULT_MAX_QUARANTINE_SHARE,
         earliest_date: dt.date = settings.DEFAULT_EARLIEST_DATE,
     ) -> LoadReport:
-        """Bring schema ``raw`` up to date with the files in ``raw_dir`` (:mod:`ingest`)."""
+        """Bring schema ``raw`` up to date with the files in ``raw_dir``
+        (:mod:`ltv_pipeline.ingest`)."""
         raise NotImplementedError
 
     def mart_tables(self, schema: str) -> list[str]:
@@ -78,8 +79,9 @@ class Warehouse(ConfigurableResource):
 
     def begin_night(self) -> bool:
         """Before the raw load writes: put the last good night back if the last night was not
-        published, and mark this one unaudited; whether it put back (:mod:`last_good`).
-        Spark's tables are a metastore of folders: not kept (README)."""
+        published, and mark this one unaudited; whether it put back
+        (:mod:`ltv_pipeline.warehouse.last_good`). Spark's tables are a metastore of folders:
+        not kept (README)."""
         return False
 
     def restore_last_good(self) -> bool:

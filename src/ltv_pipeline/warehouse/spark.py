@@ -70,7 +70,7 @@ def _frame(table: pa.Table) -> pd.DataFrame:
 
 
 class SparkSQLSession:
-    """:class:`ltv_pipeline.resources.WarehouseSession` on a Spark session."""
+    """:class:`ltv_pipeline.warehouse.base.WarehouseSession` on a Spark session."""
 
     def __init__(self, spark: Any) -> None:
         self.spark = spark

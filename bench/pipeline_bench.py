@@ -61,7 +61,7 @@ STAGES = {
 GENERATE = """
 import json, sys, time
 from pathlib import Path
-from ltv_pipeline.generate import generate_shop
+from ltv_pipeline.sample.generate import generate_shop
 s = generate_shop(Path(sys.argv[1]), orders=int(sys.argv[2]), fmt="parquet", seed=int(sys.argv[3]))
 print(json.dumps({"customers": s.customers, "orders": s.orders, "seconds": s.seconds}))
 """
@@ -255,7 +255,7 @@ def split_by_month(full: Path, folder: Path) -> dict:
 
 def fit_time(warehouse: Path) -> dict:
     """Seconds of ``forecast.fit_models`` on the warehouse's customer summary (in-process)."""
-    from ltv_pipeline import forecast
+    from ltv_pipeline.clv import forecast
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         s = con.execute("select * from intermediate.int_customer_purchases_summarized").df()

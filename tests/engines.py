@@ -39,7 +39,7 @@ def duckdb_tables(path: Path) -> dict[str, pd.DataFrame]:
 
 def spark_tables() -> dict[str, pd.DataFrame]:
     """The same from the Spark warehouse the environment points at (LTV_DATA_DIR)."""
-    from ltv_pipeline.spark import SparkWarehouse, spark_conf
+    from ltv_pipeline.warehouse.spark import SparkWarehouse, spark_conf
 
     warehouse = SparkWarehouse(conf=spark_conf())
     try:
@@ -145,7 +145,7 @@ def _run(data_dir: Path, engine: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ltv_pipeline.generate import generate_shop
+    from ltv_pipeline.sample.generate import generate_shop
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=5000, help="sample shop size")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ltv_pipeline.assets.dbt import DbtBuildConfig
-from ltv_pipeline.assets.ingestion import RawLoadConfig
 from ltv_pipeline.definitions import defs
-from ltv_pipeline.jobs import all_assets_job
+from ltv_pipeline.defs.dbt import DbtBuildConfig
+from ltv_pipeline.defs.ingest import RawLoadConfig
+from ltv_pipeline.defs.schedules import all_assets_job
 
 
 def run_pipeline(

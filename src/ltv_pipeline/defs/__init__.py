@@ -1,0 +1,57 @@
+"""Dagster definitions, one module per concern, named as the pure modules they wrap: loaded by
+:func:`dagster.load_from_defs_folder` (``definitions.py``). Each asset check sits next to its
+asset."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from ltv_pipeline.warehouse.base import WarehouseSession
+
+
+def check_result(problems: list[str], ok: str, **metadata) -> dg.AssetCheckResult:
+    """Passed when ``problems`` is empty; the description lists them, or says ``ok``."""
+    return dg.AssetCheckResult(
+        passed=not problems, description="; ".join(problems) or ok, metadata=metadata
+    )
+
+
+ANALYTICS_GROUP = "analytics"
+
+
+#: The one-row dbt model that says which day "today" is (the dbt var ``as_of_date``).
+REPORTING_WINDOW = dg.AssetKey(["intermediate", "int_reporting_window"])
+
+
+def read_as_of_date(db: WarehouseSession) -> dt.date:
+    """The ``as_of_date`` the dbt marts were built for (``int_reporting_window``).
+
+    Every Python mart stores it, so a mart left behind by a dbt-only rebuild at another date
+    says so itself (``ltv dbt build`` warns; publishing refuses a mixed snapshot).
+    """
+    (value,) = db.row("select as_of_date from intermediate.int_reporting_window")
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def with_as_of_date(frame: pd.DataFrame, as_of_date: dt.date) -> pd.DataFrame:
+    """``frame`` with a last column ``as_of_date``, typed as a date even when it is empty.
+
+    An Arrow date column: DuckDB and Spark (through Arrow) both store it as DATE, where a
+    column of Python dates would be untyped when there are no rows.
+    """
+    out = frame.copy()
+    out["as_of_date"] = pd.Series(
+        [as_of_date] * len(out), index=out.index, dtype=pd.ArrowDtype(pa.date32())
+    )
+    return out
+
+
+def not_fitted(what: str, status: str) -> dg.AssetCheckResult:
+    # a shop too small to fit is a warning, not wrong numbers: the predictions are null
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{what} {status}",
+    )

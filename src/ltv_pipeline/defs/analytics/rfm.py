@@ -1,0 +1,149 @@
+"""RFM segments and their summary, from marts.customers."""
+
+import datetime
+
+import dagster as dg
+
+from ltv_pipeline.analytics.rfm import SEGMENTS, score_customers, segment_summary
+from ltv_pipeline.defs import ANALYTICS_GROUP, check_result, not_fitted
+from ltv_pipeline.defs.clv import PREDICTIONS, WINDOW
+from ltv_pipeline.defs.dbt import python_mart_metadata
+from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
+
+CUSTOMERS = dg.AssetKey([MARTS_SCHEMA, "customers"])
+
+
+def _as_of_date(db: WarehouseSession) -> datetime.date:
+    """The date the marts describe (one row of int_reporting_window), written on every row so
+    BI can tell which day a segment table is about."""
+    (as_of_date,) = db.row(f"select as_of_date from {WINDOW.path[0]}.{WINDOW.path[1]}")
+    return as_of_date
+
+
+@dg.asset(
+    key_prefix=[MARTS_SCHEMA],
+    deps=[CUSTOMERS, WINDOW],
+    group_name=ANALYTICS_GROUP,
+    kinds={"duckdb", "pandas"},
+    metadata=python_mart_metadata("customer_segments"),
+)
+def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """One row per customer with a purchase as of as_of_date (a column): R, F, M scores and RFM
+    segment."""
+    with warehouse.session() as db:
+        customers = db.frame(
+            "select customer_id, days_since_last_purchase, purchases, "
+            "cast(net_revenue as double) as net_revenue, is_churned "
+            f"from {MARTS_SCHEMA}.customers "
+            "where has_purchased"
+        )
+        segments = score_customers(customers)
+        segments.insert(1, "as_of_date", _as_of_date(db))
+        rows = db.replace_table(f"{MARTS_SCHEMA}.customer_segments", segments, "customer_id")
+    counts = segments["segment"].value_counts().sort_index()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "customers_per_segment": dg.MetadataValue.json(
+                {name: int(n) for name, n in counts.items()}
+            ),
+        }
+    )
+
+
+@dg.asset(
+    key=[MARTS_SCHEMA, "segment_summary"],
+    deps=[customer_segments, CUSTOMERS, PREDICTIONS, WINDOW],
+    group_name=ANALYTICS_GROUP,
+    kinds={"duckdb", "pandas"},
+    metadata=python_mart_metadata("segment_summary"),
+)
+def segment_summary_asset(warehouse: Warehouse):
+    """One row per RFM segment as of as_of_date (a column): customers, shares of customers and
+    revenue, average LTV and CLV."""
+    with warehouse.session() as db:
+        segments = db.frame(f"select * from {MARTS_SCHEMA}.customer_segments")
+        customers = db.frame(
+            f"select customer_id, net_revenue, historical_ltv from {MARTS_SCHEMA}.customers"
+        )
+        predictions = db.frame(
+            f"select customer_id, predicted_clv from {MARTS_SCHEMA}.customer_predictions"
+        )
+        summary = segment_summary(segments, customers, predictions)
+        summary.insert(1, "as_of_date", _as_of_date(db))
+        rows = db.replace_table(f"{MARTS_SCHEMA}.segment_summary", summary, "segment")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "summary": dg.MetadataValue.md(summary.round(4).to_markdown(index=False)),
+        }
+    )
+
+
+@dg.asset_check(asset=customer_segments, blocking=True)
+def every_buyer_has_one_segment(warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Each customer with a purchase has exactly one known segment, and nobody else has one."""
+    known = ", ".join("'" + s.replace("'", "''") + "'" for s in SEGMENTS)
+    with warehouse.session() as db:
+        missing, extra, duplicated, unknown, scores = db.row(
+            f"""
+            select
+                (select count(*) from {MARTS_SCHEMA}.customers c
+                 where c.has_purchased and c.customer_id not in
+                     (select customer_id from {MARTS_SCHEMA}.customer_segments)),
+                (select count(*) from {MARTS_SCHEMA}.customer_segments s
+                 where s.customer_id not in
+                     (select customer_id from {MARTS_SCHEMA}.customers where has_purchased)),
+                (select count(*) - count(distinct customer_id)
+                 from {MARTS_SCHEMA}.customer_segments),
+                (select count(*) from {MARTS_SCHEMA}.customer_segments
+                 where segment not in ({known})),
+                (select count(*) from {MARTS_SCHEMA}.customer_segments
+                 where least(r, f, m) < 1 or greatest(r, f, m) > 5)
+            """
+        )
+    problems = [
+        f"{n} {what}"
+        for n, what in [
+            (missing, "buyers without a segment"),
+            (extra, "segments for non-buyers"),
+            (duplicated, "duplicate customers"),
+            (unknown, "unknown segment names"),
+            (scores, "scores outside 1-5"),
+        ]
+        if n
+    ]
+    return check_result(
+        problems,
+        "every buyer has exactly one segment",
+        missing=missing,
+        extra=extra,
+        duplicated=duplicated,
+    )
+
+
+@dg.asset_check(asset=segment_summary_asset, blocking=True)
+def segment_shares_sum_to_one(warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Customer and revenue shares each sum to 1, and customers add up to the buyers."""
+    with warehouse.session() as db:
+        customers, share_customers, share_revenue = db.row(
+            f"select sum(customers), sum(share_of_customers), sum(share_of_revenue) "
+            f"from {MARTS_SCHEMA}.segment_summary"
+        )
+        (buyers,) = db.row(f"select count(*) from {MARTS_SCHEMA}.customers where has_purchased")
+    if not buyers and not customers:
+        # every order refunded or cancelled: nothing to segment, which is news, not an error
+        return not_fitted("segment_summary", "is empty: no customer has a completed order")
+    problems = []
+    if customers != buyers:
+        problems.append(f"segments hold {customers} customers, the mart {buyers} buyers")
+    if abs((share_customers or 0) - 1) > 1e-9:
+        problems.append(f"customer shares sum to {share_customers}")
+    if abs((share_revenue or 0) - 1) > 1e-9:
+        problems.append(f"revenue shares sum to {share_revenue}")
+    return check_result(
+        problems,
+        "shares sum to 1",
+        share_of_customers=share_customers,
+        share_of_revenue=share_revenue,
+    )

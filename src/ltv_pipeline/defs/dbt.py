@@ -1,0 +1,150 @@
+"""Every dbt model as an asset; dbt tests become asset checks. The dbt project is built once,
+here; its manifest must exist first: ``ltv prepare`` (dbt parse)."""
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from pydantic import Field, field_validator
+
+from ltv_pipeline.settings import DBT_PROJECT_DIR
+from ltv_pipeline.warehouse.base import Warehouse, WarehouseSession
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+@functools.cache
+def _sources() -> dict[str, dict[str, Any]]:
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    return {node["name"]: node for node in manifest["sources"].values()}
+
+
+def python_mart_metadata(table: str) -> dict[str, dg.TableSchema]:
+    """The column descriptions of a mart a Python asset writes, from its dbt source entry
+    (``models/staging/_clv__sources.yml``): documented once, where dbt users look, and shown
+    on the asset in the Dagster UI."""
+    columns = _sources()[table]["columns"]
+    return {
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(name=name, description=column["description"])
+                for name, column in columns.items()
+            ]
+        )
+    }
+
+
+# Figures a person looks for on a mart in the UI, beside its row count: (name, SQL) per table.
+KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
+    "ltv_summary": [
+        (
+            "overall",
+            "select is_reliable, unreliable_reason, months_observed, churn_events, "
+            "expected_active_months, lifespan_extrapolated_share, customer_lifespan_years, "
+            "historical_ltv, margin_ltv, discounted_ltv, monthly_churn_rate "
+            "from marts.ltv_summary where dimension = 'overall'",
+        )
+    ],
+    "ltv_cac_by_channel": [
+        (
+            "ltv_to_cac_by_channel",
+            "select acquisition_channel, ltv_to_cac, ltv_to_cac_status, "
+            "ltv_to_cac_unknown_reason, predicted_value_to_cac "
+            "from marts.ltv_cac_by_channel order by acquisition_channel",
+        )
+    ],
+    "churn_monthly": [
+        (
+            "last_complete_month",
+            "select month_start, churn_rate, retention_rate, active_at_end "
+            "from marts.churn_monthly where is_complete_month "
+            "order by month_start desc limit 1",
+        )
+    ],
+}
+
+
+class LtvDbtTranslator(DagsterDbtTranslator):
+    """Groups follow the dbt folders (staging, intermediate, marts)."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        return fqn[1] if len(fqn) > 2 else None
+
+
+class DbtBuildConfig(dg.Config):
+    """Run options: rebuild the marts as of a past date, or rebuild incremental models."""
+
+    as_of_date: str | None = None
+    full_refresh: bool = False
+    # Other dbt vars (e.g. churn_inactivity_days); each is range-checked by its macro.
+    vars: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("as_of_date")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            dt.date.fromisoformat(value)  # raises ValueError naming the bad value
+        return value
+
+    def cli_args(self) -> list[str]:
+        args = ["build"]
+        dbt_vars = {name: int(v) if float(v).is_integer() else v for name, v in self.vars.items()}
+        if self.as_of_date:
+            dbt_vars["as_of_date"] = self.as_of_date
+        if dbt_vars:
+            args += ["--vars", json.dumps(dbt_vars, sort_keys=True)]
+        if self.full_refresh:
+            args.append("--full-refresh")
+        return args
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=LtvDbtTranslator(),
+)
+def dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    config: DbtBuildConfig,
+):
+    """Build and test the dbt models selected in this run."""
+    # dbt holds the DuckDB lock while it builds, so row counts and key figures are read once it
+    # has exited; the events are held until then (dbt's own log streams meanwhile).
+    events, failure = [], None
+    warehouse.release()  # e.g. a local Spark's metastore admits one process
+    invocation = dbt.cli(config.cli_args(), context=context)
+    try:
+        for event in invocation.stream():
+            events.append(event)
+    except Exception as exc:  # re-raised below, after reporting what was built
+        failure = exc
+        # an error raised while dbt still runs (e.g. a stale manifest): let it finish, or the
+        # warehouse is still locked and the real error hides behind a lock error
+        invocation.process.wait()
+    with warehouse.session() as db:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                event = event.with_metadata({**event.metadata, **_table_metadata(db, key)})
+            yield event
+    if failure is not None:
+        raise failure
+
+
+def _table_metadata(db: WarehouseSession, key: dg.AssetKey) -> dict[str, Any]:
+    # dbt's schema and model names are plain identifiers: unquoted, as both engines take them
+    schema, name = key.path[0], key.path[-1]
+    (rows,) = db.row(f"select count(*) from {schema}.{name}")
+    metadata: dict[str, Any] = {"dagster/row_count": int(rows)}
+    for label, sql in KEY_FIGURES.get(name, []):
+        frame = db.frame(sql)
+        records = json.loads(frame.to_json(orient="records", date_format="iso"))
+        metadata[label] = dg.MetadataValue.json(records[0] if len(records) == 1 else records)
+    return metadata

@@ -1,0 +1,134 @@
+"""The last good night of a DuckDB warehouse: kept when a night is published, put back when
+a night is not.
+
+Write-Audit-Publish for a warehouse that is one file. A night writes the raw layer and the
+marts in the working file, where no reader looks (BI reads only the published snapshot), and
+audits them (dbt tests, blocking checks); the snapshot is published only if every audit passed,
+and only then is the working file copied to ``<stem>.last-good.duckdb``. The raw load marks
+the working file ``<file>.unaudited`` before it writes, and publishing removes the mark. A
+mark left behind (a failed audit, a failed step, a kill, a run that loaded raw but did not
+publish) means the file holds a night nobody vouched for: ``ltv run`` puts the last good night
+back at once when its run fails, and the next raw load does in any case (a run from the UI or
+the schedule). Without a good copy (no night published yet) the working file is removed.
+
+Putting back is always safe: the raw layer is a function of the files in the drop and its file
+registry comes back with it, so the next load re-reads whatever changed since (tested: a night
+equals a fresh load). DuckDB has no table snapshots and ext4 no reflinks, so keeping is a full
+copy of the file, once per published night.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ltv_pipeline.publish import fsync
+
+#: The suffix of the files a copy is written to before it is renamed into place.
+COPYING_SUFFIX = ".copying"
+
+
+def good_copy(path: Path) -> Path:
+    """Where the last good night of the warehouse at ``path`` is kept."""
+    return path.with_name(f"{path.stem}.last-good{path.suffix}")
+
+
+def unaudited_marker(path: Path) -> Path:
+    """The file whose presence says the warehouse holds a night not (yet) published."""
+    return path.with_name(path.name + ".unaudited")
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _copying(target: Path) -> Path:
+    return target.with_name(target.name + COPYING_SUFFIX)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy ``source`` onto ``target`` (mode 0600) through a temporary file renamed last."""
+    temporary = _copying(target)
+    previous = os.umask(0o077)
+    try:
+        with source.open("rb") as src, temporary.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 16 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    finally:
+        os.umask(previous)
+    temporary.chmod(0o600)
+    os.replace(temporary, target)
+    fsync(target.parent)
+
+
+def sweep(path: Path) -> list[Path]:
+    """Remove the half-written copies a killed run or a full disk left; returns them."""
+    left = [p for p in (_copying(path), _copying(good_copy(path))) if p.exists()]
+    for p in left:
+        p.unlink()
+    return left
+
+
+def begin(path: Path) -> bool:
+    """Before a night writes the warehouse at ``path``: put the last good night back if the
+    last writer left its mark (:func:`restore`), then mark the file unaudited.
+
+    Returns
+    -------
+    bool
+        Whether the last good night was put back.
+    """
+    restored = restore(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    unaudited_marker(path).touch(mode=0o600)
+    fsync(path.parent)
+    return restored
+
+
+def restore(path: Path) -> bool:
+    """Put the last good night back if the warehouse is marked unaudited.
+
+    The warehouse must be closed. Its write-ahead log goes first (applied to the good copy it
+    would corrupt it), the marker last, so a kill halfway through restores again.
+
+    Returns
+    -------
+    bool
+        Whether the warehouse was put back (or, without a good copy, removed).
+    """
+    sweep(path)
+    if not unaudited_marker(path).exists():
+        return False
+    _wal(path).unlink(missing_ok=True)
+    good = good_copy(path)
+    if good.exists():
+        _copy(good, path)
+    else:
+        path.unlink(missing_ok=True)
+    unaudited_marker(path).unlink()
+    fsync(path.parent)
+    return True
+
+
+def keep(path: Path) -> None:
+    """Keep the warehouse at ``path`` as the last good night (after its night was published).
+
+    Call it with the file checkpointed (an empty write-ahead log), so that the file alone
+    holds the night.
+
+    Raises
+    ------
+    RuntimeError
+        The write-ahead log is not empty: a copy would lack its writes.
+    """
+    wal = _wal(path)
+    if wal.exists() and wal.stat().st_size:
+        raise RuntimeError(f"{wal} is not empty: not keeping a copy that would lack its writes")
+    _copy(path, good_copy(path))
+    unaudited_marker(path).unlink(missing_ok=True)
+    fsync(path.parent)

@@ -1,0 +1,238 @@
+"""Incremental nights (raw files by watermark, orders by change capture) equal a full refresh
+and a fresh load."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import duckdb
+
+from ltv_pipeline import dbt_runner
+from ltv_pipeline.sample.generate import generate_shop
+from tests.helpers import materialization_metadata, run_pipeline
+from tests.integration.test_marts_fixture import CUSTOMERS, ORDERS, SPEND
+
+
+def _snapshot(path: str) -> dict[str, list[tuple]]:
+    with duckdb.connect(path, read_only=True) as con:
+        return {
+            table: con.execute(f"select * from {table} order by all").fetchall()
+            for table in (
+                "marts.fct_orders",
+                "marts.customers",
+                "marts.churn_monthly",
+                "marts.ltv_summary",
+                "marts.cac_monthly",
+                "marts.cohort_activity",
+                "marts.ltv_cac_by_channel",
+                "intermediate.int_customer_purchases_accumulated",
+                "intermediate.int_customer_purchases_summarized",
+            )
+        }
+
+
+def _fixture_drop(workdir):
+    """The hand fixture's files in the raw folder."""
+    raw = workdir / "raw"
+    (raw / "customers.csv").write_text(CUSTOMERS)
+    (raw / "orders.csv").write_text(ORDERS)
+    (raw / "marketing_spend.csv").write_text(SPEND)
+    return raw
+
+
+def test_incremental_night_equals_full_refresh(workdir):
+    raw = _fixture_drop(workdir)
+    assert run_pipeline().success
+    warehouse = str(workdir / "warehouse.duckdb")
+    before = _snapshot(warehouse)["marts.fct_orders"]
+
+    # The next night's drop: two new orders, one of them late (dated two days before the
+    # newest), and a recent order changed from completed to refunded.
+    changed = ORDERS.replace(
+        "406,4,2025-06-20T09:00:00Z,completed,30,10,USD",
+        "406,4,2025-06-20T09:00:00Z,refunded,30,10,USD",
+    )
+    changed += "1401,5,2025-06-21T10:00:00Z,completed,45,20,USD\n"
+    changed += "1402,12,2025-06-18T10:00:00Z,completed,15,,USD\n"
+    (raw / "orders.csv").write_text(changed)
+
+    incremental = run_pipeline()
+    assert incremental.success
+    nightly = _snapshot(warehouse)
+    assert len(nightly["marts.fct_orders"]) == len(before) + 2
+    refunded = [r for r in nightly["marts.fct_orders"] if r[0] == 406]
+    assert refunded[0][4] == "refunded"
+
+    assert run_pipeline(full_refresh=True).success
+    assert _snapshot(warehouse) == nightly
+
+
+def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir):
+    """The per-customer purchase totals behind the CLV summary are updated from the night's
+    orders, not recomputed from all history: a row of a customer without new orders is left as
+    it is (shown by marking one), while the customers in the lookback window are recomputed
+    from all their orders, and a full refresh recomputes everyone."""
+    raw = _fixture_drop(workdir)
+    assert run_pipeline().success
+    warehouse = str(workdir / "warehouse.duckdb")
+    table = "intermediate.int_customer_purchases_accumulated"
+    query = (
+        f"select customer_id, purchases, net_revenue from {table} where customer_id in (3, 4, 5)"
+    )
+    with duckdb.connect(warehouse) as con:
+        assert sorted(con.execute(query).fetchall()) == [(3, 3, 200), (4, 6, 180), (5, 1, 120)]
+        # a marker no computation would produce, on customer 3, whose last order is May 1
+        con.execute(f"update {table} set net_revenue = 999 where customer_id = 3")
+
+    # the night: customer 5 buys again, and customer 4's Jun 20 order is refunded
+    changed = ORDERS.replace(
+        "406,4,2025-06-20T09:00:00Z,completed,30,10,USD",
+        "406,4,2025-06-20T09:00:00Z,refunded,30,10,USD",
+    )
+    changed += "1401,5,2025-06-21T10:00:00Z,completed,45,20,USD\n"
+    (raw / "orders.csv").write_text(changed)
+    assert run_pipeline().success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert sorted(con.execute(query).fetchall()) == [(3, 3, 999), (4, 5, 150), (5, 2, 165)]
+
+    assert run_pipeline(full_refresh=True).success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert sorted(con.execute(query).fetchall()) == [(3, 3, 200), (4, 5, 150), (5, 2, 165)]
+
+
+def _marts_state(path) -> dict[str, list[tuple]]:
+    """Every intermediate and mart table, sorted (what a night must equal)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ('intermediate', 'marts') order by all"
+        ).fetchall()
+        return {
+            f"{s}.{t}": con.execute(f'select * from {s}."{t}" order by all').fetchall()
+            for s, t in tables
+        }
+
+
+def test_a_night_with_late_changed_and_removed_rows_equals_a_fresh_load(
+    workdir, tmp_path_factory, monkeypatch
+):
+    """Orders dated weeks back, an edited old order, a deleted order and a customer removed
+    from the customer file: after the night every intermediate table and mart equals a fresh
+    load of the same files (a lookback window of days used to miss all four)."""
+    raw = _fixture_drop(workdir)
+    assert run_pipeline().success
+    late = "".join(
+        f"{2000 + i},{1 + i % 6},2025-06-{1 + i % 9:02d}T08:00:00Z,completed,{10 + i},4,USD\n"
+        for i in range(50)
+    )
+    edited = ORDERS.replace(
+        "101,1,2025-01-10T09:00:00Z,completed,100,60,USD",
+        "101,1,2025-01-10T09:00:00Z,completed,999,60,USD",
+    ).replace("202,2,2025-02-05T09:00:00Z,completed,100,50,USD\n", "")
+    (raw / "orders.csv").write_text(edited + late)
+    (raw / "customers.csv").write_text(CUSTOMERS.replace("11,c11@x.com,2025-01-01,email,US\n", ""))
+    assert run_pipeline().success
+    nightly = _marts_state(workdir / "warehouse.duckdb")
+
+    fresh = tmp_path_factory.mktemp("fresh")
+    shutil.copytree(raw, fresh / "raw")
+    monkeypatch.setenv("LTV_DATA_DIR", str(fresh))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(fresh / "warehouse.duckdb"))
+    assert run_pipeline().success
+    assert _marts_state(fresh / "warehouse.duckdb") == nightly
+
+    orders = {r[0]: r for r in nightly["intermediate.int_orders_valued"]}
+    assert orders[101][5] == 999 and 202 not in orders and 1101 not in orders
+    assert len([o for o in orders if 2000 <= o < 2050]) == 50
+    customers = {r[0] for r in nightly["marts.customers"]}
+    predicted = {r[0] for r in nightly["marts.customer_predictions"]}
+    assert 11 not in customers and predicted <= customers
+
+
+def test_drift_between_orders_and_the_raw_layer_fails_a_test_and_the_next_night_mends_it(
+    workdir,
+):
+    _fixture_drop(workdir)
+    assert run_pipeline().success
+    warehouse = workdir / "warehouse.duckdb"
+    before = _marts_state(warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("delete from intermediate.int_orders_valued where order_id = 303")
+    select = ["--select", "test_name:reconciles_by_day", "--quiet"]
+    assert dbt_runner.run_dbt(["test", *select]) != 0
+    assert run_pipeline().success
+    assert _marts_state(warehouse) == before
+
+
+def _split_by_month(orders_csv, folder, withheld_day: str) -> str:
+    """Write orders.csv as one file per month (bad lines included, by the text of their
+    date field) and return the lines of ``withheld_day`` as a separate day file's text."""
+    header, *lines = orders_csv.read_text().splitlines()
+    folder.mkdir()
+    months: dict[str, list[str]] = {}
+    withheld = []
+    for line in lines:
+        fields = line.split(",")
+        when = fields[2] if len(fields) > 2 else ""
+        if when.startswith(withheld_day):
+            withheld.append(line)
+            continue
+        month = when[:7] if re.fullmatch(r"\d{4}-\d{2}", when[:7]) else "undated"
+        months.setdefault(month, []).append(line)
+    for month, rows in months.items():
+        (folder / f"{month}.csv").write_text("\n".join([header, *rows]) + "\n")
+    orders_csv.unlink()
+    assert withheld
+    return "\n".join([header, *withheld]) + "\n"
+
+
+def _warehouse_state(path: str) -> dict[str, list[tuple]]:
+    """Every table the pipeline writes, sorted; the load registry (which holds load times)
+    is the only table left out."""
+    with duckdb.connect(path, read_only=True) as con:
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ('raw', 'intermediate', 'marts', 'clv') "
+            "and table_name <> '_files' order by all"
+        ).fetchall()
+        return {
+            f"{s}.{t}": con.execute(f'select * from {s}."{t}" order by all').fetchall()
+            for s, t in tables
+        }
+
+
+def test_daily_files_night_reads_one_day_and_equals_full_refresh(workdir):
+    """Orders arrive as a file per period; the night's run reads only the new day's file, yet
+    every raw table, mart and Python output equals a full refresh on the same files."""
+    raw = workdir / "raw"
+    generate_shop(raw, customers=1_500, seed=21, bad_share=0.02)
+    last_day = _split_by_month(raw / "orders.csv", raw / "orders", "2026-06-30")
+    first = run_pipeline()
+    assert first.success
+    assert "orders/2026-06.csv" in materialization_metadata(first, "raw/orders")["files_read"]
+
+    (raw / "orders" / "2026-06-30.csv").write_text(last_day)
+    night = run_pipeline()
+    assert night.success
+    read = {
+        table: materialization_metadata(night, f"raw/{table}")["files_read"]
+        for table in ("customers", "orders", "marketing_spend")
+    }
+    warehouse = str(workdir / "warehouse.duckdb")
+    with duckdb.connect(warehouse, read_only=True) as con:
+        # files holding orders dated in the future are read again every night (they may
+        # have come due); the generator's bad rows put some in files of their own
+        future = {
+            f
+            for (f,) in con.execute(
+                "select distinct source_file from raw.quarantine where reason = 'future_ordered_at'"
+            ).fetchall()
+        }
+    assert future and all(f.startswith("orders/2099-") for f in future)
+    assert read["customers"] == read["marketing_spend"] == "none (no new or changed file)"
+    assert set(read["orders"].split(", ")) == {"orders/2026-06-30.csv", *future}
+    nightly = _warehouse_state(warehouse)
+    assert len(nightly["marts.customer_predictions"]) > 1_000
+    assert run_pipeline(full_refresh=True).success
+    assert _warehouse_state(warehouse) == nightly

@@ -1,0 +1,167 @@
+"""The last good night: a night that is not published leaves the warehouse where it was.
+
+The unit tests drive :mod:`ltv_pipeline.warehouse.last_good` on plain files. The pipeline test
+runs the real nightly path on one shop: a published night, then a night whose new files pass
+the raw load but fail a dbt test (an order in 1900, let in by ``LTV_EARLIEST_DATE``). The raw
+layer, the marts and the snapshot must be those of the first night, compared with fingerprints
+taken before; the night after, with the bad rows gone, must equal a fresh load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ltv_pipeline import ingest, runs
+from ltv_pipeline.sample.generate import generate_shop
+from ltv_pipeline.warehouse import last_good
+from tests.helpers import failure_messages, materialization_metadata, run_pipeline
+
+
+def test_keep_then_restore_puts_the_kept_bytes_back(tmp_path):
+    wh = tmp_path / "warehouse.duckdb"
+    wh.write_bytes(b"night 1")
+    assert last_good.begin(wh) is False  # nothing to put back on a first night
+    assert last_good.unaudited_marker(wh).exists()
+    last_good.keep(wh)
+    assert not last_good.unaudited_marker(wh).exists()
+    assert last_good.good_copy(wh).read_bytes() == b"night 1"
+    assert last_good.good_copy(wh).stat().st_mode & 0o777 == 0o600
+
+    assert last_good.begin(wh) is False  # night 1 was published: nothing to put back
+    wh.write_bytes(b"night 2, failed its audit")
+    (tmp_path / "warehouse.duckdb.wal").write_bytes(b"log of night 2")
+    assert last_good.restore(wh) is True
+    assert wh.read_bytes() == b"night 1"
+    assert not (tmp_path / "warehouse.duckdb.wal").exists()  # it belonged to night 2
+    assert not last_good.unaudited_marker(wh).exists()
+    assert last_good.restore(wh) is False  # idempotent
+
+
+def test_a_night_never_published_is_removed_and_half_copies_are_swept(tmp_path):
+    wh = tmp_path / "warehouse.duckdb"
+    last_good.begin(wh)
+    wh.write_bytes(b"a first night that failed")
+    stale = [tmp_path / "warehouse.duckdb.copying", tmp_path / "warehouse.last-good.duckdb.copying"]
+    for path in stale:
+        path.write_bytes(b"killed halfway")
+    assert last_good.begin(wh) is True
+    assert not wh.exists()
+    assert not any(p.exists() for p in stale)
+    assert last_good.unaudited_marker(wh).exists()  # the new night is marked in turn
+
+
+def test_a_copy_is_refused_while_the_write_ahead_log_holds_writes(tmp_path):
+    wh = tmp_path / "warehouse.duckdb"
+    wh.write_bytes(b"night")
+    (tmp_path / "warehouse.duckdb.wal").write_bytes(b"not checkpointed")
+    with pytest.raises(RuntimeError, match=re.escape("warehouse.duckdb.wal is not empty")):
+        last_good.keep(wh)
+    assert not last_good.good_copy(wh).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline
+
+
+def fingerprints(path: Path, schemas: tuple[str, ...]) -> dict[str, str]:
+    """Table -> sha256 of its rows in a fixed order, for every table of ``schemas``."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute(
+            "select schema_name || '.' || table_name from duckdb_tables() "
+            "where list_contains(?, schema_name) order by 1",
+            [list(schemas)],
+        ).fetchall()
+        return {
+            table: hashlib.sha256(
+                "\n".join(
+                    repr(row)
+                    for row in con.execute(f"select * from {table} order by all").fetchall()
+                ).encode()
+            ).hexdigest()
+            for (table,) in tables
+        }
+
+
+def published_files(out: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
+
+
+#: What the raw load writes: the data tables and the quarantine (the registry holds load times).
+RAW_TABLES = tuple(f"raw.{t}" for t in (*ingest.LOAD_ORDER, ingest.QUARANTINE_TABLE))
+
+
+def raw_and_marts(path: Path) -> dict[str, str]:
+    prints = fingerprints(path, ("raw", "marts"))
+    return {t: h for t, h in prints.items() if t.startswith("marts.") or t in RAW_TABLES}
+
+
+def test_a_failed_audit_leaves_raw_marts_and_snapshot_at_the_last_good_night(tmp_path, monkeypatch):
+    root = tmp_path
+    raw = root / "raw"
+    generate_shop(raw, customers=600, seed=31)
+    monkeypatch.setenv("LTV_DATA_DIR", str(root))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
+    monkeypatch.setenv("LTV_EARLIEST_DATE", "1900-01-01")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # an ephemeral instance, not the repo's
+    wh = root / "warehouse.duckdb"
+
+    assert runs.run_all(), "the first night failed"
+    night_1 = raw_and_marts(wh)
+    snapshot_1 = published_files(root / "published")
+    assert any(t.startswith("marts.") for t in night_1) and set(RAW_TABLES) <= set(night_1)
+
+    # night 2: good late orders, and a customer and an order from 1900, which pass the raw
+    # load (LTV_EARLIEST_DATE) and fail the dbt test on the month sequences
+    customers = raw / "customers.csv"
+    original_customers = customers.read_bytes()
+    late = (raw / "orders.csv").read_text().splitlines()[1:51]
+    late_orders = [
+        ",".join([str(9_000_000 + i), *line.split(",")[1:]]) for i, line in enumerate(late)
+    ]
+    header = (raw / "orders.csv").read_text().splitlines()[0]
+    (raw / "orders").mkdir()
+    (raw / "orders" / "late.csv").write_text("\n".join([header, *late_orders]) + "\n")
+    with customers.open("a") as handle:
+        handle.write("9001,old@x.com,1900-01-01,email,US\n")
+    (raw / "orders" / "1900.csv").write_text(
+        header + "\n900001,9001,1900-01-02T10:00:00Z,completed,10.00,5.00,USD\n"
+    )
+
+    assert not runs.run_all(), "a 1,518-month history was published"
+    assert raw_and_marts(wh) == night_1
+    assert published_files(root / "published") == snapshot_1
+    assert not last_good.unaudited_marker(wh).exists()
+
+    # the same night from the UI or the schedule: no `ltv run` to put it back at once...
+    failed = run_pipeline()
+    assert not failed.success
+    assert "int_reporting_window_history_fits_month_sequences" in failure_messages(failed)
+    assert raw_and_marts(wh) != night_1
+    assert last_good.unaudited_marker(wh).exists()
+
+    # ...so the next night starts from the last good one; with the 1900 rows gone, it equals a
+    # fresh load of the same files, raw layer and marts alike
+    customers.write_bytes(original_customers)
+    (raw / "orders" / "1900.csv").unlink()
+    night_3 = run_pipeline()
+    assert night_3.success, failure_messages(night_3)
+    assert materialization_metadata(night_3, "raw/orders")["restored_last_good_night"] is True
+    incremental = raw_and_marts(wh)
+
+    fresh_root = root / "fresh"
+    fresh_root.mkdir()
+    monkeypatch.setenv("LTV_DATA_DIR", str(fresh_root))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(fresh_root / "warehouse.duckdb"))
+    (fresh_root / "raw").symlink_to(raw)
+    fresh = run_pipeline()
+    assert fresh.success, failure_messages(fresh)
+    assert incremental == raw_and_marts(fresh_root / "warehouse.duckdb")

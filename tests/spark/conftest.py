@@ -1,0 +1,44 @@
+"""The Spark tests: a local Spark session per module, and a clear skip where Java is absent."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+#: Why every test here is skipped on a machine without Java (CI has it and runs them).
+NO_JAVA = "Spark needs Java 17+ on PATH (`java` not found): the Spark tests are skipped"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if shutil.which("java"):
+        return
+    skip = pytest.mark.skip(reason=NO_JAVA)
+    for item in items:
+        if item.path.parent.name == "spark":
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """A local Spark session (UTC, no UI, scratch in a temp folder), its JVM shut down after
+    the module so a dbt-spark subprocess can open the metastore later."""
+    import os
+
+    from pyspark.sql import SparkSession
+
+    from ltv_pipeline.warehouse.spark import SparkWarehouse
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    scratch = tmp_path_factory.mktemp("spark")
+    session = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
+        .getOrCreate()
+    )
+    yield session
+    SparkWarehouse().release()

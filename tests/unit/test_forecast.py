@@ -1,0 +1,165 @@
+"""ltv_pipeline.clv.forecast: fitting on the warehouse summary, predictions, backtest scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltv_pipeline import clv
+from ltv_pipeline.clv import backtest, forecast
+
+TRUTH = (0.6, 6.0, 0.8, 3.0)  # r, alpha (weeks), a, b
+GG = (6.0, 4.0, 15.0)
+
+
+def simulated_summary(n: int, seed: int, holdout_days: float = 182.0) -> pd.DataFrame:
+    """Buyers observed 1-2 years (days), with the calibration split a holdout before the end.
+
+    The holdout counts come from continuing each simulated customer's own process, so the
+    backtest compares the model with what the model's world actually did next.
+    """
+    rng = np.random.default_rng(seed)
+    r, alpha, a, b = TRUTH
+    t_days = rng.uniform(250.0, 730.0, n)
+    cal_t = t_days - holdout_days
+    lam = rng.gamma(r, 1.0 / alpha, n) / 7.0  # per day
+    p = rng.beta(a, b, n)
+    rows = []
+    for i in range(n):
+        times, t, alive = [], 0.0, True
+        while alive:
+            t += rng.exponential(1.0 / lam[i])
+            if t > t_days[i]:
+                break
+            times.append(t)
+            alive = rng.random() >= p[i]
+        times = np.array(times)
+        cal = times[times < cal_t[i]]
+        rows.append(
+            {
+                "customer_id": i + 1,
+                "frequency": len(times),
+                "recency_days": times[-1] if len(times) else 0.0,
+                "t_days": t_days[i],
+                "calibration_frequency": len(cal),
+                "calibration_recency_days": cal[-1] if len(cal) else 0.0,
+                "calibration_t_days": cal_t[i],
+                "holdout_purchases": len(times) - len(cal),
+                "is_in_calibration": True,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    m = clv.simulate_gamma_gamma(*GG, frame["frequency"].to_numpy(float), rng)
+    frame["monetary_value"] = np.where(frame["frequency"] > 0, m, np.nan)
+    cal_m = clv.simulate_gamma_gamma(*GG, frame["calibration_frequency"].to_numpy(float), rng)
+    frame["calibration_monetary_value"] = np.where(
+        frame["calibration_frequency"] > 0, cal_m, np.nan
+    )
+    return frame
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return simulated_summary(4000, seed=5)
+
+
+def test_score_by_hand():
+    s = backtest.score("m", np.array([0, 1, 3, 4]), np.array([0.5, 1.0, 2.0, 4.5]))
+    assert s.actual_total == 8 and s.predicted_total == 8
+    assert s.aggregate_error_pct == 0
+    assert s.mae == pytest.approx((0.5 + 0 + 1 + 0.5) / 4)
+    assert s.spearman == pytest.approx(1.0)  # same order
+    s = backtest.score("m", np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]))
+    assert s.spearman == pytest.approx(-1.0)
+    assert s.aggregate_error_pct == 0
+    s = backtest.score("m", np.array([2, 2]), np.array([1.0, 2.0]))
+    assert s.aggregate_error_pct == pytest.approx(-25.0)
+    assert np.isnan(s.spearman)  # constant actuals: no ranking to compare
+    with pytest.raises(ValueError, match="one length"):
+        backtest.score("m", np.array([1, 2]), np.array([1.0]))
+
+
+def test_historical_average_is_the_rate_so_far():
+    got = backtest.historical_average(np.array([0, 2, 3]), np.array([10.0, 100.0, 0.0]), 50.0)
+    np.testing.assert_allclose(got, [0.0, 1.0, 0.0])
+
+
+def test_fit_models_refuses_too_few_repeat_buyers():
+    frame = pd.DataFrame(
+        {
+            "frequency": [0, 1, 2, 0],
+            "recency_days": [0.0, 5.0, 30.0, 0.0],
+            "t_days": [40.0, 60.0, 90.0, 10.0],
+            "monetary_value": [np.nan, 10.0, 12.0, np.nan],
+        }
+    )
+    with pytest.raises(forecast.ModelNotFitted, match="2 customers with a repeat purchase"):
+        forecast.fit_models(*(frame[c] for c in frame.columns))
+
+
+def test_fit_models_recovers_the_truth_in_weeks_and_days(summary):
+    cols = [summary[c] for c in ("frequency", "recency_days", "t_days", "monetary_value")]
+    weeks = forecast.fit_models(*cols, time_unit_days=7.0)
+    days = forecast.fit_models(*cols, time_unit_days=1.0)
+    # the time unit only rescales alpha
+    assert days.bgnbd.alpha == pytest.approx(weeks.bgnbd.alpha * 7, rel=1e-6)
+    for name in ("r", "a", "b"):
+        assert getattr(days.bgnbd, name) == pytest.approx(getattr(weeks.bgnbd, name), rel=1e-6)
+    # 4000 buyers: each parameter within 25% of the truth (several standard errors here)
+    for got, want in zip(weeks.bgnbd.params().values(), TRUTH, strict=True):
+        assert got == pytest.approx(want, rel=0.25)
+    assert weeks.metadata()["bgnbd_r"] == weeks.bgnbd.r
+
+
+def test_predict_customers_applies_margin_and_discount(summary):
+    models = forecast.fit_models(
+        *(summary[c] for c in ("frequency", "recency_days", "t_days", "monetary_value"))
+    )
+    out = forecast.predict_customers(summary, models, margin_rate=0.4, yearly_discount_rate=0.1)
+    assert list(out["customer_id"]) == list(summary["customer_id"])
+    np.testing.assert_allclose(out["predicted_clv"], out["predicted_revenue"] * 0.4)
+    x = summary["frequency"].to_numpy(float)
+    tx, T = summary["recency_days"].to_numpy() / 7, summary["t_days"].to_numpy() / 7
+    np.testing.assert_allclose(out["p_alive"], clv.p_alive(models.bgnbd, x, tx, T))
+    horizon = 12 * clv.DAYS_PER_MONTH / 7
+    np.testing.assert_allclose(
+        out["expected_purchases"], clv.expected_purchases(models.bgnbd, horizon, x, tx, T)
+    )
+    undiscounted = forecast.predict_customers(
+        summary, models, margin_rate=0.4, yearly_discount_rate=0.0
+    )
+    # discounting lowers every value, by at most a year's discount
+    ratio = out["predicted_clv"] / undiscounted["predicted_clv"]
+    assert ((ratio < 1) & (ratio > 1 / 1.1 - 1e-12)).all()
+    # a customer without repeat spend is valued at the population mean order value
+    population = models.gamma_gamma.p * models.gamma_gamma.v / (models.gamma_gamma.q - 1)
+    np.testing.assert_allclose(out.loc[x == 0, "expected_order_value"], population)
+    assert (out["predicted_clv"] >= 0).all() and out["p_alive"].between(0, 1).all()
+
+
+def test_predict_customers_without_a_model_is_null(summary):
+    out = forecast.predict_customers(summary, None, margin_rate=0.4, yearly_discount_rate=0.1)
+    assert len(out) == len(summary)
+    assert out[["p_alive", "expected_purchases", "predicted_clv"]].isna().all().all()
+
+
+def test_backtest_beats_the_historical_average(summary):
+    result = backtest.backtest(summary, 182.0)
+    model, baseline = result.model_score, result.baseline_score
+    assert model.customers == baseline.customers == len(summary)
+    assert model.actual_total == summary["holdout_purchases"].sum()
+    # the model's world: the model must be close in total and beat the naive rate
+    assert abs(model.aggregate_error_pct) < 10
+    assert model.mae < baseline.mae
+    assert model.spearman > baseline.spearman
+    assert len(result.per_customer) == len(summary)
+
+
+def test_backtest_scores_only_customers_with_calibration_history(summary):
+    frame = summary.copy()
+    frame.loc[:99, "is_in_calibration"] = False
+    result = backtest.backtest(frame, 182.0)
+    assert result.model_score.customers == len(summary) - 100
+    with pytest.raises(forecast.ModelNotFitted, match="no customer"):
+        backtest.backtest(frame.assign(is_in_calibration=False), 182.0)

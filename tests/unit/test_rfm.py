@@ -1,0 +1,414 @@
+"""RFM scores and segments, by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltv_pipeline.analytics.rfm import (
+    SEGMENT_GRID,
+    SEGMENTS,
+    fm_scores,
+    quintile_scores,
+    score_customers,
+    segment_for,
+    segment_summary,
+)
+
+
+def test_quintiles_of_ten_distinct_values_are_pairs():
+    scores = quintile_scores(pd.Series([10, 1, 9, 2, 8, 3, 7, 4, 6, 5]))
+    assert scores.tolist() == [5, 1, 5, 1, 4, 2, 4, 2, 3, 3]
+
+
+def test_ties_share_a_score():
+    # score = 1 + floor(5 * customers strictly below / n), n = 10; the top value scores 5.
+    # six one-time buyers: nobody below -> 1; 2: six below -> 1 + 30 // 10 = 4;
+    # 3: seven below -> 1 + 35 // 10 = 4; 5: eight below -> 1 + 40 // 10 = 5; 8: the top -> 5
+    scores = quintile_scores(pd.Series([1, 1, 1, 1, 1, 1, 2, 3, 5, 8]))
+    assert scores.tolist() == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5]
+
+
+def test_half_one_time_buyers_score_f1():
+    # purchases of ten buyers, five bought once (the old average-rank rule gave them 2):
+    # 1: none below -> 1; 2: five below -> 1 + 25 // 10 = 3; 3: seven below -> 4;
+    # 7: eight below -> 5; 9: the top -> 5
+    scores = quintile_scores(pd.Series([2, 1, 9, 1, 1, 3, 1, 2, 7, 1]))
+    assert scores.tolist() == [3, 1, 5, 1, 1, 4, 1, 3, 5, 1]
+
+
+def test_top_value_scores_5_however_many_tie():
+    # 1: 0 below -> 1; 2: 1 below -> 1 + 5 // 10 = 1; 3: 2 below -> 2; 4: 3 below -> 2;
+    # six customers at 5: four below -> 1 + 20 // 10 = 3 by the lowest-score rule, but 5 is
+    # the top value, so 5
+    scores = quintile_scores(pd.Series([5, 4, 5, 3, 5, 2, 5, 1, 5, 5]))
+    assert scores.tolist() == [5, 2, 5, 2, 5, 1, 5, 1, 5, 5]
+
+
+def test_seven_distinct_values_split_by_integer_fifths():
+    # n = 7: k below -> 1 + 5k // 7 for k = 0..5: 1, 1, 2, 3, 3, 4; the top -> 5
+    scores = quintile_scores(pd.Series([70.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]))
+    assert scores.tolist() == [5, 1, 1, 2, 3, 3, 4]
+
+
+def test_one_distinct_value_scores_1():
+    # everybody is the minimum (a shop where everybody bought once: all F = 1)
+    assert quintile_scores(pd.Series([3, 3, 3])).tolist() == [1, 1, 1]
+    assert quintile_scores(pd.Series([], dtype="float64")).tolist() == []
+    with pytest.raises(ValueError, match="null"):
+        quintile_scores(pd.Series([1.0, None]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scores_keep_order_and_pin_both_ends(seed):
+    rng = np.random.default_rng(seed)
+    values = pd.Series(rng.geometric(0.5, size=500))  # heavy ties, as purchase counts
+    scores = quintile_scores(values)
+    frame = pd.DataFrame({"value": values, "score": scores})
+    per_value = frame.groupby("value")["score"].agg(["min", "max"])
+    assert (per_value["min"] == per_value["max"]).all()  # ties share a score
+    assert per_value["min"].is_monotonic_increasing  # higher value, no lower score
+    assert per_value["min"].iloc[0] == 1 and per_value["min"].iloc[-1] == 5
+    assert scores.between(1, 5).all()
+
+
+def test_grid_is_complete_and_names_every_segment():
+    assert set(SEGMENT_GRID) == {1, 2, 3, 4, 5}
+    named = {name for row in SEGMENT_GRID.values() for name in row}
+    assert named == set(SEGMENTS) and len(SEGMENTS) == 11
+    assert segment_for(5, 5) == "Champions"
+    assert segment_for(1, 1) == "Lost"
+    assert segment_for(1, 5) == "Can't Lose Them"
+    assert segment_for(5, 1) == "New Customers"
+    with pytest.raises(ValueError):
+        segment_for(0, 3)
+
+
+def test_score_customers_by_hand():
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5],
+            "days_since_last_purchase": [5, 400, 30, 200, 90],
+            "purchases": [9, 1, 4, 6, 2],
+            "net_revenue": [900.0, 20.0, 150.0, 700.0, 60.0],
+        }
+    )
+    out = score_customers(customers).set_index("customer_id")
+    # five customers: each is its own quintile
+    assert out.loc[1, ["r", "f", "m"]].tolist() == [5, 5, 5]
+    assert out.loc[2, ["r", "f", "m"]].tolist() == [1, 1, 1]
+    assert out.loc[4, ["r", "f", "m", "fm"]].tolist() == [2, 4, 4, 4]
+    assert out.loc[5, ["r", "f", "m", "fm"]].tolist() == [3, 2, 2, 2]
+    assert out["segment"].to_dict() == {
+        1: "Champions",
+        2: "Lost",
+        3: "Loyal Customers",
+        4: "At Risk",
+        5: "Need Attention",
+    }
+    assert out.loc[3, "rfm_score"] == "433"
+    assert out.loc[3, "fm"] == 3 and out.loc[3, "segment"] == SEGMENT_GRID[4][2]
+
+
+def test_fm_rounds_half_up_and_picks_the_segment():
+    # ten buyers with distinct values: score = 1 + (customers below) // 2, so two per score.
+    # customer: (R, F, M) -> FM = (F + M) / 2 rounded half up -> segment
+    #  1: (1, 1, 1) -> 1 Lost                 2: (1, 1, 2) -> 2 Hibernating
+    #  3: (2, 2, 3) -> 3 At Risk              4: (3, 2, 1) -> 2 Need Attention
+    #  5: (4, 3, 2) -> 3 Loyal Customers      6: (4, 3, 3) -> 3 Loyal Customers
+    #  7: (2, 4, 5) -> 5 Can't Lose Them      8: (5, 4, 4) -> 4 Champions
+    #  9: (5, 5, 5) -> 5 Champions           10: (3, 5, 4) -> 5 Loyal Customers
+    # floor((F + M) / 2) would make 2 Lost, 3 About To Sleep, 7 At Risk; Python's round
+    # (halves to even) 3 About To Sleep, 5 Potential Loyalist, 7 At Risk.
+    customers = pd.DataFrame(
+        {
+            "customer_id": list(range(1, 11)),
+            "days_since_last_purchase": [170, 160, 150, 120, 60, 50, 140, 10, 5, 100],
+            "purchases": list(range(1, 11)),
+            "net_revenue": [10.0, 30.0, 50.0, 20.0, 40.0, 60.0, 90.0, 70.0, 100.0, 80.0],
+        }
+    )
+    out = score_customers(customers).set_index("customer_id")
+    assert out[["r", "f", "m", "fm"]].values.tolist() == [
+        [1, 1, 1, 1],
+        [1, 1, 2, 2],
+        [2, 2, 3, 3],
+        [3, 2, 1, 2],
+        [4, 3, 2, 3],
+        [4, 3, 3, 3],
+        [2, 4, 5, 5],
+        [5, 4, 4, 4],
+        [5, 5, 5, 5],
+        [3, 5, 4, 5],
+    ]
+    assert out["segment"].tolist() == [
+        "Lost",
+        "Hibernating",
+        "At Risk",
+        "Need Attention",
+        "Loyal Customers",
+        "Loyal Customers",
+        "Can't Lose Them",
+        "Champions",
+        "Champions",
+        "Loyal Customers",
+    ]
+    assert out["rfm_score"].tolist()[:3] == ["111", "112", "223"]
+
+
+@pytest.mark.parametrize(
+    ("f", "m", "fm"), [(1, 2, 2), (2, 3, 3), (4, 5, 5), (1, 1, 1), (5, 5, 5), (3, 2, 3)]
+)
+def test_fm_scores_half_up(f, m, fm):
+    assert fm_scores(pd.Series([f]), pd.Series([m])).tolist() == [fm]
+
+
+def test_churned_customers_score_r1_whatever_their_rank():
+    # ten buyers, six lapsed (> 180 days, the mart's is_churned). Ranked alone:
+    # 1 + (customers less recent) // 2 = 1, 1, 2, 2, 3, 3, 4, 4, 5, 5; the six churned -> 1
+    days = [400, 380, 350, 300, 250, 200, 100, 60, 30, 10]
+    customers = pd.DataFrame(
+        {
+            "customer_id": list(range(1, 11)),
+            "days_since_last_purchase": days,
+            "purchases": [1] * 10,
+            "net_revenue": [10.0] * 10,
+            "is_churned": [d > 180 for d in days],
+        }
+    )
+    out = score_customers(customers)
+    assert out["r"].tolist() == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5]
+    relative = score_customers(customers.drop(columns="is_churned"))
+    assert relative["r"].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # one purchase of the same value each: F = M = 1 (everybody is the minimum), FM = 1
+    assert out["segment"].tolist() == ["Lost"] * 6 + ["Promising"] * 2 + ["New Customers"] * 2
+
+
+def test_recency_ties_and_the_most_recent_day():
+    # days 365, 200, 40, 5, 5: 0, 1, 2 less recent -> 1, 2, 3; the two at 5 days are the most
+    # recent value -> 5 (3 customers below would give 4); 200 and 365 days churned -> 1
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5],
+            "days_since_last_purchase": [5, 5, 40, 200, 365],
+            "purchases": [1, 2, 3, 4, 5],
+            "net_revenue": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "is_churned": [False, False, False, True, True],
+        }
+    )
+    assert score_customers(customers)["r"].tolist() == [5, 5, 3, 1, 1]
+    relative = score_customers(customers.drop(columns="is_churned"))
+    assert relative["r"].tolist() == [5, 5, 3, 2, 1]
+
+
+CHURN_DAYS = 180  # the pipeline's default churn_inactivity_days
+
+
+def _shop(days: np.ndarray, purchases: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Customers as marts.customers has them; heavy-tailed spends (lognormal order values,
+    median about 33, a long right tail)."""
+    order_value = rng.lognormal(mean=3.5, sigma=1.0, size=len(days))
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, len(days) + 1),
+            "days_since_last_purchase": days.astype("int64"),
+            "purchases": purchases.astype("int64"),
+            "net_revenue": np.round(order_value * purchases, 2),
+            "is_churned": days > CHURN_DAYS,
+        }
+    )
+
+
+def half_one_time_shop(n: int = 2000, seed: int = 15) -> pd.DataFrame:
+    """Half the buyers bought once, at any time in two years; repeat buyers bought 2 + a
+    geometric number of times (mean 3.9) and last bought about 90 days ago on average
+    (45% of all buyers churned)."""
+    rng = np.random.default_rng(seed)
+    once = rng.permutation(n) < n // 2
+    purchases = np.where(once, 1, 1 + rng.geometric(0.35, size=n))
+    repeat_days = np.minimum(rng.exponential(90.0, size=n), 729).astype(int)
+    days = np.where(once, rng.integers(0, 730, size=n), repeat_days)
+    return _shop(days, purchases, rng)
+
+
+def lapsed_shop(n: int = 2000, seed: int = 16) -> pd.DataFrame:
+    """80% of buyers last bought more than 180 days ago (85% of them once); the active 20%
+    bought once in 40% of cases."""
+    rng = np.random.default_rng(seed)
+    lapsed = rng.permutation(n) < int(0.8 * n)
+    once = rng.random(n) < np.where(lapsed, 0.85, 0.4)
+    purchases = np.where(once, 1, 1 + rng.geometric(0.35, size=n))
+    days = np.where(
+        lapsed,
+        rng.integers(CHURN_DAYS + 1, 900, size=n),
+        rng.integers(0, CHURN_DAYS + 1, size=n),
+    )
+    return _shop(days, purchases, rng)
+
+
+def test_every_segment_is_reached_when_half_the_buyers_bought_once():
+    customers = half_one_time_shop()
+    assert (customers["purchases"] == 1).mean() == 0.5
+    out = score_customers(customers)
+    assert (out.loc[customers["purchases"] == 1, "f"] == 1).all()
+    counts = out["segment"].value_counts()
+    assert set(counts.index) == set(SEGMENTS), set(SEGMENTS) - set(counts.index)
+    # more than a fifth churned: R = 1 is exactly the churned
+    assert (out["r"] == 1).sum() == customers["is_churned"].sum()
+
+
+def test_a_mostly_lapsed_shop_is_mostly_lost_or_hibernating():
+    customers = lapsed_shop()
+    assert customers["is_churned"].mean() == 0.8
+    out = score_customers(customers)
+    counts = out["segment"].value_counts().reindex(SEGMENTS, fill_value=0)
+    asleep = counts["Lost"] + counts["Hibernating"]
+    assert counts["Lost"] > 0
+    assert asleep > counts.drop(["Lost", "Hibernating"]).max()
+    assert counts.idxmax() != "Champions"
+    # nobody silent for over 180 days is called a Champion, Promising or New Customer
+    active_names = {"Champions", "Promising", "New Customers", "Potential Loyalist"}
+    assert not out.loc[customers["is_churned"], "segment"].isin(active_names).any()
+    # ranking alone (no churn floor) would: three quarters of the lapsed sit in R = 2..4
+    relative = score_customers(customers.drop(columns="is_churned"))
+    assert relative.loc[customers["is_churned"], "segment"].isin(active_names).any()
+
+
+def test_score_customers_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"lacks column\(s\): \['purchases'\]"):
+        # the old name of the count: a purchase is a customer's orders on one day
+        score_customers(
+            pd.DataFrame(
+                {
+                    "customer_id": [1],
+                    "days_since_last_purchase": [1],
+                    "orders": [1],
+                    "net_revenue": [1.0],
+                }
+            )
+        )
+    with pytest.raises(ValueError, match="at least one purchase"):
+        score_customers(
+            pd.DataFrame(
+                {
+                    "customer_id": [1],
+                    "days_since_last_purchase": [1],
+                    "purchases": [0],
+                    "net_revenue": [0.0],
+                }
+            )
+        )
+    with pytest.raises(ValueError, match="is_churned has nulls"):
+        score_customers(
+            pd.DataFrame(
+                {
+                    "customer_id": [1, 2],
+                    "days_since_last_purchase": [1, 2],
+                    "purchases": [1, 1],
+                    "net_revenue": [1.0, 2.0],
+                    "is_churned": [False, None],
+                }
+            )
+        )
+    with pytest.raises(ValueError, match="unique"):
+        score_customers(
+            pd.DataFrame(
+                {
+                    "customer_id": [1, 1],
+                    "days_since_last_purchase": [1, 2],
+                    "purchases": [1, 1],
+                    "net_revenue": [1.0, 2.0],
+                }
+            )
+        )
+
+
+def test_segment_summary_shares_and_averages():
+    segments = pd.DataFrame({"customer_id": [1, 2, 3], "segment": ["Lost", "Lost", "Champions"]})
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "net_revenue": [10.0, 30.0, 60.0],
+            "historical_ltv": [1.0, 3.0, 8.0],
+        }
+    )
+    predictions = pd.DataFrame({"customer_id": [1, 2, 3], "predicted_clv": [0.5, 1.5, 9.0]})
+    out = segment_summary(segments, customers, predictions).set_index("segment")
+    assert out.index.tolist() == ["Champions", "Lost"]  # the documented segment order
+    assert out.loc["Lost", "customers"] == 2
+    assert out.loc["Lost", "share_of_customers"] == pytest.approx(2 / 3)
+    assert out.loc["Lost", "share_of_revenue"] == pytest.approx(0.4)
+    assert out.loc["Lost", "average_historical_ltv"] == pytest.approx(2.0)
+    assert out.loc["Champions", "average_predicted_clv"] == pytest.approx(9.0)
+    assert out["share_of_revenue"].sum() == pytest.approx(1.0)
+
+
+def test_readme_shows_the_segment_grid_of_the_code():
+    from ltv_pipeline.settings import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    for r in (5, 4, 3, 2, 1):
+        assert f"| R = {r} | " + " | ".join(SEGMENT_GRID[r]) + " |" in readme
+
+
+def test_segment_assets_read_purchases_and_stamp_the_as_of_date(tmp_path):
+    """The assets against a tiny warehouse: marts.customers with ``purchases`` and
+    ``is_churned``, the one-row reporting window; both marts carry its as_of_date."""
+    import datetime
+
+    import dagster as dg
+    import duckdb
+
+    from ltv_pipeline.defs.analytics.rfm import customer_segments, segment_summary_asset
+    from ltv_pipeline.warehouse.duckdb import DuckDBWarehouse
+
+    path = str(tmp_path / "w.duckdb")
+    with duckdb.connect(path) as con:
+        con.execute("create schema marts; create schema intermediate")
+        con.execute(
+            "create table intermediate.int_reporting_window as "
+            "select date '2026-01-31' as as_of_date"
+        )
+        # ids 1-5: days 400 (churned), 200 (churned), 90, 30, 5; a non-buyer (id 6) is left out
+        con.execute(
+            """
+            create table marts.customers as select * from (values
+                (1, 400, 1, 20.00, true, true, 10.0),
+                (2, 200, 2, 60.00, true, true, 30.0),
+                (3, 90, 4, 150.00, false, true, 70.0),
+                (4, 30, 6, 700.00, false, true, 300.0),
+                (5, 5, 9, 900.00, false, true, 400.0),
+                (6, null, 0, 0.00, false, false, 0.0)
+            ) as t(customer_id, days_since_last_purchase, purchases, net_revenue, is_churned,
+                   has_purchased, historical_ltv)
+            """
+        )
+        con.execute(
+            "create table marts.customer_predictions as "
+            "select customer_id, 1.0 * customer_id as predicted_clv from marts.customers"
+        )
+    warehouse = DuckDBWarehouse(path=path)
+    customer_segments(dg.build_asset_context(), warehouse=warehouse)
+    segment_summary_asset(warehouse=warehouse)
+    with duckdb.connect(path, read_only=True) as con:
+        segments = con.execute("select * from marts.customer_segments order by 1").df()
+        summary = con.execute("select * from marts.segment_summary").df()
+    # five distinct values each: the score is the rank; R of the two churned -> 1
+    assert segments["customer_id"].tolist() == [1, 2, 3, 4, 5]
+    assert segments["rfm_score"].tolist() == ["111", "122", "333", "444", "555"]
+    assert segments["segment"].tolist() == [
+        "Lost",
+        "Hibernating",
+        "Need Attention",
+        "Champions",
+        "Champions",
+    ]
+    as_of = datetime.date(2026, 1, 31)
+    assert segments.columns[1] == "as_of_date" and summary.columns[1] == "as_of_date"
+    assert (segments["as_of_date"].dt.date == as_of).all()
+    assert (summary["as_of_date"].dt.date == as_of).all()
+    assert summary.set_index("segment")["customers"].to_dict() == {
+        "Champions": 2,
+        "Need Attention": 1,
+        "Hibernating": 1,
+        "Lost": 1,
+    }

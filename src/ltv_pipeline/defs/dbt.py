@@ -4,7 +4,10 @@ here; its manifest must exist first: ``ltv prepare`` (dbt parse)."""
 import datetime as dt
 import functools
 import json
+import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -128,6 +131,7 @@ def dbt_models(
         # an error raised while dbt still runs (e.g. a stale manifest): let it finish, or the
         # warehouse is still locked and the real error hides behind a lock error
         invocation.process.wait()
+    _keep_partial_parse(invocation.target_path)
     with warehouse.session() as db:
         for event in events:
             if isinstance(event, dg.Output):
@@ -136,6 +140,23 @@ def dbt_models(
             yield event
     if failure is not None:
         raise failure
+
+
+def _keep_partial_parse(invocation_target: Path) -> None:
+    """Keep this invocation's parse state where the next invocation looks for it.
+
+    dagster-dbt gives each invocation its own target folder, seeded with
+    ``target/partial_parse.msgpack``. dbt parses the whole project again (3 s) when the profile
+    differs from that file's, e.g. after ``LTV_DUCKDB_PATH`` changed, and writes the new state
+    only into the invocation's folder; so without this every later invocation parses again.
+    """
+    fresh = invocation_target / "partial_parse.msgpack"
+    if not fresh.exists():
+        return
+    kept = Path(dbt_project.project_dir, dbt_project.target_path, "partial_parse.msgpack")
+    staged = kept.with_name(f".{kept.name}.{os.getpid()}")
+    shutil.copyfile(fresh, staged)
+    os.replace(staged, kept)  # atomic: a concurrent invocation reads the old or the new file
 
 
 def _table_metadata(db: WarehouseSession, key: dg.AssetKey) -> dict[str, Any]:

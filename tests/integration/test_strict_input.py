@@ -349,6 +349,12 @@ def test_dbt_threads_are_checked_before_dbt_starts(monkeypatch):
         build_resources()
     monkeypatch.setenv("LTV_SPARK_DRIVER_MEMORY", "512m")
     assert settings.spark_driver_memory() == "512m"
+    for bad in ("0", "two", "2.0"):
+        monkeypatch.setenv("LTV_SPARK_SHUFFLE_PARTITIONS", bad)
+        with pytest.raises(ValueError, match=f"LTV_SPARK_SHUFFLE_PARTITIONS='{bad}'"):
+            build_resources()
+    monkeypatch.setenv("LTV_SPARK_SHUFFLE_PARTITIONS", "4")
+    assert settings.spark_shuffle_partitions() == 4
 
 
 def test_the_warehouse_is_readable_by_its_owner_only(tmp_path):

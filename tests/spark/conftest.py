@@ -19,6 +19,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+#: Partitions of a shuffle in the tests' local sessions: Spark's 200 would cost more than the
+#: shops' few thousand rows (README, LTV_SPARK_SHUFFLE_PARTITIONS).
+SHUFFLE_PARTITIONS = "2"
+
+
+@pytest.fixture(autouse=True)
+def few_shuffle_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt's Spark session and the Python assets' read this from the profile."""
+    monkeypatch.setenv("LTV_SPARK_SHUFFLE_PARTITIONS", SHUFFLE_PARTITIONS)
+
+
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory: pytest.TempPathFactory):
     """A local Spark session (UTC, no UI, scratch in a temp folder), its JVM shut down after
@@ -36,6 +47,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", SHUFFLE_PARTITIONS)
         .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
         .getOrCreate()

@@ -14,7 +14,8 @@ DEV_EXTRAS := .[dev,spark]
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
-# pytest workers (pytest-xdist), one per core; each test file runs in one worker
+# pytest workers (pytest-xdist), one per core; each test file runs in one worker, the longest
+# files first (tests/conftest.py)
 TEST_WORKERS ?= 2
 
 .PHONY: install install-dev run run-spark spark-check test lint format ui docs clean bench
@@ -60,7 +61,7 @@ spark-check: install-dev
 
 test: install-dev lint
 	$(BIN)/ltv prepare
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # sqlfluff compiles the models with dbt: point it at a throwaway warehouse.
 lint: install-dev

@@ -7,8 +7,9 @@ import re
 import shutil
 
 import duckdb
+import pytest
 
-from ltv_pipeline import dbt_runner
+from ltv_pipeline import dbt_runner, settings
 from ltv_pipeline.sample.generate import generate_shop
 from tests.helpers import materialization_metadata, run_pipeline
 from tests.integration.test_marts_fixture import CUSTOMERS, ORDERS, SPEND
@@ -41,9 +42,28 @@ def _fixture_drop(workdir):
     return raw
 
 
-def test_incremental_night_equals_full_refresh(workdir):
-    raw = _fixture_drop(workdir)
-    assert run_pipeline().success
+@pytest.fixture(scope="module")
+def first_night(tmp_path_factory):
+    """The hand fixture after its first full run, built once for the module: each test starts
+    from a copy of its folder (raw files, warehouse, last good night, published snapshot)."""
+    root = tmp_path_factory.mktemp("first_night")
+    (root / "raw").mkdir()
+    _fixture_drop(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(settings.DATA_DIR_ENV, str(root))
+        mp.setenv(settings.DUCKDB_ENV, str(root / "warehouse.duckdb"))
+        assert run_pipeline().success
+    return root
+
+
+def _after_first_night(workdir, first_night):
+    """``workdir`` as the first run left ``first_night``; its raw folder."""
+    shutil.copytree(first_night, workdir, symlinks=True, dirs_exist_ok=True)
+    return workdir / "raw"
+
+
+def test_incremental_night_equals_full_refresh(workdir, first_night):
+    raw = _after_first_night(workdir, first_night)
     warehouse = str(workdir / "warehouse.duckdb")
     before = _snapshot(warehouse)["marts.fct_orders"]
 
@@ -68,13 +88,12 @@ def test_incremental_night_equals_full_refresh(workdir):
     assert _snapshot(warehouse) == nightly
 
 
-def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir):
+def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir, first_night):
     """The per-customer purchase totals behind the CLV summary are updated from the night's
     orders, not recomputed from all history: a row of a customer without new orders is left as
     it is (shown by marking one), while the customers in the lookback window are recomputed
     from all their orders, and a full refresh recomputes everyone."""
-    raw = _fixture_drop(workdir)
-    assert run_pipeline().success
+    raw = _after_first_night(workdir, first_night)
     warehouse = str(workdir / "warehouse.duckdb")
     table = "intermediate.int_customer_purchases_accumulated"
     query = (
@@ -115,13 +134,12 @@ def _marts_state(path) -> dict[str, list[tuple]]:
 
 
 def test_a_night_with_late_changed_and_removed_rows_equals_a_fresh_load(
-    workdir, tmp_path_factory, monkeypatch
+    workdir, first_night, tmp_path_factory, monkeypatch
 ):
     """Orders dated weeks back, an edited old order, a deleted order and a customer removed
     from the customer file: after the night every intermediate table and mart equals a fresh
     load of the same files (a lookback window of days used to miss all four)."""
-    raw = _fixture_drop(workdir)
-    assert run_pipeline().success
+    raw = _after_first_night(workdir, first_night)
     late = "".join(
         f"{2000 + i},{1 + i % 6},2025-06-{1 + i % 9:02d}T08:00:00Z,completed,{10 + i},4,USD\n"
         for i in range(50)
@@ -151,10 +169,9 @@ def test_a_night_with_late_changed_and_removed_rows_equals_a_fresh_load(
 
 
 def test_drift_between_orders_and_the_raw_layer_fails_a_test_and_the_next_night_mends_it(
-    workdir,
+    workdir, first_night
 ):
-    _fixture_drop(workdir)
-    assert run_pipeline().success
+    _after_first_night(workdir, first_night)
     warehouse = workdir / "warehouse.duckdb"
     before = _marts_state(warehouse)
     with duckdb.connect(str(warehouse)) as con:

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from ltv_pipeline.clv import models as clv
+from ltv_pipeline import clv
+from ltv_pipeline.clv import data, fitting
+from ltv_pipeline.clv.bgnbd import alive_expectation_any_a, alive_expectation_quad
+from ltv_pipeline.clv.data import unique_rows, unique_rows_if_few
 
 BGNBD_TRUTH = {"r": 0.5, "alpha": 8.0, "a": 0.9, "b": 3.5}
 # Fader, Hardie & Lee (2005), CDNOW sample, weeks: the published estimates and log-likelihood
@@ -275,9 +278,9 @@ def test_grouped_fit_equals_ungrouped_fit():
 def test_warm_started_fits_land_on_the_full_search_optimum(
     monkeypatch, bgnbd_sample, bgnbd_fitted, gg_sample, gg_fitted
 ):
-    """Above 4 x _SUBSAMPLE_ROWS rows a fit starts from the optimum on every k-th row and
+    """Above 4 x SUBSAMPLE_ROWS rows a fit starts from the optimum on every k-th row and
     only polishes on all rows; lowered here so the 50,000-customer sample takes that path."""
-    monkeypatch.setattr(clv, "_SUBSAMPLE_ROWS", 2_000)
+    monkeypatch.setattr(fitting, "SUBSAMPLE_ROWS", 2_000)
     warm = clv.fit_bgnbd(*bgnbd_sample)
     warm_gg = clv.fit_gamma_gamma(*gg_sample)
     # the full-data part was Newton steps only, not a new quasi-Newton search
@@ -457,12 +460,10 @@ def test_predictions_on_many_customers_match_one_at_a_time(bgnbd_fitted, gg_fitt
 
 
 def test_expected_purchases_fallback_agrees_and_extremes_stay_finite():
-    from ltv_pipeline.clv.models import _alive_expectation_any_a, _alive_expectation_quad
-
     x = np.array([0.0, 2.0, 30.0])
     s = np.array([0.3, 4.0, 70.0])
-    closed = _alive_expectation_any_a(0.6, 1.7, 4.0, x, s)
-    quad = [_alive_expectation_quad(0.6, 1.7, 4.0, xi, si) for xi, si in zip(x, s, strict=True)]
+    closed = alive_expectation_any_a(0.6, 1.7, 4.0, x, s)
+    quad = [alive_expectation_quad(0.6, 1.7, 4.0, xi, si) for xi, si in zip(x, s, strict=True)]
     np.testing.assert_allclose(closed, quad, rtol=1e-10)
     # hard corners, reference values from mpmath at 160 digits: in the first the closed form's
     # 2F1 overflows and the quadrature answers; the other two (thousands of purchases, large b)
@@ -495,7 +496,7 @@ def test_expected_purchases_fallback_agrees_and_extremes_stay_finite():
         ),
     ]
     for r, a, b, xi, si, expected in cases:
-        got = _alive_expectation_any_a(r, a, b, np.array([float(xi)]), np.array([si]))
+        got = alive_expectation_any_a(r, a, b, np.array([float(xi)]), np.array([si]))
         assert got[0] == pytest.approx(expected, rel=1e-9)
     extreme = clv.BGNBDFit(0.36, 5044.0, 0.0526, 553.7, 0.0, 1.0, 0, True)
     e = clv.expected_purchases(extreme, 2e9, 1, 100.0, 211.7)
@@ -576,22 +577,22 @@ def test_unique_rows_groups_like_numpy(monkeypatch):
     a = rng.integers(0, 5, 5000).astype(float)
     b = rng.integers(0, 700, 5000) / 7.0
     for columns in ((a,), (a, b), (b, a, b)):
-        first, inverse = clv._unique_rows(*columns)
+        first, inverse = unique_rows(*columns)
         stacked = np.column_stack(columns)
         expected, expected_inverse = np.unique(stacked, axis=0, return_inverse=True)
         np.testing.assert_array_equal(stacked[first], expected)  # lexicographic order
         np.testing.assert_array_equal(inverse, expected_inverse.ravel())
     # a key that would overflow is renumbered between columns, keeping the order
-    small_limit = clv._unique_rows(b, a, b)
-    monkeypatch.setattr(clv, "_KEY_LIMIT", 50)
-    np.testing.assert_array_equal(clv._unique_rows(b, a, b)[1], small_limit[1])
+    small_limit = unique_rows(b, a, b)
+    monkeypatch.setattr(data, "KEY_LIMIT", 50)
+    np.testing.assert_array_equal(unique_rows(b, a, b)[1], small_limit[1])
     monkeypatch.undo()
     wide = rng.random(5000)  # all distinct: the sorted path, not the dense table
-    first, inverse = clv._unique_rows(wide, wide[::-1].copy())
+    first, inverse = unique_rows(wide, wide[::-1].copy())
     np.testing.assert_array_equal(wide[first][inverse], wide)
     # grouping is skipped when a column alone is mostly distinct (times from timestamps)
-    assert clv._unique_rows_if_few(wide, a, at_most=0.5) is None
-    found = clv._unique_rows_if_few(b, a, at_most=0.5)
+    assert unique_rows_if_few(wide, a, at_most=0.5) is None
+    found = unique_rows_if_few(b, a, at_most=0.5)
     assert found is not None and len(found[0]) == len(np.unique(np.column_stack((b, a)), axis=0))
 
 

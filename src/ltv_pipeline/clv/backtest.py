@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ltv_pipeline.clv import models as clv
+from ltv_pipeline.clv.bgnbd import expected_purchases
 from ltv_pipeline.clv.forecast import (
     MIN_REPEAT_CUSTOMERS,
     CustomerModels,
@@ -250,7 +250,7 @@ def backtest(
         time_unit_days,
     )
     actual = cal["holdout_purchases"].to_numpy(dtype=float)
-    predicted = clv.expected_purchases(models.bgnbd, holdout_days / time_unit_days, x, tx, T)
+    predicted = expected_purchases(models.bgnbd, holdout_days / time_unit_days, x, tx, T)
     baseline = historical_average(x, cal["calibration_t_days"].to_numpy(float), holdout_days)
     per_customer = pd.DataFrame(
         {

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ltv_pipeline.clv import models as clv
+from ltv_pipeline.clv.bgnbd import BGNBDFit, fit_bgnbd
+from ltv_pipeline.clv.data import DAYS_PER_MONTH
+from ltv_pipeline.clv.fitting import ConvergenceError
+from ltv_pipeline.clv.gamma_gamma import GammaGammaFit, fit_gamma_gamma
+from ltv_pipeline.clv.value import forecast_customers
 
 #: Minimum number of customers with a repeat purchase before a fit is attempted.
 MIN_REPEAT_CUSTOMERS = 30
@@ -34,8 +38,8 @@ class ModelNotFitted(ValueError):
 class CustomerModels:
     """A fitted purchase model and spend model, and the time unit the first is in."""
 
-    bgnbd: clv.BGNBDFit
-    gamma_gamma: clv.GammaGammaFit
+    bgnbd: BGNBDFit
+    gamma_gamma: GammaGammaFit
     time_unit_days: float
 
     def metadata(self) -> dict[str, float | str]:
@@ -86,9 +90,9 @@ def fit_models(
             f"{min_repeat_customers} a fit needs"
         )
     try:
-        bgnbd = clv.fit_bgnbd(x, tx, T)
-        gamma_gamma = clv.fit_gamma_gamma(x[repeat], m[repeat])
-    except clv.ConvergenceError as exc:
+        bgnbd = fit_bgnbd(x, tx, T)
+        gamma_gamma = fit_gamma_gamma(x[repeat], m[repeat])
+    except ConvergenceError as exc:
         raise ModelNotFitted(str(exc)) from exc
     if gamma_gamma.q <= 1:
         raise ModelNotFitted(f"Gamma-Gamma q = {gamma_gamma.q:.4g} <= 1: mean spend is infinite")
@@ -124,9 +128,9 @@ def predict_customers(
         return out
     unit = models.time_unit_days
     x, tx, T = model_arrays(summary["frequency"], summary["recency_days"], summary["t_days"], unit)
-    horizon = horizon_months * clv.DAYS_PER_MONTH / unit
+    horizon = horizon_months * DAYS_PER_MONTH / unit
     monthly_discount = (1.0 + yearly_discount_rate) ** (1.0 / 12.0) - 1.0
-    predicted = clv.forecast_customers(
+    predicted = forecast_customers(
         models.bgnbd,
         models.gamma_gamma,
         x,

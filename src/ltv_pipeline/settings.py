@@ -116,11 +116,8 @@ def duckdb_config() -> dict[str, str | int]:
         if not re.fullmatch(MEMORY_LIMIT_PATTERN, memory):
             raise ValueError(f"{MEMORY_LIMIT_ENV}={memory!r}: give an amount like 6GiB or 50%")
         config["memory_limit"] = memory
-    threads = os.environ.get(THREADS_ENV, "").strip()
-    if threads:
-        if not threads.isdigit() or int(threads) < 1:
-            raise ValueError(f"{THREADS_ENV}={threads!r}: give a whole number of threads >= 1")
-        config["threads"] = int(threads)
+    if threads := _whole_number(THREADS_ENV, "threads"):
+        config["threads"] = threads
     if os.environ.get(TEMP_DIR_ENV, "").strip():
         config["temp_directory"] = str(_absolute_from_env(TEMP_DIR_ENV, Path()))
     return config
@@ -223,11 +220,16 @@ def dbt_threads() -> int:
     ValueError
         Not a whole number >= 1.
     """
-    value = os.environ.get(DBT_THREADS_ENV, "").strip()
+    return _whole_number(DBT_THREADS_ENV, "threads") or DEFAULT_DBT_THREADS
+
+
+def _whole_number(name: str, unit: str) -> int | None:
+    """The variable ``name`` as a whole number >= 1 of ``unit``; None when unset."""
+    value = os.environ.get(name, "").strip()
     if not value:
-        return DEFAULT_DBT_THREADS
+        return None
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{DBT_THREADS_ENV}={value!r}: give a whole number of threads >= 1")
+        raise ValueError(f"{name}={value!r}: give a whole number of {unit} >= 1")
     return int(value)
 
 
@@ -266,14 +268,9 @@ def spark_shuffle_partitions() -> int:
     ValueError
         Not a whole number >= 1.
     """
-    value = os.environ.get(SPARK_SHUFFLE_PARTITIONS_ENV, "").strip()
-    if not value:
-        return DEFAULT_SPARK_SHUFFLE_PARTITIONS
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(
-            f"{SPARK_SHUFFLE_PARTITIONS_ENV}={value!r}: give a whole number of partitions >= 1"
-        )
-    return int(value)
+    return _whole_number(SPARK_SHUFFLE_PARTITIONS_ENV, "partitions") or (
+        DEFAULT_SPARK_SHUFFLE_PARTITIONS
+    )
 
 
 def check_environment() -> None:

@@ -61,7 +61,7 @@ spark-check: install-dev
 
 test: install-dev lint
 	$(BIN)/ltv prepare
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 # sqlfluff compiles the models with dbt: point it at a throwaway warehouse.
 lint: install-dev

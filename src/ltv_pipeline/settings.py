@@ -273,6 +273,28 @@ def spark_shuffle_partitions() -> int:
     )
 
 
+SPARK_JAVA_OPTIONS_ENV = "LTV_SPARK_JAVA_OPTIONS"
+
+
+def spark_java_options() -> list[str]:
+    """``LTV_SPARK_JAVA_OPTIONS``: more options for the local Spark driver's JVM (default none),
+    e.g. ``-XX:TieredStopAtLevel=1`` for a session of short queries. dbt's profile passes them
+    to Spark as they are, and the JVM would fail to start far from the cause.
+
+    Raises
+    ------
+    ValueError
+        A word that is not a JVM option (``-...``).
+    """
+    options = os.environ.get(SPARK_JAVA_OPTIONS_ENV, "").split()
+    if not all(option.startswith("-") for option in options):
+        raise ValueError(
+            f"{SPARK_JAVA_OPTIONS_ENV}={' '.join(options)!r}: give JVM options, each starting "
+            "with '-'"
+        )
+    return options
+
+
 def check_environment() -> None:
     """Read every ``LTV_*`` setting once, so the first bad one fails now, named.
 
@@ -296,3 +318,4 @@ def check_environment() -> None:
     dbt_threads()
     spark_driver_memory()
     spark_shuffle_partitions()
+    spark_java_options()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -355,6 +356,13 @@ def test_dbt_threads_are_checked_before_dbt_starts(monkeypatch):
             build_resources()
     monkeypatch.setenv("LTV_SPARK_SHUFFLE_PARTITIONS", "4")
     assert settings.spark_shuffle_partitions() == 4
+    monkeypatch.setenv("LTV_SPARK_JAVA_OPTIONS", "-XX:+UseSerialGC Xmx2g")
+    with pytest.raises(
+        ValueError, match=re.escape("LTV_SPARK_JAVA_OPTIONS='-XX:+UseSerialGC Xmx2g'")
+    ):
+        build_resources()
+    monkeypatch.setenv("LTV_SPARK_JAVA_OPTIONS", " -XX:TieredStopAtLevel=1  -XX:+UseSerialGC ")
+    assert settings.spark_java_options() == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
 
 
 def test_the_warehouse_is_readable_by_its_owner_only(tmp_path):

@@ -22,12 +22,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 #: Partitions of a shuffle in the tests' local sessions: Spark's 200 would cost more than the
 #: shops' few thousand rows (README, LTV_SPARK_SHUFFLE_PARTITIONS).
 SHUFFLE_PARTITIONS = "2"
+#: The driver JVM's options in the tests: a JIT that compiles at once (C1 only) and the serial
+#: collector suit a session of short queries (README, LTV_SPARK_JAVA_OPTIONS).
+JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 @pytest.fixture(autouse=True)
-def few_shuffle_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """dbt's Spark session and the Python assets' read this from the profile."""
+def quick_local_spark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt's Spark session and the Python assets' read these from the profile."""
     monkeypatch.setenv("LTV_SPARK_SHUFFLE_PARTITIONS", SHUFFLE_PARTITIONS)
+    monkeypatch.setenv("LTV_SPARK_JAVA_OPTIONS", JAVA_OPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", SHUFFLE_PARTITIONS)
         .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
+        .config("spark.driver.extraJavaOptions", f"{JAVA_OPTIONS} -Dderby.system.home={scratch}")
         .getOrCreate()
     )
     yield session

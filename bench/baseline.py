@@ -24,24 +24,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import yaml
 
 SCRIPT = Path(__file__).with_name("baseline.sql")
 TABLES = ("customers", "orders", "marketing_spend")
 SUFFIXES = (".csv.gz", ".csv", ".parquet")
-#: The dbt vars the marts use (dbt_project.yml defaults) and their allowed ranges, as the
-#: project's macros check them: (default, min, max, integer).
-VARS: dict[str, tuple[float, float, float, bool]] = {
-    "default_margin_rate": (0.35, 0, 1, False),
-    "churn_inactivity_days": (180, 31, 3650, True),
-    "ltv_lookback_months": (12, 1, 120, True),
-    "max_lifespan_years": (10, 0.25, 100, False),
-    "min_months_beyond_churn_window": (3, 1, 120, True),
-    "min_churn_events": (30, 1, 1_000_000, True),
-    "max_extrapolated_share": (0.5, 0, 1, False),
-    "ltv_cac_bar": (3, 0, 100, False),
-    "discount_rate": (0.1, 0, 10, False),
-    "clv_holdout_days": (182, 1, 3650, True),
+#: The dbt vars the marts use and their allowed ranges, as the project's macros check them:
+#: (min, max, integer). Their defaults are read from ``dbt_project.yml``, not copied.
+VARS: dict[str, tuple[float, float, bool]] = {
+    "default_margin_rate": (0, 1, False),
+    "churn_inactivity_days": (31, 3650, True),
+    "ltv_lookback_months": (1, 120, True),
+    "max_lifespan_years": (0.25, 100, False),
+    "min_months_beyond_churn_window": (1, 120, True),
+    "min_churn_events": (1, 1_000_000, True),
+    "max_extrapolated_share": (0, 1, False),
+    "ltv_cac_bar": (0, 100, False),
+    "discount_rate": (0, 10, False),
+    "clv_holdout_days": (1, 3650, True),
 }
+DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project" / "dbt_project.yml"
+
+
+def var_defaults() -> dict[str, float]:
+    """The defaults of :data:`VARS`, from the dbt project's ``vars:``."""
+    project = yaml.safe_load(DBT_PROJECT.read_text())
+    return {name: project["vars"][name] for name in VARS}
+
+
 #: The placeholders of a typed column in the script: (table, column, kind).
 TYPED = {
     "c_customer_id": ("customers", "customer_id", "id"),
@@ -156,7 +166,7 @@ def typed_expression(kind: str, column: str, column_type: str | None) -> str:
 
 def _literal(name: str, value: float) -> str:
     """A var as the dbt macros render it, after the same range check."""
-    _, low, high, integer = VARS[name]
+    low, high, integer = VARS[name]
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ValueError(f"var {name} must be a number in [{low}, {high}], got {value!r}")
     if integer and value != int(value):
@@ -170,7 +180,7 @@ def render(raw: Path, run: Run, catalog: str = "memory") -> str:
     unknown = set(run.vars) - set(VARS)
     if unknown:
         raise ValueError(f"unknown var(s): {', '.join(sorted(unknown))}")
-    values = {name: run.vars.get(name, default) for name, (default, *_) in VARS.items()}
+    values = {name: run.vars.get(name, default) for name, default in var_defaults().items()}
     load_time = run.load_time or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if not re.fullmatch(r"[A-Za-z]{3}", run.currency.strip()):
         raise ValueError(f"currency must be a three-letter code, got {run.currency!r}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import re
 import sys
@@ -264,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         (db,) = con.execute("select current_database()").fetchone()
         (orders,) = con.execute(f'select count(*) from "{db}".baseline.fct_orders').fetchone()
     print(f"baseline: {orders:,} orders, {seconds:.2f}s wall", file=sys.stdout)
+    # the same as one JSON line, for bench/pipeline_bench.py
+    print(json.dumps({"seconds": seconds, "orders": orders}), file=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ltv_pipeline.ingest.rules import LOAD_ORDER, RawInputError, RawTable
-from ltv_pipeline.sample.generate import COMPANION_FILES
+
+#: What the sample generator writes beside the shop's files (the true parameters and the bad
+#: rows it planted): an answer key for tests, not input; the loader does not list them as
+#: ignored. Defined here, where it is read, so that loading never imports the generator.
+COMPANION_FILES = ("truth.json", "bad_rows.json")
 
 #: Bytes of CSV text read per batch.
 CSV_BLOCK_BYTES = 16 << 20
@@ -77,7 +81,7 @@ def ignored_files(raw_dir: Path) -> list[str]:
     """Every file in ``raw_dir`` that no table reads (``orders/notes.txt``, ``orders.xlsx``),
     relative to it: the load report lists them and a check warns, so no file of the drop is
     passed over without a word. The sample generator's own files at the top
-    (:data:`ltv_pipeline.sample.generate.COMPANION_FILES`) are not listed."""
+    (:data:`COMPANION_FILES`) are not listed."""
     if not raw_dir.is_dir():
         return []
     read = {p for name in LOAD_ORDER for p in table_files(raw_dir, name)}

@@ -94,10 +94,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ltv_pipeline import clv
-
-#: What the generator writes beside the shop's files (the true parameters and the bad rows it
-#: planted): an answer key for tests, not input; the loader does not list them as ignored.
-COMPANION_FILES = ("truth.json", "bad_rows.json")
+from ltv_pipeline.ingest.files import COMPANION_FILES
 
 __all__ = [
     "BAD_ROW_REASONS",

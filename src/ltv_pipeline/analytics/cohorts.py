@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from matplotlib.figure import Figure
 
 LONG_COLUMNS = [
@@ -33,6 +36,11 @@ def retention_long(cohort_activity: pd.DataFrame) -> pd.DataFrame:
         Rows of ``marts.cohort_activity``.
     """
     frame = cohort_activity.sort_values(["cohort_month", "months_since_acquisition"]).copy()
+    # the types BI tools read: a date (engines hand back dates or timestamps), whole counts
+    months = pd.to_datetime(frame["cohort_month"]).dt.date
+    frame["cohort_month"] = pd.Series(months, index=frame.index, dtype=pd.ArrowDtype(pa.date32()))
+    for column in ("acquired_customers", "active_customers"):
+        frame[column] = frame[column].astype("int64")
     acquired = frame["acquired_customers"].astype("float64")
     frame["retention"] = np.where(acquired > 0, frame["active_customers"] / acquired, np.nan)
     for column in ("cumulative_net_revenue_per_customer", "cumulative_gross_margin_per_customer"):
@@ -96,25 +104,66 @@ def channel_ltv_curves(channel_cohort_months: pd.DataFrame) -> pd.DataFrame:
     ].reset_index(drop=True)
 
 
-def plot_retention_heatmap(long: pd.DataFrame, path: Path) -> Path:
-    """Write a PNG heatmap of retention, cohorts down, months since acquisition across."""
+def retention_heatmap_figure(long: pd.DataFrame) -> Figure:
+    """Retention as a heatmap, cohorts down and months since acquisition across, each cell
+    labelled with its percentage.
+
+    Month 0 is 100% by definition (a cohort is the customers who bought that month), so it is
+    shown in grey and left out of the colour scale: the scale runs from 0 to the highest
+    retention of the later months, where real retention lives (often 5-35%), instead of
+    from 0 to 100%, which would paint every later cell the same dark colour.
+    """
     wide = long.pivot(index="cohort_month", columns="months_since_acquisition", values="retention")
-    figure = Figure(figsize=(max(6, 0.4 * wide.shape[1] + 2), max(4, 0.3 * wide.shape[0] + 1.5)))
+    values = wide.to_numpy(dtype=float)
+    months = list(wide.columns)
+    later = values[:, [i for i, m in enumerate(months) if m > 0]]
+    top = float(np.nanmax(later)) if later.size and np.isfinite(later).any() else 1.0
+    shown = np.ma.masked_invalid(np.where(np.array(months) == 0, np.nan, values))
+    figure = Figure(figsize=(max(6, 0.55 * len(months) + 2), max(4, 0.35 * len(wide.index) + 1.5)))
     axes = figure.add_subplot()
-    image = axes.imshow(wide.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    axes.set_xlabel("months since acquisition")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
+    if not values.size:
+        # a shop without purchases yet: an empty chart that says so, not a broken image
+        axes.text(0.5, 0.5, "no cohorts yet", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        return figure
+    image = axes.imshow(shown, aspect="auto", cmap=cmap, vmin=0, vmax=max(top, 0.01))
+    for row, col in np.ndindex(values.shape):
+        value = values[row, col]
+        if np.isnan(value):
+            continue
+        light = months[col] == 0 or value > 0.6 * top
+        axes.text(
+            col,
+            row,
+            f"{value:.0%}",
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="black" if light else "white",
+        )
+    axes.set_xlabel("months since acquisition (month 0, grey: 100% by definition)")
     axes.set_ylabel("cohort (month of first purchase)")
+    axes.set_xticks(range(len(months)), [str(m) for m in months], fontsize=7)
     axes.set_yticks(range(len(wide.index)), [str(month)[:7] for month in wide.index], fontsize=7)
     axes.set_title("Share of each cohort purchasing, by month since acquisition")
-    figure.colorbar(image, ax=axes, label="retention")
+    colorbar = figure.colorbar(image, ax=axes, label="retention (months 1 and later)")
+    colorbar.ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1))
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    return path
+    return figure
 
 
-def plot_ltv_curves(curves: pd.DataFrame, path: Path, cac: dict[str, float] | None = None) -> Path:
-    """Write a PNG of cumulative margin per acquired customer by channel, with CAC lines."""
+def plot_retention_heatmap(long: pd.DataFrame, path: Path) -> Path:
+    """Write :func:`retention_heatmap_figure` as a PNG."""
+    return _save(retention_heatmap_figure(long), path)
+
+
+def ltv_curves_figure(
+    curves: pd.DataFrame, cac: dict[str, float] | None = None, currency: str = "USD"
+) -> Figure:
+    """Cumulative gross margin per acquired customer by channel, each channel's CAC a dotted
+    line of its colour, named in the legend with its value: where a curve crosses its line,
+    the channel has paid back."""
     figure = Figure(figsize=(8, 5))
     axes = figure.add_subplot()
     for index, (channel, rows) in enumerate(curves.groupby("acquisition_channel")):
@@ -122,16 +171,43 @@ def plot_ltv_curves(curves: pd.DataFrame, path: Path, cac: dict[str, float] | No
         axes.plot(
             rows["months_since_acquisition"],
             rows["cumulative_gross_margin_per_customer"],
-            label=channel,
+            label=f"{channel}: margin per customer",
             color=color,
         )
         if cac and cac.get(channel):
-            axes.axhline(cac[channel], color=color, linestyle=":", linewidth=1)
+            axes.axhline(
+                cac[channel],
+                color=color,
+                linestyle=":",
+                linewidth=1.2,
+                label=f"{channel}: CAC {cac[channel]:,.2f} {currency}",
+            )
     axes.set_xlabel("months since acquisition")
-    axes.set_ylabel("cumulative gross margin per acquired customer")
-    axes.set_title("LTV curves by acquisition channel (dotted: CAC)")
-    axes.legend(fontsize=8)
+    axes.set_ylabel(f"cumulative gross margin per acquired customer ({currency})")
+    axes.set_title("LTV curves by acquisition channel against their CAC")
+    if curves.empty:
+        axes.text(
+            0.5,
+            0.5,
+            "no acquired customers yet",
+            ha="center",
+            va="center",
+            transform=axes.transAxes,
+        )
+    else:
+        axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
+    return figure
+
+
+def plot_ltv_curves(
+    curves: pd.DataFrame, path: Path, cac: dict[str, float] | None = None, currency: str = "USD"
+) -> Path:
+    """Write :func:`ltv_curves_figure` as a PNG."""
+    return _save(ltv_curves_figure(curves, cac, currency), path)
+
+
+def _save(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ltv_pipeline.definitions import defs
-from ltv_pipeline.defs.dbt import DbtBuildConfig
+from ltv_pipeline.defs.dbt import DBT_STEPS, DbtBuildConfig
 from ltv_pipeline.defs.ingest import RawLoadConfig
 from ltv_pipeline.defs.schedules import all_assets_job
 
@@ -36,7 +36,7 @@ def run_pipeline(
         )
         # the models after customer_predictions run in a second dbt step: same vars there
         for name in job.graph.node_dict:
-            if name.startswith("dbt_models"):
+            if name in DBT_STEPS:
                 ops[name] = config
     return job.execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(),
@@ -75,6 +75,17 @@ def materialization_metadata(result: dg.ExecuteInProcessResult, key: str) -> dic
         ):
             return {k: v.value for k, v in event.materialization.metadata.items()}
     raise KeyError(key)
+
+
+def fitted_parameters(result: dg.ExecuteInProcessResult, key: str) -> dict[str, float]:
+    """Parameter -> value of the ``fitted_parameters`` table an asset (e.g. "marts/x") shows."""
+    table = materialization_metadata(result, key)["fitted_parameters"]
+    return {record.data["parameter"]: record.data["value"] for record in table.records}
+
+
+def table_rows(value: dg.TableMetadataValue) -> list[dict]:
+    """The rows of a table shown as metadata, as dicts."""
+    return [dict(record.data) for record in value.records]
 
 
 def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:

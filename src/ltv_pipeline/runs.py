@@ -119,14 +119,16 @@ def stale_marts_warning() -> str | None:
 def dbt_run_config(as_of_date: date | None, node_names: list[str]) -> dict:
     """Run config that builds every dbt step of a job as of ``as_of_date`` (a backfill).
 
-    The job splits the dbt models into steps around the Python assets that dbt reads back
-    (``dbt_models``, ``dbt_models_2``): each needs the same vars, or the models after the
-    predictions are built for another day than those before.
+    The job's dbt models are built in two steps around the Python asset that dbt reads back
+    (``defs.dbt.DBT_STEPS``: ``dbt_models``, then ``dbt_prediction_marts``): each needs the
+    same vars, or the models after the predictions are built for another day than those before.
     """
+    from ltv_pipeline.defs.dbt import DBT_STEPS
+
     if as_of_date is None:
         return {}
     config = {"config": {"as_of_date": as_of_date.isoformat()}}
-    return {"ops": {name: config for name in node_names if name.startswith("dbt_models")}}
+    return {"ops": {name: config for name in node_names if name in DBT_STEPS}}
 
 
 def run_all(*, instance=None, as_of_date: date | None = None) -> bool:

@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import re
 import sys
+import urllib.parse
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -295,6 +296,30 @@ def spark_java_options() -> list[str]:
     return options
 
 
+ALERT_WEBHOOK_ENV = "LTV_ALERT_WEBHOOK_URL"
+
+
+def alert_webhook_url() -> str | None:
+    """``LTV_ALERT_WEBHOOK_URL``: where a failed step of a run is reported, as a JSON POST
+    (:mod:`ltv_pipeline.defs.alerts`); unset, no alert is sent.
+
+    Raises
+    ------
+    ValueError
+        A value that is not an http(s) URL with a host.
+    """
+    value = os.environ.get(ALERT_WEBHOOK_ENV, "").strip()
+    if not value:
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"{ALERT_WEBHOOK_ENV}={value!r} is not an http(s) URL "
+            "(e.g. https://hooks.example.com/ltv)"
+        )
+    return value
+
+
 def check_environment() -> None:
     """Read every ``LTV_*`` setting once, so the first bad one fails now, named.
 
@@ -319,3 +344,4 @@ def check_environment() -> None:
     spark_driver_memory()
     spark_shuffle_partitions()
     spark_java_options()
+    alert_webhook_url()

@@ -26,7 +26,7 @@ import pytest
 from ltv_pipeline import clv
 from ltv_pipeline.defs.clv import PREDICTIONS
 from ltv_pipeline.sample.generate import CHANNELS, generate_shop
-from tests.helpers import materialization_metadata, run_pipeline
+from tests.helpers import fitted_parameters, run_pipeline
 from tests.unit.test_clv import hessian_of
 
 CHANNEL = dataclasses.replace(CHANNELS[1], share=1.0)  # paid_search: r .7 alpha 9 a 2 b 5.5
@@ -52,7 +52,7 @@ def recovered(tmp_path_factory):
             "from intermediate.int_customer_purchases_summarized"
         ).df()
     truth = json.loads((root / "raw" / "truth.json").read_text())
-    model = materialization_metadata(result, "marts/customer_predictions")["model"]
+    model = fitted_parameters(result, "marts/customer_predictions")
     return summary, truth, model
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+
 import dagster as dg
 import duckdb
 import pytest
@@ -26,10 +30,40 @@ def _counts(path: str) -> dict[str, int]:
         }
 
 
-def test_wrong_header_fails_the_run_and_keeps_the_last_good_load(workdir, mostly_bad_rows_allowed):
+@pytest.fixture
+def webhook(monkeypatch):
+    """A local HTTP endpoint as LTV_ALERT_WEBHOOK_URL; yields the JSON bodies POSTed to it."""
+    received: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            received.append({"path": self.path, **json.loads(self.rfile.read(length))})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(
+        settings.ALERT_WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hook/s3cret"
+    )
+    try:
+        yield received
+    finally:
+        server.shutdown()
+
+
+def test_wrong_header_fails_the_run_and_keeps_the_last_good_load(
+    workdir, mostly_bad_rows_allowed, webhook
+):
     write_drop(workdir / "raw")
     first = run_pipeline()  # a published night: the last good one
     assert first.success, failure_messages(first)
+    assert webhook == []  # a good night sends nothing
     warehouse = str(workdir / "warehouse.duckdb")
     before = _counts(warehouse)
     assert before["orders"] == 3
@@ -41,6 +75,12 @@ def test_wrong_header_fails_the_run_and_keeps_the_last_good_load(workdir, mostly
     message = failure_messages(second)
     assert "marketing_spend.csv: missing column 'spend'" in message
     assert _counts(warehouse) == before
+    # the failed step reached the webhook, once, with what the UI shows
+    assert [(a["path"], a["run_id"], a["job"], a["step"]) for a in webhook] == [
+        ("/hook/s3cret", second.run_id, "all_assets", "raw_tables")
+    ]
+    assert "missing column 'spend'" in webhook[0]["error"]
+    assert webhook[0]["text"].startswith(f"ltv-pipeline: step raw_tables of run {second.run_id}")
 
 
 def test_deciles_check_fails_when_the_table_disagrees_with_the_mart(

@@ -8,6 +8,7 @@ equal a pandas computation made straight from the clean CSV files.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,7 @@ from ltv_pipeline.definitions import defs
 from ltv_pipeline.sample.generate import generate_shop
 from tests.helpers import (
     check_results,
+    fitted_parameters,
     materialization_metadata,
     materialized_keys,
     run_pipeline,
@@ -33,13 +35,19 @@ SEED = 11
 CUSTOMERS = 600
 
 
+#: Every log entry of each run built here (Dagster's, the assets' and the libraries'), by run id.
+RUN_LOGS: dict[str, list[dg.EventLogEntry]] = {}
+
+
 def _build(root: Path, bad_share: float):
     raw = root / "raw"
     summary = generate_shop(raw, customers=CUSTOMERS, seed=SEED, bad_share=bad_share)
+    instance = dg.DagsterInstance.ephemeral()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LTV_DATA_DIR", str(root))
         mp.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
-        result = run_pipeline()
+        result = run_pipeline(instance=instance)
+    RUN_LOGS[result.run_id] = instance.all_logs(result.run_id)
     return summary, result, root / "warehouse.duckdb"
 
 
@@ -74,6 +82,20 @@ def test_every_asset_materializes_and_every_check_passes(clean):
     # it, so the WARN check says so (ltv_summary.unreliable_reason); every other check passes
     failed = [name for name, ok in checks.items() if not ok]
     assert failed == ["ltv_summary_overall_lifespan_is_reliable"], failed
+
+
+def test_a_clean_run_logs_no_warning_and_no_traceback(clean):
+    """What the Dagster UI shows of a clean night: nothing to look into. (Every run used to log
+    two WARNINGs with 70-line tracebacks from dagster-dbt's adapter, the run succeeding.)"""
+    _, result, _ = clean
+    entries = RUN_LOGS[result.run_id]
+    assert len(entries) > 100  # the run's whole log, not a part of it
+    noisy = [
+        (logging.getLevelName(entry.level), entry.message[:300])
+        for entry in entries
+        if entry.level >= logging.WARNING or "Traceback" in entry.message
+    ]
+    assert noisy == []
 
 
 def test_net_revenue_equals_an_independent_sum_of_the_csv(clean):
@@ -250,6 +272,16 @@ def test_bad_rows_are_quarantined_with_their_reasons_and_nothing_is_lost(dirty):
     assert held == summary.bad_rows
     kinds = {(t, r) for t, reasons in held.items() for r in reasons}
     assert len(kinds) >= 15
+    # the quarantine asset shows the same counts in the UI, one line per table and reason,
+    # the largest first (the generator's own record of what it injected is the reference)
+    shown = materialization_metadata(result, "raw/quarantine")["by_reason"]
+    lines = [(r.data["table"], r.data["reason"], r.data["rows"]) for r in shown.records]
+    assert sorted(lines) == sorted(
+        (t, r, n) for t, rs in summary.bad_rows.items() for r, n in rs.items()
+    )
+    assert [n for _, _, n in lines] == sorted((n for _, _, n in lines), reverse=True)
+    orders = materialization_metadata(result, "raw/orders")["quarantine_by_reason"]
+    assert {r.data["reason"]: r.data["rows"] for r in orders.records} == summary.bad_rows["orders"]
     injected = json.loads((warehouse.parent / "raw" / "bad_rows.json").read_text())
     assert injected == summary.bad_rows
 
@@ -333,7 +365,7 @@ def test_clv_summary_and_fit_match_an_independent_computation(clean):
             got[column].astype(float), want[column].astype(float), rtol=1e-12, err_msg=column
         )
     # the fit the asset reports equals a direct fit on the independent summary (weeks)
-    model = materialization_metadata(result, "marts/customer_predictions")["model"]
+    model = fitted_parameters(result, "marts/customer_predictions")
     direct = clv.fit_bgnbd(want["frequency"], want["recency_days"] / 7, want["t_days"] / 7)
     for name, value in direct.params().items():
         assert model[f"bgnbd_{name}"] == pytest.approx(value, rel=1e-6), name

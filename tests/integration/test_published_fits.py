@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import materialization_metadata, run_pipeline
+from tests.helpers import fitted_parameters, run_pipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CDNOW = DATA / "cdnow_sample.txt.gz"
@@ -104,7 +104,7 @@ def test_summary_equals_the_published_summary_for_every_customer(cdnow):
 
 def test_the_pipelines_fit_reproduces_the_published_one(cdnow):
     _, result = cdnow
-    model = materialization_metadata(result, "marts/customer_predictions")["model"]
+    model = fitted_parameters(result, "marts/customer_predictions")
     for name, published in PUBLISHED.items():
         assert model[f"bgnbd_{name}"] == pytest.approx(published, rel=0.005), name
 

@@ -26,9 +26,10 @@ import pytest
 from ltv_pipeline import publish
 from ltv_pipeline.dbt_runner import run_dbt
 from ltv_pipeline.definitions import defs
+from ltv_pipeline.defs.schedules import all_assets_job
 from ltv_pipeline.runs import summary
 from ltv_pipeline.sample.generate import generate_shop
-from tests.helpers import failure_messages, materialized_keys, run_pipeline
+from tests.helpers import failure_messages, materialized_keys, run_pipeline, table_rows
 
 # ---------------------------------------------------------------------------------------------
 # the publish module
@@ -200,6 +201,20 @@ with open(out, "w") as f:
 """
 
 
+#: The marts the Python assets write (documented as dbt sources) and their count columns.
+PYTHON_MART_TABLES = {
+    "customer_predictions",
+    "clv_backtest",
+    "customer_segments",
+    "segment_summary",
+    "customer_revenue_deciles",
+    "cohort_retention",
+    "cohort_retention_wide",
+}
+COUNT_COLUMNS = {"customers", "acquired_customers", "active_customers", "frequency", "decile"}
+COUNT_COLUMNS |= {"holdout_days"}
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("published_shop")
@@ -265,6 +280,20 @@ def test_full_run_publishes_every_mart_without_pii(shop, first_run):
                     f'select count(*) from "{table}" where "{column}" like \'%@%\''
                 ).fetchone()
                 assert hits == 0, (table, column)
+    # the Python marts in types BI tools read natively: no decimals (pandas reads Python
+    # Decimal objects), no timestamps for days, whole counts as integers
+    python_marts = {t.name for t in manifest.tables} & PYTHON_MART_TABLES
+    assert python_marts == PYTHON_MART_TABLES
+    types = {(t, c): d for t, c, d in columns if t in python_marts}
+    assert not {k: d for k, d in types.items() if d.startswith(("DECIMAL", "HUGEINT", "TIMESTAMP"))}
+    days = {
+        k: d
+        for k, d in types.items()
+        if k[1].endswith(("_date", "_month")) or k[1] == "month_start"
+    }
+    assert days and set(days.values()) == {"DATE"}, days
+    counts = {k: types[k] for k in types if k[1] in COUNT_COLUMNS}
+    assert len(counts) >= 8 and set(counts.values()) <= {"BIGINT", "INTEGER"}, counts
     # bad rows of every kind were quarantined and the marts still published
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
         (kinds,) = con.execute(
@@ -273,7 +302,7 @@ def test_full_run_publishes_every_mart_without_pii(shop, first_run):
     assert kinds >= 15
 
 
-def test_every_asset_reports_rows_and_marts_their_key_figures(first_run):
+def test_every_asset_reports_rows_and_marts_their_key_figures(shop, first_run):
     result = first_run
     metadata = {}
     for event in result.all_events:
@@ -288,14 +317,33 @@ def test_every_asset_reports_rows_and_marts_their_key_figures(first_run):
     }
     without_rows = [key for key, md in metadata.items() if "dagster/row_count" not in md]
     assert not without_rows
-    overall = metadata["marts/ltv_summary"]["overall"].value
+    (overall,) = table_rows(metadata["marts/ltv_summary"]["overall"].value)
     # a 600-customer shop cannot show its lifespan: the figure says why instead of a number
-    assert overall["is_reliable"] is False and overall["historical_ltv"] is None
+    assert overall["is_reliable"] is False and overall["historical_ltv"] == "n/a"
     assert overall["unreliable_reason"] and overall["months_observed"] == 24
-    channels = metadata["marts/ltv_cac_by_channel"]["ltv_to_cac_by_channel"].value
+    channels = table_rows(metadata["marts/ltv_cac_by_channel"]["ltv_to_cac_by_channel"].value)
     assert len(channels) == 6
-    assert 0 < metadata["marts/churn_monthly"]["last_complete_month"].value["churn_rate"] < 1
+    # shown as a person reads them, from the marts' values: rounded, with the unit
+    with duckdb.connect(str(shop[0] / "warehouse.duckdb"), read_only=True) as con:
+        (ratio,) = con.execute(
+            "select ltv_to_cac from marts.ltv_cac_by_channel order by acquisition_channel limit 1"
+        ).fetchone()
+        (churn,) = con.execute(
+            "select churn_rate from marts.churn_monthly where is_complete_month "
+            "order by month_start desc limit 1"
+        ).fetchone()
+    assert channels[0]["ltv_to_cac"] == ("n/a" if ratio is None else f"{ratio:.2f}x")
+    (month,) = table_rows(metadata["marts/churn_monthly"]["last_complete_month"].value)
+    assert month["churn_rate"] == f"{churn:.1%}" and 0 < churn < 1
     assert metadata["marts/clv_backtest"]["bgnbd_mae"].value > 0
+    scores = {
+        row["model"]: row for row in table_rows(metadata["marts/clv_backtest"]["scores"].value)
+    }
+    assert set(scores) == {"bgnbd", "historical_average"}
+    assert scores["bgnbd"]["mae"].endswith(" USD")
+    fitted = table_rows(metadata["marts/customer_predictions"]["fitted_parameters"].value)
+    assert {row["parameter"] for row in fitted} >= {"bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b"}
+    assert all(row["meaning"] for row in fitted)  # each parameter says what it is
 
 
 def test_same_input_gives_identical_published_marts_while_a_reader_reads(shop, first_run, tmp_path):
@@ -377,10 +425,23 @@ def test_a_run_killed_during_the_dbt_build_leaves_the_snapshot_and_the_next_run_
     assert run.returncode == -signal.SIGKILL
     assert _files(root) == before
     assert _published(root) == manifest
-    # no manual clean-up: the next run takes the warehouse and publishes
-    result = run_pipeline()
-    assert result.success, failure_messages(result)
-    assert _published(root).run_id == result.run_id
+    # no manual clean-up: the next `ltv run` takes the warehouse and publishes; both runs are
+    # in the run history under the job the schedule and the UI's job page launch, all_assets
+    again = subprocess.run(
+        [str(Path(sys.executable).with_name("ltv")), "run"],
+        env={**os.environ, **env, "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        history = instance.get_runs(filters=dg.RunsFilter(job_name=all_assets_job.name))
+        assert len(instance.get_runs()) == 2
+    assert [run.status for run in history] == [
+        dg.DagsterRunStatus.SUCCESS,
+        dg.DagsterRunStatus.STARTED,
+    ]
+    assert _published(root).run_id == history[0].run_id
 
 
 def test_a_malformed_file_fails_clearly_and_keeps_the_snapshot(shop):
@@ -400,9 +461,22 @@ def test_a_malformed_file_fails_clearly_and_keeps_the_snapshot(shop):
 
 
 def test_dbt_docs_build_from_the_warehouse(first_run, tmp_path):
-    """What `make docs` runs: the catalog lists every mart with its documented columns."""
-    assert run_dbt(["docs", "generate", "--target-path", str(tmp_path)]) == 0
-    assert (tmp_path / "index.html").exists()
+    """What `make docs` runs: the catalog lists every mart with its documented columns; the
+    static page holds manifest and catalog inline (it opens from disk: index.html alone
+    hangs at "loading" from file://) with the project's own overview and the Python marts."""
+    assert run_dbt(["docs", "generate", "--static", "--target-path", str(tmp_path)]) == 0
+    page = (tmp_path / "static_index.html").read_text()
+    assert "ltv-pipeline: customer lifetime value, churn and CAC" in page  # overview.md
+    # the Python marts are in the lineage: sources read by the exposure that shows them
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    python_marts = {
+        "source.ltv.analytics.customer_segments",
+        "source.ltv.clv.customer_predictions",
+        "source.ltv.clv.clv_backtest",
+    }
+    report = manifest["exposures"]["exposure.ltv.customer_value_report"]
+    assert python_marts <= set(report["depends_on"]["nodes"])
+    assert all(f'"{unique_id}"' in page for unique_id in python_marts)
     catalog = json.loads((tmp_path / "catalog.json").read_text())
     customers = catalog["nodes"]["model.ltv.customers"]["columns"]
     assert "historical_ltv" in {name.lower() for name in customers}

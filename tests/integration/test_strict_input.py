@@ -363,6 +363,14 @@ def test_dbt_threads_are_checked_before_dbt_starts(monkeypatch):
         build_resources()
     monkeypatch.setenv("LTV_SPARK_JAVA_OPTIONS", " -XX:TieredStopAtLevel=1  -XX:+UseSerialGC ")
     assert settings.spark_java_options() == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+    for bad in ("hooks.example.com/x", "ftp://example.com/x", "https://"):
+        monkeypatch.setenv("LTV_ALERT_WEBHOOK_URL", bad)
+        with pytest.raises(ValueError, match=re.escape(f"LTV_ALERT_WEBHOOK_URL='{bad}'")):
+            build_resources()
+    monkeypatch.setenv("LTV_ALERT_WEBHOOK_URL", " https://hooks.example.com/T0/B1 ")
+    assert settings.alert_webhook_url() == "https://hooks.example.com/T0/B1"
+    monkeypatch.delenv("LTV_ALERT_WEBHOOK_URL")
+    assert settings.alert_webhook_url() is None
 
 
 def test_the_warehouse_is_readable_by_its_owner_only(tmp_path):

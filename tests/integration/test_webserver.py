@@ -53,9 +53,14 @@ ASSETS_QUERY = """
   assetNodes {
     assetKey { path }
     isMaterializable
+    groupName
+    dependencyKeys { path }
+    internalFreshnessPolicy {
+      ... on TimeWindowFreshnessPolicy { failWindowSeconds warnWindowSeconds }
+    }
     assetChecksOrError {
       __typename
-      ... on AssetChecks { checks { name } }
+      ... on AssetChecks { checks { name description } }
       ... on Error { message }
     }
   }
@@ -267,6 +272,36 @@ def test_webserver_serves_assets_checks_and_schedule(workdir: Path) -> None:
             asset = "/".join(node["assetKey"]["path"])
             served_checks |= {(asset, check["name"]) for check in checks["checks"]}
         assert served_checks == expected_checks
+        # every check says what it checks, dbt's tests included (the UI said "No description")
+        undescribed = [
+            check["name"]
+            for node in nodes
+            for check in node["assetChecksOrError"]["checks"]
+            if not (check["description"] or "").strip()
+        ]
+        assert undescribed == []
+        # the group graph runs one way, left to right: each asset's group is its schema, and
+        # no asset depends on one of a later group (the predictions feed marts built after
+        # them within the marts group; they used to send the lineage back into staging)
+        order = ["raw", "staging", "intermediate", "marts", "published"]
+        groups = {"/".join(node["assetKey"]["path"]): node["groupName"] for node in nodes}
+        assert set(groups.values()) == set(order)
+        assert all(groups[key] == key.split("/")[0] for key in groups if "/" in key)
+        assert groups["published_marts"] == "published"
+        backwards = [
+            (dep, key)
+            for node in nodes
+            for key in ["/".join(node["assetKey"]["path"])]
+            for dep in ("/".join(d["path"]) for d in node["dependencyKeys"])
+            if order.index(groups[dep]) > order.index(groups[key])
+        ]
+        assert backwards == []
+        # the published snapshot is late after 26 h, overdue after 48 h (one missed night)
+        by_key = {"/".join(node["assetKey"]["path"]): node for node in nodes}
+        assert by_key["published_marts"]["internalFreshnessPolicy"] == {
+            "failWindowSeconds": 48 * 3600,
+            "warnWindowSeconds": 26 * 3600,
+        }
 
         repositories = _graphql(base_url, SCHEDULES_QUERY)["repositoriesOrError"]
         assert repositories["__typename"] == "RepositoryConnection", repositories

@@ -1,5 +1,6 @@
 """Predictive CLV (BG/NBD + Gamma-Gamma) per customer, and its nightly backtest."""
 
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -12,13 +13,15 @@ import pyarrow as pa
 
 from ltv_pipeline.clv import backtest, forecast
 from ltv_pipeline.defs import (
-    ANALYTICS_GROUP,
+    MARTS_GROUP,
     check_result,
     not_fitted,
     read_as_of_date,
     with_as_of_date,
 )
-from ltv_pipeline.defs.dbt import python_mart_metadata
+from ltv_pipeline.defs.dbt import DBT_STEPS, python_mart_metadata
+from ltv_pipeline.defs.display import figures_table, parameters_table
+from ltv_pipeline.defs.resources import RawFiles
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
 PREDICTIONS = dg.AssetKey([MARTS_SCHEMA, "customer_predictions"])
@@ -72,12 +75,12 @@ class ClvBacktestConfig(ClvConfig):
 def requested_as_of_date(run_config: Mapping[str, Any]) -> str | None:
     """The ``as_of_date`` a run's config asks dbt for, if any: such a run is a backfill.
 
-    Read from the run's config (``ops: {dbt_models*: {config: {as_of_date: ...}}}``, what
+    Read from the run's config (``ops: {<a dbt step>: {config: {as_of_date: ...}}}``, what
     ``ltv run --as-of`` and a launch from the UI both set) rather than from the data, so a
     nightly run stays nightly whatever the last order's date.
     """
     for name, op in (run_config.get("ops") or {}).items():
-        if name.startswith("dbt_models") and isinstance(op, Mapping):
+        if name in DBT_STEPS and isinstance(op, Mapping):
             value = (op.get("config") or {}).get("as_of_date")
             if value:
                 return str(value)
@@ -107,7 +110,7 @@ def _summary(db: WarehouseSession, columns: tuple[str, ...], where: str = "true"
 @dg.asset(
     key=PREDICTIONS,
     deps=[SUMMARY, WINDOW, LTV_SUMMARY],
-    group_name=ANALYTICS_GROUP,
+    group_name=MARTS_GROUP,
     kinds={"duckdb", "scipy"},
     metadata=python_mart_metadata("customer_predictions"),
 )
@@ -163,7 +166,7 @@ def customer_predictions(
             "dagster/row_count": rows,
             "as_of_date": str(as_of_date),
             "model_status": status,
-            "model": dg.MetadataValue.json(fitted),
+            "fitted_parameters": parameters_table(fitted),
             "horizon_months": config.horizon_months,
             "margin_rate": float(margin_rate or 0.0),
             "expected_purchases_total": float(predictions["expected_purchases"].sum()),
@@ -175,12 +178,15 @@ def customer_predictions(
 @dg.asset(
     key=BACKTEST,
     deps=[SUMMARY, WINDOW],
-    group_name=ANALYTICS_GROUP,
+    group_name=MARTS_GROUP,
     kinds={"duckdb", "scipy"},
     metadata=python_mart_metadata("clv_backtest"),
 )
 def clv_backtest(
-    context: dg.AssetExecutionContext, config: ClvBacktestConfig, warehouse: Warehouse
+    context: dg.AssetExecutionContext,
+    config: ClvBacktestConfig,
+    warehouse: Warehouse,
+    raw_files: RawFiles,
 ):
     """One row per forecast (BG/NBD, historical average): holdout purchases predicted vs actual,
     and the verdict on the fit (ok / less_accurate / broken, with the reason)."""
@@ -223,7 +229,9 @@ def clv_backtest(
     table.insert(1, "status", status)
     table.insert(2, "as_of_date", as_of_date)
     table.insert(3, "holdout_start_date", holdout_start)
-    table.insert(4, "holdout_days", holdout_days)
+    table.insert(4, "holdout_days", int(holdout_days))
+    # counts as whole numbers, as in the dbt marts (BI tools read BIGINT, not 124.0)
+    table["customers"] = table["customers"].astype("Int64")
     # the verdict is on BG/NBD; the naive forecast's row is what it is judged against
     is_model = table["model"] == "bgnbd"
     table["verdict"] = pd.Series(
@@ -258,8 +266,11 @@ def clv_backtest(
             "gates": dg.MetadataValue.json(dict(config.gates().__dict__)),
             "holdout_days": holdout_days,
             **metrics,
-            "scores": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
-            "model": dg.MetadataValue.json(fitted),
+            "scores": figures_table(
+                json.loads(table.to_json(orient="records", date_format="iso")),
+                raw_files.currency,
+            ),
+            "fitted_parameters": parameters_table(fitted),
         }
     )
 
@@ -347,7 +358,8 @@ def _history_row(
         "status": str(model["status"]),
         "verdict": verdict.verdict if verdict else None,
         "verdict_reason": verdict.reason if verdict else None,
-        "customers": model["customers"],
+        # an unfitted night has no customer count (pd.NA in the Int64 column)
+        "customers": None if pd.isna(model["customers"]) else float(model["customers"]),
         "aggregate_error_pct": model["aggregate_error_pct"],
         "mae": model["mae"],
         "spearman": model["spearman"],
@@ -363,10 +375,11 @@ def _history_row(
 
 @dg.asset_check(asset=PREDICTIONS, blocking=True)
 def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
-    """One prediction per buyer; P(alive) in [0, 1]; expected purchases and CLV finite, >= 0."""
+    """One prediction per buyer (customer_id unique, never null); P(alive) in [0, 1]; expected
+    purchases and CLV finite, >= 0."""
     # "between 0 and 1e308" is false for NaN and infinity on both engines (no isfinite on Spark)
     with warehouse.session() as db:
-        rows, buyers, fitted, bad_alive, bad_values = db.row(
+        rows, buyers, fitted, bad_alive, bad_values, repeated, null_keys = db.row(
             f"""
             select
                 (select count(distinct customer_id) from {MARTS_SCHEMA}.customer_predictions),
@@ -377,7 +390,11 @@ def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetChec
                 (select count(*) from {MARTS_SCHEMA}.customer_predictions
                  where not (predicted_clv between 0 and 1e308
                             and expected_purchases between 0 and 1e308
-                            and expected_order_value > 0 and expected_order_value <= 1e308))
+                            and expected_order_value > 0 and expected_order_value <= 1e308)),
+                (select count(customer_id) - count(distinct customer_id)
+                 from {MARTS_SCHEMA}.customer_predictions),
+                (select count(*) from {MARTS_SCHEMA}.customer_predictions
+                 where customer_id is null)
             """
         )
     problems = [
@@ -387,6 +404,8 @@ def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetChec
             (fitted and rows - fitted, "customers without a prediction from a fitted model"),
             (bad_alive, "P(alive) outside [0, 1]"),
             (bad_values, "negative or non-finite predictions"),
+            (repeated, "repeated customer_id rows"),
+            (null_keys, "rows without a customer_id"),
         ]
         if n
     ]

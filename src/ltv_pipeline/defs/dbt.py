@@ -1,12 +1,14 @@
-"""Every dbt model as an asset; dbt tests become asset checks. The dbt project is built once,
-here; its manifest must exist first: ``ltv prepare`` (dbt parse)."""
+"""Every dbt model as an asset; dbt tests become asset checks, each described. The dbt project
+is built once, in :mod:`ltv_pipeline.defs.resources`; its manifest must exist first:
+``ltv prepare`` (dbt parse)."""
 
 import datetime as dt
 import functools
 import json
 import os
+import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from pydantic import Field, field_validator
 
-from ltv_pipeline.settings import DBT_PROJECT_DIR
+from ltv_pipeline.defs.display import figures_table
+from ltv_pipeline.defs.resources import RawFiles, dbt_project
 from ltv_pipeline.warehouse.base import Warehouse, WarehouseSession
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 @functools.cache
@@ -71,12 +72,90 @@ KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
 }
 
 
+# What a generic test checks, from its arguments; other tests (reconciles_by_day,
+# churn_flow_balances, the singular ones) say it in the comment that opens their file.
+_GENERIC_TESTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "not_null": lambda k: f"`{k['column_name']}` is never null.",
+    "unique": lambda k: f"`{k['column_name']}` is unique: no value appears on two rows.",
+    "unique_combination": lambda k: f"One row per ({', '.join(k['columns'])}).",
+    "accepted_values": lambda k: (
+        f"`{k['column_name']}` is one of {', '.join(map(str, k['values']))}."
+    ),
+    "relationships": lambda k: f"Every `{k['column_name']}` is a `{k['field']}` of {k['to']}.",
+    "row_count_equals": lambda k: f"Exactly {k['expected']} row(s).",
+    "positive_when": lambda k: f"`{k['column_name']}` > 0 wherever {k['condition']}.",
+    "not_before": lambda k: f"`{k['column_name']}` >= `{k['other_column']}` on every row.",
+    "between": lambda k: (
+        f"`{k['column_name']}` "
+        + (
+            f"lies in [{k['min_value']}, {k['max_value']}]"
+            if "min_value" in k and "max_value" in k
+            else f"is at least {k['min_value']}"
+            if "min_value" in k
+            else f"is at most {k['max_value']}"
+        )
+        + " (nulls pass)."
+    ),
+}
+_OPENING_COMMENT = re.compile(r"\A\s*\{#-?(.*?)-?#\}", re.S)
+
+
+def describe_dbt_test(test: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
+    """A sentence for a dbt test's asset check: what it checks, and what a failure does.
+
+    The test's own ``description`` (or ``meta.description``) wins; otherwise it is built from
+    the generic test's arguments, or read from the opening ``{#- ... -#}`` comment of the
+    test's file (``tests/generic/test_<name>.sql``, or the singular test's own).
+    """
+    metadata = test.get("test_metadata") or {}
+    name = metadata.get("name")
+    kwargs = metadata.get("kwargs", {})
+    what = test.get("description") or test.get("meta", {}).get("description")
+    if not what and name in _GENERIC_TESTS:
+        what = _GENERIC_TESTS[name](kwargs)
+    if not what:
+        code = test.get("raw_code", "")
+        if name:
+            macro = manifest["macros"].get(f"macro.{test['package_name']}.test_{name}", {})
+            path = macro.get("original_file_path")
+            code = (dbt_project.project_dir / path).read_text() if path else ""
+        found = _OPENING_COMMENT.match(code)
+        what = " ".join(found.group(1).split()) if found else f"dbt test {test['name']}."
+    severity = (test.get("config", {}).get("severity") or "error").lower()
+    consequence = {
+        "error": "Severity error: a failure stops the run.",
+        "warn": "Severity warn: a failure is reported and the run goes on.",
+    }[severity]
+    return f"{what.strip()} {consequence}"
+
+
 class LtvDbtTranslator(DagsterDbtTranslator):
-    """Groups follow the dbt folders (staging, intermediate, marts)."""
+    """Groups follow the dbt folders (staging, intermediate, marts); every dbt test's check
+    says what it checks (:func:`describe_dbt_test`)."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else None
+
+    def get_asset_check_spec(
+        self,
+        asset_spec: dg.AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: DbtProject | None,
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        return dg.AssetCheckSpec(
+            name=spec.name,
+            asset=spec.asset_key,
+            description=describe_dbt_test(manifest["nodes"][unique_id], manifest),
+            additional_deps=spec.additional_deps,
+            blocking=spec.blocking,
+            metadata=spec.metadata,
+            automation_condition=spec.automation_condition,
+        )
 
 
 class DbtBuildConfig(dg.Config):
@@ -106,18 +185,57 @@ class DbtBuildConfig(dg.Config):
         return args
 
 
+#: The models built from the predictions (and everything downstream of them): dbt builds them
+#: in a second step, after the Python asset ``customer_predictions`` has written its mart.
+PREDICTION_MARTS = "ltv_cac_by_channel_month+"
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=LtvDbtTranslator(),
+    exclude=PREDICTION_MARTS,
 )
 def dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     warehouse: Warehouse,
+    raw_files: RawFiles,
     config: DbtBuildConfig,
 ):
-    """Build and test the dbt models selected in this run."""
+    """Build and test the dbt models selected in this run (all but the prediction marts)."""
+    yield from build_dbt_models(context, dbt, warehouse, raw_files, config)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=LtvDbtTranslator(),
+    select=PREDICTION_MARTS,
+)
+def dbt_prediction_marts(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    raw_files: RawFiles,
+    config: DbtBuildConfig,
+):
+    """Build and test the marts that read the predictions (CAC against predicted CLV)."""
+    yield from build_dbt_models(context, dbt, warehouse, raw_files, config)
+
+
+#: The dbt steps of a run, in order; each takes the run's :class:`DbtBuildConfig`.
+DBT_STEPS = (dbt_models.op.name, dbt_prediction_marts.op.name)
+
+
+def build_dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    raw_files: RawFiles,
+    config: DbtBuildConfig,
+) -> Iterator[Any]:
+    """One ``dbt build`` of the step's selection; its events, with row counts and key figures."""
     # dbt holds the DuckDB lock while it builds, so row counts and key figures are read once it
     # has exited; the events are held until then (dbt's own log streams meanwhile).
     events, failure = [], None
@@ -136,7 +254,8 @@ def dbt_models(
         for event in events:
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)
-                event = event.with_metadata({**event.metadata, **_table_metadata(db, key)})
+                figures = _table_metadata(db, key, raw_files.currency)
+                event = event.with_metadata({**event.metadata, **figures})
             yield event
     if failure is not None:
         raise failure
@@ -159,7 +278,7 @@ def _keep_partial_parse(invocation_target: Path) -> None:
     os.replace(staged, kept)  # atomic: a concurrent invocation reads the old or the new file
 
 
-def _table_metadata(db: WarehouseSession, key: dg.AssetKey) -> dict[str, Any]:
+def _table_metadata(db: WarehouseSession, key: dg.AssetKey, currency: str) -> dict[str, Any]:
     # dbt's schema and model names are plain identifiers: unquoted, as both engines take them
     schema, name = key.path[0], key.path[-1]
     (rows,) = db.row(f"select count(*) from {schema}.{name}")
@@ -167,5 +286,17 @@ def _table_metadata(db: WarehouseSession, key: dg.AssetKey) -> dict[str, Any]:
     for label, sql in KEY_FIGURES.get(name, []):
         frame = db.frame(sql)
         records = json.loads(frame.to_json(orient="records", date_format="iso"))
-        metadata[label] = dg.MetadataValue.json(records[0] if len(records) == 1 else records)
+        metadata[label] = figures_table(records, currency, _model_columns(name))
     return metadata
+
+
+@functools.cache
+def _model_columns(model: str) -> dict[str, str]:
+    """Column name -> description of a dbt model, from its YAML (via the manifest)."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    (node,) = (
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["name"] == model
+    )
+    return {name: column.get("description", "") for name, column in node["columns"].items()}

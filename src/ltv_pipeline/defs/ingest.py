@@ -8,6 +8,7 @@ from ltv_pipeline.ingest import (
     LOAD_ORDER,
     QUARANTINE_TABLE,
     RAW_SCHEMA,
+    TableLoad,
     count_input_rows,
     find_files,
     ignored_files,
@@ -86,7 +87,7 @@ def raw_tables(
                 "files": ", ".join(table.files),
                 "files_read": ", ".join(table.files_read) or "none (no new or changed file)",
                 "rows_read": table.rows_read,
-                "quarantine_reasons": dg.MetadataValue.json(table.reasons),
+                "quarantine_by_reason": quarantine_by_reason({name: table}),
                 "files_ignored": ignored,
                 "restored_last_good_night": restored,
             },
@@ -95,11 +96,30 @@ def raw_tables(
         asset_key=raw_key(QUARANTINE_TABLE),
         metadata={
             "dagster/row_count": report.rows_quarantined,
-            "by_table": dg.MetadataValue.json(
-                {name: t.rows_quarantined for name, t in report.tables.items()}
-            ),
+            "by_reason": quarantine_by_reason(report.tables),
             "files_ignored": dg.MetadataValue.json(report.ignored),
         },
+    )
+
+
+QUARANTINE_REASON_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("table", "string", description="The raw table the row was meant for."),
+        dg.TableColumn("reason", "string", description="Why it was held (raw.quarantine.reason)."),
+        dg.TableColumn("rows", "int", description="Rows held for that reason."),
+    ]
+)
+
+
+def quarantine_by_reason(tables: dict[str, TableLoad]) -> dg.TableMetadataValue:
+    """The rows held in quarantine, one line per table and reason, the largest first."""
+    lines = sorted(
+        ((name, reason, rows) for name, t in tables.items() for reason, rows in t.reasons.items()),
+        key=lambda line: (-line[2], line[0], line[1]),
+    )
+    return dg.MetadataValue.table(
+        [dg.TableRecord({"table": n, "reason": r, "rows": int(k)}) for n, r, k in lines],
+        schema=QUARANTINE_REASON_SCHEMA,
     )
 
 

@@ -12,7 +12,7 @@ from ltv_pipeline.defs.analytics.cohorts import cohort_retention
 from ltv_pipeline.defs.analytics.concentration import customer_revenue_deciles
 from ltv_pipeline.defs.analytics.rfm import customer_segments, segment_summary_asset
 from ltv_pipeline.defs.clv import clv_backtest, customer_predictions
-from ltv_pipeline.defs.dbt import dbt_models
+from ltv_pipeline.defs.dbt import dbt_models, dbt_prediction_marts
 from ltv_pipeline.defs.resources import PublishedDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
@@ -61,6 +61,13 @@ def _marts_of_another_date(
     return found
 
 
+#: BI reads last night's figures: a snapshot older than a day and two hours (the nightly run's
+#: time plus its length) is late, one older than two days has missed a night (shown in the UI).
+PUBLISHED_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=48), warn_window=dt.timedelta(hours=26)
+)
+
+
 def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     """The ``published_marts`` asset, downstream of every mart in ``marts``."""
 
@@ -69,6 +76,7 @@ def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         deps=list(marts),
         group_name="published",
         kinds={"duckdb", "parquet"},
+        freshness_policy=PUBLISHED_FRESHNESS,
     )
     def published_marts(
         context: dg.AssetExecutionContext, warehouse: Warehouse, published: PublishedDir
@@ -121,7 +129,7 @@ PYTHON_MARTS = (
 published_marts = published_marts_asset(
     [
         key
-        for asset in (dbt_models, *PYTHON_MARTS)
+        for asset in (dbt_models, dbt_prediction_marts, *PYTHON_MARTS)
         for key in asset.keys
         if key.path[0] == MARTS_SCHEMA and key.path[-1] not in NOT_PUBLISHED
     ]

@@ -10,14 +10,18 @@ from pathlib import Path
 
 import dagster as dg
 from dagster import ConfigurableResource
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 from pydantic import Field
 
 from ltv_pipeline import ingest, settings
-from ltv_pipeline.defs.dbt import dbt_project
 from ltv_pipeline.warehouse.base import Warehouse
 from ltv_pipeline.warehouse.duckdb import DuckDBWarehouse
+
+#: The dbt project, built once: its manifest must exist first (``ltv prepare``, dbt parse).
+dbt_project = DbtProject(
+    project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR
+)
 
 
 class DbtCli(DbtCliResource):

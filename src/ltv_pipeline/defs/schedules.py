@@ -8,6 +8,8 @@ import os
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
+from ltv_pipeline.defs.alerts import alert_webhook
+
 SCHEDULE_CRON_ENV = "LTV_SCHEDULE_CRON"
 DEFAULT_SCHEDULE_CRON = "0 2 * * *"
 SCHEDULE_TIMEZONE = "UTC"
@@ -17,6 +19,8 @@ all_assets_job = dg.define_asset_job(
     name="all_assets",
     selection=dg.AssetSelection.all(),
     description="Load raw files, build and test every dbt model, then the Python outputs.",
+    # a failed step is POSTed to LTV_ALERT_WEBHOOK_URL when it is set
+    hooks={alert_webhook},
 )
 
 

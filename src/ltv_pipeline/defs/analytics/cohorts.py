@@ -13,14 +13,14 @@ from ltv_pipeline.analytics.cohorts import (
     retention_wide,
 )
 from ltv_pipeline.defs import (
-    ANALYTICS_GROUP,
+    MARTS_GROUP,
     REPORTING_WINDOW,
     check_result,
     read_as_of_date,
     with_as_of_date,
 )
 from ltv_pipeline.defs.dbt import python_mart_metadata
-from ltv_pipeline.defs.resources import ReportsDir
+from ltv_pipeline.defs.resources import RawFiles, ReportsDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
 
 RETENTION = dg.AssetKey([MARTS_SCHEMA, "cohort_retention"])
@@ -46,7 +46,7 @@ def png_markdown(path, title: str) -> dg.MetadataValue:
             deps=UPSTREAM,
             description="One row per cohort and month since acquisition: retention and "
             "cumulative revenue and margin per customer.",
-            group_name=ANALYTICS_GROUP,
+            group_name=MARTS_GROUP,
             kinds={"duckdb", "pandas"},
             metadata=python_mart_metadata("cohort_retention"),
         ),
@@ -54,14 +54,14 @@ def png_markdown(path, title: str) -> dg.MetadataValue:
             RETENTION_WIDE,
             deps=UPSTREAM,
             description="One row per cohort: retention in months m0, m1, ... (heatmap for BI).",
-            group_name=ANALYTICS_GROUP,
+            group_name=MARTS_GROUP,
             kinds={"duckdb", "pandas"},
             metadata=python_mart_metadata("cohort_retention_wide"),
         ),
     ],
     can_subset=False,
 )
-def cohort_retention(warehouse: Warehouse, reports: ReportsDir):
+def cohort_retention(warehouse: Warehouse, reports: ReportsDir, raw_files: RawFiles):
     """Write the retention tables, the retention heatmap and the LTV curves per channel."""
     with warehouse.session() as db:
         activity = db.frame(f"select * from {MARTS_SCHEMA}.cohort_activity")
@@ -91,7 +91,10 @@ def cohort_retention(warehouse: Warehouse, reports: ReportsDir):
         )
     heatmap = plot_retention_heatmap(long, reports.path / "cohort_retention_heatmap.png")
     curves = plot_ltv_curves(
-        channel_ltv_curves(channel_months), reports.path / "ltv_curves_by_channel.png", cac=cac
+        channel_ltv_curves(channel_months),
+        reports.path / "ltv_curves_by_channel.png",
+        cac=cac,
+        currency=raw_files.currency,
     )
     yield dg.MaterializeResult(
         asset_key=RETENTION,

@@ -5,7 +5,7 @@ import itertools
 import dagster as dg
 
 from ltv_pipeline.analytics.concentration import revenue_deciles
-from ltv_pipeline.defs import ANALYTICS_GROUP, REPORTING_WINDOW, read_as_of_date, with_as_of_date
+from ltv_pipeline.defs import MARTS_GROUP, REPORTING_WINDOW, read_as_of_date, with_as_of_date
 from ltv_pipeline.defs.dbt import python_mart_metadata
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
 
@@ -13,7 +13,7 @@ from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
 @dg.asset(
     key_prefix=[MARTS_SCHEMA],
     deps=[dg.AssetKey([MARTS_SCHEMA, "customers"]), REPORTING_WINDOW],
-    group_name=ANALYTICS_GROUP,
+    group_name=MARTS_GROUP,
     kinds={"duckdb", "pandas"},
     metadata=python_mart_metadata("customer_revenue_deciles"),
 )

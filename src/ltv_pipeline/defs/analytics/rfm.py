@@ -1,13 +1,16 @@
 """RFM segments and their summary, from marts.customers."""
 
 import datetime
+import json
 
 import dagster as dg
 
 from ltv_pipeline.analytics.rfm import SEGMENTS, score_customers, segment_summary
-from ltv_pipeline.defs import ANALYTICS_GROUP, check_result, not_fitted
+from ltv_pipeline.defs import MARTS_GROUP, check_result, not_fitted
 from ltv_pipeline.defs.clv import PREDICTIONS, WINDOW
 from ltv_pipeline.defs.dbt import python_mart_metadata
+from ltv_pipeline.defs.display import figures_table
+from ltv_pipeline.defs.resources import RawFiles
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
 CUSTOMERS = dg.AssetKey([MARTS_SCHEMA, "customers"])
@@ -23,7 +26,7 @@ def _as_of_date(db: WarehouseSession) -> datetime.date:
 @dg.asset(
     key_prefix=[MARTS_SCHEMA],
     deps=[CUSTOMERS, WINDOW],
-    group_name=ANALYTICS_GROUP,
+    group_name=MARTS_GROUP,
     kinds={"duckdb", "pandas"},
     metadata=python_mart_metadata("customer_segments"),
 )
@@ -54,11 +57,11 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
 @dg.asset(
     key=[MARTS_SCHEMA, "segment_summary"],
     deps=[customer_segments, CUSTOMERS, PREDICTIONS, WINDOW],
-    group_name=ANALYTICS_GROUP,
+    group_name=MARTS_GROUP,
     kinds={"duckdb", "pandas"},
     metadata=python_mart_metadata("segment_summary"),
 )
-def segment_summary_asset(warehouse: Warehouse):
+def segment_summary_asset(warehouse: Warehouse, raw_files: RawFiles):
     """One row per RFM segment as of as_of_date (a column): customers, shares of customers and
     revenue, average LTV and CLV."""
     with warehouse.session() as db:
@@ -75,7 +78,10 @@ def segment_summary_asset(warehouse: Warehouse):
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
-            "summary": dg.MetadataValue.md(summary.round(4).to_markdown(index=False)),
+            "summary": figures_table(
+                json.loads(summary.to_json(orient="records", date_format="iso")),
+                raw_files.currency,
+            ),
         }
     )
 

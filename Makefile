@@ -84,8 +84,8 @@ ui: install
 # dbt docs (lineage, every column's description, the catalog of the working warehouse).
 docs: install
 	$(BIN)/ltv prepare
-	$(BIN)/ltv dbt docs generate --target-path $(CURDIR)/data/dbt_docs
-	@echo "open data/dbt_docs/index.html, or: .venv/bin/ltv dbt docs serve --host 127.0.0.1 --port 8080 --target-path $(CURDIR)/data/dbt_docs"
+	$(BIN)/ltv dbt docs generate --static --target-path $(CURDIR)/data/dbt_docs
+	@echo "open data/dbt_docs/static_index.html (one file, opens from disk), or: .venv/bin/ltv dbt docs serve --host 127.0.0.1 --port 8080 --target-path $(CURDIR)/data/dbt_docs"
 
 clean:
 	rm -rf dbt_project/target dbt_project/logs .pytest_cache

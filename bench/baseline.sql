@@ -15,6 +15,9 @@
 -- lasts until the next purchase month, and whether and when it ends in churn follows from the
 -- month's last purchase day. Monthly counts and window sums are then interval arithmetic on
 -- month numbers (year * 12 + month - 1), with no row per customer-month without a purchase.
+--
+-- Published types as the marts' contracts: counts BIGINT, money DOUBLE (fct_orders: DECIMAL), cast
+-- in each final select; money is summed as DECIMAL, read back as decimal(18, s) from a DOUBLE.
 
 set preserve_insertion_order = false;
 set TimeZone = 'UTC';
@@ -600,16 +603,16 @@ select
     run.as_of_date,
     run.window_start,
     run.window_end,
-    r.customers,
-    r.window_customers,
-    r.window_purchases,
-    r.window_net_revenue,
-    r.window_gross_margin,
+    cast(r.customers as bigint) as customers,
+    cast(r.window_customers as bigint) as window_customers,
+    cast(r.window_purchases as bigint) as window_purchases,
+    cast(r.window_net_revenue as double) as window_net_revenue,
+    cast(r.window_gross_margin as double) as window_gross_margin,
     r.apv as average_purchase_value,
     r.apf as purchase_frequency,
     r.months_observed,
-    r.churn_events,
-    r.lifespan_customers,
+    cast(r.churn_events as bigint) as churn_events,
+    cast(r.lifespan_customers as bigint) as lifespan_customers,
     r.is_reliable,
     r.expected_active_months,
     r.extrapolated_share as lifespan_extrapolated_share,
@@ -639,16 +642,16 @@ select
     date_trunc('month', t.first_order_date)::date as cohort_month,
     t.first_order_date,
     t.last_order_date,
-    coalesce(t.purchases, 0) as purchases,
-    coalesce(t.net_revenue, 0) as net_revenue,
-    coalesce(t.gross_margin, 0) as gross_margin,
+    cast(coalesce(t.purchases, 0) as bigint) as purchases,
+    cast(coalesce(t.net_revenue, 0) as double) as net_revenue,
+    cast(coalesce(t.gross_margin, 0) as double) as gross_margin,
     cast(t.net_revenue as double) / t.purchases as average_purchase_value,
     date_diff('day', t.first_order_date, run.as_of_date) as tenure_days,
     date_diff('day', t.last_order_date, run.as_of_date) as days_since_last_purchase,
     t.purchases is not null as has_purchased,
     coalesce(date_diff('day', t.last_order_date, run.as_of_date) > {{churn_inactivity_days}}, false)
         as is_churned,
-    coalesce(w.window_purchases, 0) as window_purchases,
+    cast(coalesce(w.window_purchases, 0) as bigint) as window_purchases,
     case
         when coalesce(w.window_purchases, 0) = 0 then 0 * overall.cl
         else
@@ -704,11 +707,11 @@ counted as (
 select
     month_date(month_n) as month_start,
     least(last_day(month_date(month_n)), run.as_of_date) as month_end,
-    active_at_start,
-    new_customers,
-    churned_customers,
-    reactivated_customers,
-    active_at_end,
+    cast(active_at_start as bigint) as active_at_start,
+    cast(new_customers as bigint) as new_customers,
+    cast(churned_customers as bigint) as churned_customers,
+    cast(reactivated_customers as bigint) as reactivated_customers,
+    cast(active_at_end as bigint) as active_at_end,
     cast(churned_customers as double) / nullif(active_at_start, 0) as churn_rate,
     1 - cast(churned_customers as double) / nullif(active_at_start, 0) as retention_rate,
     least(last_day(month_date(month_n)), run.as_of_date) = last_day(month_date(month_n)) as is_complete_month
@@ -735,8 +738,8 @@ acquired as (
 select
     coalesce(p.acquisition_channel, a.acquisition_channel) as acquisition_channel,
     coalesce(p.month_start, a.month_start) as month_start,
-    coalesce(p.spend, 0) as spend,
-    coalesce(a.new_customers, 0) as new_customers,
+    cast(coalesce(p.spend, 0) as double) as spend,
+    cast(coalesce(a.new_customers, 0) as bigint) as new_customers,
     cast(nullif(p.spend, 0) as double) / nullif(a.new_customers, 0) as cac
 from paid as p
 full join acquired as a
@@ -796,11 +799,11 @@ select
     month_date(cohort_m) as cohort_month,
     k as months_since_acquisition,
     month_date(cohort_m + k) as month_start,
-    acquired_customers,
-    active_customers,
-    purchases,
-    net_revenue,
-    gross_margin,
+    cast(acquired_customers as bigint) as acquired_customers,
+    cast(active_customers as bigint) as active_customers,
+    cast(purchases as bigint) as purchases,
+    cast(net_revenue as double) as net_revenue,
+    cast(gross_margin as double) as gross_margin,
     sum(net_revenue) over (partition by cohort_m order by k)
         / nullif(cast(acquired_customers as double), 0) as cumulative_net_revenue_per_customer,
     sum(gross_margin) over (partition by cohort_m order by k)
@@ -838,7 +841,7 @@ select
     cac.spend,
     cac.cac,
     t.months_observed,
-    coalesce(t.gross_margin, 0) as gross_margin_to_date,
+    cast(coalesce(t.gross_margin, 0) as double) as gross_margin_to_date,
     cast(coalesce(t.gross_margin, 0) as double) / nullif(cac.new_customers, 0) as margin_per_customer_to_date,
     p.payback_month
 from {{out}}.cac_monthly as cac
@@ -848,12 +851,13 @@ left join payback as p
     on cac.acquisition_channel = p.acquisition_channel and cac.month_start = p.cohort_month;
 
 create or replace table {{out}}.ltv_cac_by_channel as
+-- cac_monthly's spend is DOUBLE: back to its exact cents before summing
 with channel_cac as (
     select
         acquisition_channel,
-        sum(spend) as spend,
+        sum(cast(spend as decimal(18, 2))) as spend,
         sum(new_customers) as new_customers,
-        cast(nullif(sum(spend), 0) as double) / nullif(sum(new_customers), 0) as cac
+        cast(nullif(sum(cast(spend as decimal(18, 2))), 0) as double) / nullif(sum(new_customers), 0) as cac
     from {{out}}.cac_monthly
     group by all
 ),
@@ -873,8 +877,8 @@ channel_payback as (
 )
 select
     c.acquisition_channel,
-    c.new_customers as customers,
-    c.spend,
+    cast(c.new_customers as bigint) as customers,
+    cast(c.spend as double) as spend,
     c.cac,
     l.margin_ltv,
     case when 2 * p.cohorts_paid_back > p.cohorts then p.median_payback_month end as median_payback_month,
@@ -890,8 +894,8 @@ select
         when c.cac is null then 'no customers acquired'
         when l.margin_ltv is null then coalesce(l.unreliable_reason, 'no LTV for the channel')
     end as ltv_to_cac_unknown_reason,
-    coalesce(p.cohorts, 0) as cohorts,
-    coalesce(p.cohorts_paid_back, 0) as cohorts_paid_back,
+    cast(coalesce(p.cohorts, 0) as bigint) as cohorts,
+    cast(coalesce(p.cohorts_paid_back, 0) as bigint) as cohorts_paid_back,
     cast(p.cohorts_paid_back as double) / nullif(p.cohorts, 0) as share_of_cohorts_paid_back
 from channel_cac as c
 left join channel_ltv as l using (acquisition_channel)

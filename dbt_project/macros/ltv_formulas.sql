@@ -8,6 +8,32 @@
 
 {% macro default__type_double() -%}double{%- endmacro %}
 
+{#- The published types, chosen once for every mart (dbt's and Python's): counts BIGINT (a sum
+    of integers is HUGEINT on DuckDB, which many BI drivers mishandle) and money DOUBLE (pandas
+    reads DECIMAL as Python Decimal objects). Money is summed exactly as DECIMAL inside the
+    models and cast only in a mart's final select; a mart that sums another mart's money casts
+    it back with exact_money first, so its sums stay exact and the same in any order. -#}
+{% macro as_count(expression) -%}
+    cast({{ expression }} as {{ dbt.type_bigint() }})
+{%- endmacro %}
+
+{% macro as_money(expression) -%}
+    cast({{ expression }} as {{ type_double() }})
+{%- endmacro %}
+
+{#- A published money double back to the exact decimal it was cast from (scale: its places;
+    a double holds any 15 significant digits exactly, so the round trip is lossless). -#}
+{% macro exact_money(expression, scale=2) -%}
+    cast({{ expression }} as decimal(18, {{ scale }}))
+{%- endmacro %}
+
+{#- The decimal places of a gross margin: cents, times the default margin rate's places for
+    orders without a cost (0.35 -> 4, 0.4 -> 3), as the engine types amount * rate. -#}
+{% macro margin_scale() -%}
+    {%- set rate = default_margin_rate() | string | trim -%}
+    {{ 2 + (rate.split('.')[1] | length if '.' in rate else 0) }}
+{%- endmacro %}
+
 {#- APF: purchases per customer per year, from purchases over the lookback window. -#}
 {% macro purchase_frequency(purchases, customers) -%}
     (

@@ -586,6 +586,11 @@ def test_every_model_and_column_is_documented(marts, dbt_manifest):
         documented = {name: col["description"] for name, col in node["columns"].items()}
         assert set(built) == set(documented), (node["name"], set(built) ^ set(documented))
         assert all(text.strip() for text in documented.values()), node["name"]
+        if node["schema"] == "marts" and node["name"] != "fct_orders":
+            # the published types are pinned: an enforced contract, a type on every column
+            assert node["config"]["contract"]["enforced"] is True, node["name"]
+            untyped = [n for n, col in node["columns"].items() if not col.get("data_type")]
+            assert not untyped, (node["name"], untyped)
     # the marts Python writes are documented as dbt sources, every column (cohort_retention_wide's
     # month columns m1, m2, ... under m0)
     sources = {n["name"]: n for n in manifest["sources"].values() if n["schema"] == "marts"}

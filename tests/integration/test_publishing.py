@@ -211,8 +211,22 @@ PYTHON_MART_TABLES = {
     "cohort_retention",
     "cohort_retention_wide",
 }
+DBT_MART_TABLES = {
+    "customers",
+    "ltv_summary",
+    "churn_monthly",
+    "cac_monthly",
+    "ltv_cac_by_channel",
+    "ltv_cac_by_channel_month",
+    "cohort_activity",
+}
 COUNT_COLUMNS = {"customers", "acquired_customers", "active_customers", "frequency", "decile"}
-COUNT_COLUMNS |= {"holdout_days"}
+COUNT_COLUMNS |= {"holdout_days", "purchases", "window_purchases", "window_customers"}
+COUNT_COLUMNS |= {"new_customers", "active_at_start", "active_at_end", "churned_customers"}
+COUNT_COLUMNS |= {"reactivated_customers", "churn_events", "lifespan_customers", "cohorts"}
+COUNT_COLUMNS |= {"cohorts_paid_back"}
+MONEY_COLUMNS = {"net_revenue", "gross_margin", "spend", "window_net_revenue"}
+MONEY_COLUMNS |= {"window_gross_margin", "gross_margin_to_date", "predicted_clv"}
 
 
 @pytest.fixture(scope="module")
@@ -280,20 +294,26 @@ def test_full_run_publishes_every_mart_without_pii(shop, first_run):
                     f'select count(*) from "{table}" where "{column}" like \'%@%\''
                 ).fetchone()
                 assert hits == 0, (table, column)
-    # the Python marts in types BI tools read natively: no decimals (pandas reads Python
-    # Decimal objects), no timestamps for days, whole counts as integers
+    # every mart, dbt's and Python's, in types BI tools read natively and the same for the
+    # same column everywhere: no decimals (pandas reads Python Decimal objects) or HUGEINT,
+    # no timestamps for days, counts BIGINT, money DOUBLE
     python_marts = {t.name for t in manifest.tables} & PYTHON_MART_TABLES
     assert python_marts == PYTHON_MART_TABLES
-    types = {(t, c): d for t, c, d in columns if t in python_marts}
+    types = {(t, c): d for t, c, d in columns if t != "_manifest"}
+    assert {t for t, _ in types} >= python_marts | DBT_MART_TABLES
     assert not {k: d for k, d in types.items() if d.startswith(("DECIMAL", "HUGEINT", "TIMESTAMP"))}
     days = {
         k: d
         for k, d in types.items()
-        if k[1].endswith(("_date", "_month")) or k[1] == "month_start"
+        if (k[1].endswith("_date") and not k[1].endswith("_to_date"))
+        or k[1] in {"cohort_month", "month_start", "month_end"}
     }
-    assert days and set(days.values()) == {"DATE"}, days
+    assert len(days) >= 20 and set(days.values()) == {"DATE"}, days
     counts = {k: types[k] for k in types if k[1] in COUNT_COLUMNS}
-    assert len(counts) >= 8 and set(counts.values()) <= {"BIGINT", "INTEGER"}, counts
+    assert len(counts) >= 25 and set(counts.values()) == {"BIGINT"}, counts
+    money = {k: types[k] for k in types if k[1] in MONEY_COLUMNS}
+    assert {t for t, _ in money} >= {"customers", "segment_summary", "cac_monthly", "ltv_summary"}
+    assert set(money.values()) == {"DOUBLE"}, money
     # bad rows of every kind were quarantined and the marts still published
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
         (kinds,) = con.execute(

@@ -42,8 +42,8 @@ final as (
     select
         coalesce(spend.acquisition_channel, acquired.acquisition_channel) as acquisition_channel,
         coalesce(spend.month_start, acquired.month_start) as month_start,
-        coalesce(spend.spend, 0) as spend,
-        coalesce(acquired.new_customers, 0) as new_customers,
+        {{ as_money('coalesce(spend.spend, 0)') }} as spend,
+        {{ as_count('coalesce(acquired.new_customers, 0)') }} as new_customers,
         cast(nullif(spend.spend, 0) as {{ type_double() }})
         / nullif(acquired.new_customers, 0) as cac
 

@@ -74,11 +74,11 @@ final as (
     select
         month_start,
         month_end,
-        active_at_start,
-        new_customers,
-        churned_customers,
-        reactivated_customers,
-        active_at_end,
+        {{ as_count('active_at_start') }} as active_at_start,
+        {{ as_count('new_customers') }} as new_customers,
+        {{ as_count('churned_customers') }} as churned_customers,
+        {{ as_count('reactivated_customers') }} as reactivated_customers,
+        {{ as_count('active_at_end') }} as active_at_end,
         cast(churned_customers as {{ type_double() }}) / nullif(active_at_start, 0)
             as churn_rate,
         1 - cast(churned_customers as {{ type_double() }}) / nullif(active_at_start, 0)

@@ -29,11 +29,11 @@ final as (
         cohort_month,
         months_since_acquisition,
         month_start,
-        acquired_customers,
-        active_customers,
-        purchases,
-        net_revenue,
-        gross_margin,
+        {{ as_count('acquired_customers') }} as acquired_customers,
+        {{ as_count('active_customers') }} as active_customers,
+        {{ as_count('purchases') }} as purchases,
+        {{ as_money('net_revenue') }} as net_revenue,
+        {{ as_money('gross_margin') }} as gross_margin,
         {{ cumulative_per(
             'net_revenue', 'acquired_customers', 'cohort_month', 'months_since_acquisition'
         ) }} as cumulative_net_revenue_per_customer,

@@ -91,9 +91,9 @@ final as (
         cast({{ dbt.date_trunc('month', 'first_order_date') }} as date) as cohort_month,
         first_order_date,
         last_order_date,
-        coalesce(purchases, 0) as purchases,
-        coalesce(net_revenue, 0) as net_revenue,
-        coalesce(gross_margin, 0) as gross_margin,
+        {{ as_count('coalesce(purchases, 0)') }} as purchases,
+        {{ as_money('coalesce(net_revenue, 0)') }} as net_revenue,
+        {{ as_money('coalesce(gross_margin, 0)') }} as gross_margin,
         cast(net_revenue as {{ type_double() }}) / purchases as average_purchase_value,
         {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }}
             as tenure_days,
@@ -105,7 +105,7 @@ final as (
             > {{ churn_inactivity_days() }},
             false
         ) as is_churned,
-        coalesce(window_purchases, 0) as window_purchases,
+        {{ as_count('coalesce(window_purchases, 0)') }} as window_purchases,
         case
             when coalesce(window_purchases, 0) = 0 then 0 * customer_lifespan_years
             else {{ historical_ltv(

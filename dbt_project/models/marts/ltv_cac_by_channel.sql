@@ -28,9 +28,10 @@ channel_cac as (
 
     select
         acquisition_channel,
-        sum(spend) as spend,
+        sum({{ exact_money('spend') }}) as spend,
         sum(new_customers) as new_customers,
-        cast(nullif(sum(spend), 0) as {{ type_double() }}) / nullif(sum(new_customers), 0) as cac
+        cast(nullif(sum({{ exact_money('spend') }}), 0) as {{ type_double() }})
+        / nullif(sum(new_customers), 0) as cac
 
     from cac
     group by acquisition_channel
@@ -46,8 +47,8 @@ channel_payback as (
         {#- cohorts that never paid back count as paying back later than any that did -#}
         median(case when cac is not null then coalesce(payback_month, 1000000) end)
             as median_payback_month,
-        sum(gross_margin_to_date) as gross_margin_to_date,
-        sum(predicted_clv) as predicted_clv
+        sum({{ exact_money('gross_margin_to_date', margin_scale()) }}) as gross_margin_to_date,
+        sum({{ exact_money('predicted_clv', 6) }}) as predicted_clv
 
     from cohorts
     group by acquisition_channel
@@ -58,8 +59,8 @@ final as (
 
     select
         channel_cac.acquisition_channel,
-        channel_cac.new_customers as customers,
-        channel_cac.spend,
+        {{ as_count('channel_cac.new_customers') }} as customers,
+        {{ as_money('channel_cac.spend') }} as spend,
         channel_cac.cac,
         channel_ltv.margin_ltv,
         {#- with half or more never paid back, the median is not a month -#}
@@ -81,8 +82,9 @@ final as (
             when channel_ltv.margin_ltv is null
                 then coalesce(channel_ltv.unreliable_reason, 'no LTV for the channel')
         end as ltv_to_cac_unknown_reason,
-        coalesce(channel_payback.cohorts, 0) as cohorts,
-        coalesce(channel_payback.cohorts_paid_back, 0) as cohorts_paid_back,
+        {{ as_count('coalesce(channel_payback.cohorts, 0)') }} as cohorts,
+        {{ as_count('coalesce(channel_payback.cohorts_paid_back, 0)') }}
+            as cohorts_paid_back,
         cast(channel_payback.cohorts_paid_back as {{ type_double() }})
         / nullif(channel_payback.cohorts, 0) as share_of_cohorts_paid_back,
         cast(channel_payback.predicted_clv as {{ type_double() }})

@@ -83,8 +83,8 @@ final as (
         cac.spend,
         cac.cac,
         to_date.months_observed,
-        coalesce(to_date.gross_margin, 0) as gross_margin_to_date,
-        predicted.predicted_clv,
+        {{ as_money('coalesce(to_date.gross_margin, 0)') }} as gross_margin_to_date,
+        {{ as_money('predicted.predicted_clv') }} as predicted_clv,
         cast(coalesce(to_date.gross_margin, 0) as {{ type_double() }})
         / nullif(cac.new_customers, 0) as margin_per_customer_to_date,
         cast(predicted.predicted_clv as {{ type_double() }})

@@ -18,7 +18,8 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 # files first (tests/conftest.py)
 TEST_WORKERS ?= 2
 
-.PHONY: install install-dev run run-spark spark-check test lint format ui docs clean bench
+.PHONY: install install-dev run run-spark spark-check test lint format ui docs clean bench \
+	dashboard dashboard-build test-dashboard
 
 $(UV):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +79,7 @@ format: install-dev
 
 ui: install
 	@mkdir -p "$(DAGSTER_HOME)"
+	@touch "$(DAGSTER_HOME)/dagster.yaml"  # the defaults, said so: Dagster warns without the file
 	$(BIN)/ltv prepare
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
@@ -86,6 +88,33 @@ docs: install
 	$(BIN)/ltv prepare
 	$(BIN)/ltv dbt docs generate --static --target-path $(CURDIR)/data/dbt_docs
 	@echo "open data/dbt_docs/static_index.html (one file, opens from disk), or: .venv/bin/ltv dbt docs serve --host 127.0.0.1 --port 8080 --target-path $(CURDIR)/data/dbt_docs"
+
+# The dashboard (Evidence, dashboard/): a static site built from the last published snapshot
+# (data/published/marts.duckdb), served on 127.0.0.1. npm installs from the lock (`npm ci`
+# refuses it: npm leaves optional platform packages of @duckdb/node-api out of a lock); the patch
+# lets Evidence build with no network (dashboard/evidence-offline.patch says why).
+DASHBOARD_PORT ?= 3001
+DASH_STAMP := dashboard/node_modules/.installed
+EVIDENCE_ENV := SEND_ANONYMOUS_USAGE_STATS=no
+
+$(DASH_STAMP): dashboard/package-lock.json dashboard/evidence-offline.patch
+	cd dashboard && npm install --no-audit --no-fund
+	patch -p1 -N -d dashboard/node_modules/@evidence-dev < dashboard/evidence-offline.patch
+	@touch $@
+
+dashboard-build: $(DASH_STAMP)
+	@test -f data/published/marts.duckdb || { echo "no published snapshot: make run first"; exit 1; }
+	cd dashboard && $(EVIDENCE_ENV) npm run sources && $(EVIDENCE_ENV) npm run build
+
+dashboard: dashboard-build
+	@echo "dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/ (Ctrl-C stops it)"
+	$(PYTHON) -m http.server $(DASHBOARD_PORT) --bind 127.0.0.1 -d dashboard/build
+
+# Renders every page in headless Chromium (Debian's chromium, installed if absent) and checks
+# its figures against the snapshot.
+test-dashboard: install-dev dashboard-build
+	@command -v chromium >/dev/null || apt-get install -y --no-install-recommends chromium
+	$(BIN)/python -m pytest -m dashboard tests/dashboard
 
 clean:
 	rm -rf dbt_project/target dbt_project/logs .pytest_cache

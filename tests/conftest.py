@@ -1,7 +1,8 @@
 """Shared fixtures: a temporary warehouse and data folder per test, never the repo's data/.
 
 Tests live in ``unit/`` (pure modules, DuckDB in process: seconds), ``integration/`` (dbt
-builds, Dagster runs, subprocesses: minutes) and ``spark/`` (a local Spark, Java needed); each
+builds, Dagster runs, subprocesses: minutes), ``spark/`` (a local Spark, Java needed) and
+``dashboard/`` (the built Evidence site in headless Chromium); each
 test is marked with its folder's name, so ``pytest -m unit`` runs only the fast ones.
 """
 
@@ -36,7 +37,7 @@ def dbt_manifest() -> Path:
 
 
 #: The folders tests live in; each is also a marker (pyproject.toml).
-KINDS = ("unit", "integration", "spark")
+KINDS = ("unit", "integration", "spark", "dashboard")
 
 
 #: The longest test files, longest first (measured with ``--durations`` on a 2-core machine):

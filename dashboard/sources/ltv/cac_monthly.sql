@@ -1,0 +1,1 @@
+select * from cac_monthly

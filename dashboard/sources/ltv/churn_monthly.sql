@@ -1,0 +1,1 @@
+select * from churn_monthly

@@ -1,0 +1,1 @@
+select * from clv_backtest

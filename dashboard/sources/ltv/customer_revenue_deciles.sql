@@ -1,0 +1,1 @@
+select * from customer_revenue_deciles

@@ -1,0 +1,1 @@
+select * from ltv_cac_by_channel_month

@@ -8,8 +8,8 @@
 -- baseline of the open database) and the run's vars. Bad rows are dropped, not
 -- quarantined: a row is kept only if it passes every row rule of the loader, its key is not a
 -- conflicting duplicate (one copy of an exact duplicate stays) and, for an order, its customer
--- is a clean customer who had signed up by the order's UTC day. No model is fitted, so the
--- columns that come from customer_predictions are not built.
+-- is a clean customer who had signed up by the order's UTC day. No model is fitted: the
+-- Python marts (the predictions and the predicted value against CAC) are not built.
 --
 -- The marts' monthly states come from one row per customer and purchase month: its spell
 -- lasts until the next purchase month, and whether and when it ends in churn follows from the

@@ -56,8 +56,8 @@ BASELINE = REPO / "bench" / "baseline.py"
 STAGES = {
     "raw_tables": "raw_tables",
     "dbt_models": "dbt_models",
-    "dbt_prediction_marts": "dbt_prediction_marts",
     "customer_predictions": "marts__customer_predictions",
+    "predicted_value_by_channel": "predicted_value_by_channel",
     "clv_backtest": "marts__clv_backtest",
     "published_marts": "published_marts",
 }

@@ -34,7 +34,6 @@ def run_pipeline(
         config = DbtBuildConfig(
             as_of_date=as_of_date, full_refresh=full_refresh, vars=dbt_vars or {}
         )
-        # the models after customer_predictions run in a second dbt step: same vars there
         for name in job.graph.node_dict:
             if name in DBT_STEPS:
                 ops[name] = config

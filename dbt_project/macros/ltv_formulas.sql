@@ -27,13 +27,6 @@
     cast({{ expression }} as decimal(18, {{ scale }}))
 {%- endmacro %}
 
-{#- The decimal places of a gross margin: cents, times the default margin rate's places for
-    orders without a cost (0.35 -> 4, 0.4 -> 3), as the engine types amount * rate. -#}
-{% macro margin_scale() -%}
-    {%- set rate = default_margin_rate() | string | trim -%}
-    {{ 2 + (rate.split('.')[1] | length if '.' in rate else 0) }}
-{%- endmacro %}
-
 {#- APF: purchases per customer per year, from purchases over the lookback window. -#}
 {% macro purchase_frequency(purchases, customers) -%}
     (

@@ -3,17 +3,27 @@ summary ``ltv run`` prints and the as-of dates of the Python marts."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import date, datetime
 
 from ltv_pipeline import settings
 
+#: The code location the UI loads (workspace.yaml, ``[tool.dg.project]``) and the repository
+#: name Dagster gives a ``Definitions`` object.
+CODE_LOCATION = "ltv_pipeline"
+REPOSITORY = "__repository__"
+#: The UI's job page lists the runs tagged with the job's repository and location: a run
+#: launched from the UI or the schedule carries the tag; one in this process is given it, so
+#: ``ltv run`` is listed under ``all_assets`` too (not only on the global Runs page).
+REPOSITORY_TAG = {".dagster/repository": f"{REPOSITORY}@{CODE_LOCATION}"}
+
 #: The marts the Python assets write (not dbt): a dbt-only rebuild leaves them as they were.
 #: Each stores the ``as_of_date`` it describes (tests check this list against the assets).
 PYTHON_MARTS = (
     "customer_predictions",
+    "predicted_value_by_channel",
+    "predicted_value_by_channel_month",
     "clv_backtest",
     "cohort_retention",
     "cohort_retention_wide",
@@ -59,35 +69,12 @@ def _day(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def _marts_reading_predictions() -> list[str]:
-    """dbt marts built from ``customer_predictions`` (the manifest's graph; [] without it)."""
-    manifest = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
-    try:
-        graph = json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        return []
-    children = graph.get("child_map", {})
-    nodes = graph.get("nodes", {})
-    todo = [k for k in children if k.startswith("source.") and k.endswith(".customer_predictions")]
-    seen: set[str] = set()
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in seen:
-                seen.add(child)
-                todo.append(child)
-    return sorted(
-        f"marts.{nodes[k]['name']}"
-        for k in seen
-        if k.startswith("model.") and nodes.get(k, {}).get("fqn", [None, None])[1] == "marts"
-    )
-
-
 def stale_marts_warning() -> str | None:
     """A warning when the Python marts describe another ``as_of_date`` than the dbt marts.
 
     ``ltv dbt build --vars '{as_of_date: ...}'`` rebuilds the dbt models only: the Python
-    outputs (predictions, backtest, cohorts, deciles, segments) keep their old date, and the
-    dbt marts that read the predictions mix the two. Returns None when they agree.
+    outputs (predictions, predicted value by channel, backtest, cohorts, deciles, segments)
+    keep their old date (no dbt model reads them). Returns None when they agree.
     """
     try:
         window, held = python_marts_as_of()
@@ -102,12 +89,6 @@ def stale_marts_warning() -> str | None:
         f"and still describe {' / '.join(dates)}:",
         *(f"  marts.{name}  (as_of_date {day or 'several dates'})" for name, day in stale.items()),
     ]
-    readers = _marts_reading_predictions()
-    if "customer_predictions" in stale and readers:
-        lines.append(
-            f"  {', '.join(readers)} read marts.customer_predictions, so their predicted CLV "
-            "is stale too."
-        )
     lines += [
         "  Nothing was published: the BI snapshot is unchanged.",
         "  Rebuild every asset, the Python marts included, and publish it with:",
@@ -119,9 +100,7 @@ def stale_marts_warning() -> str | None:
 def dbt_run_config(as_of_date: date | None, node_names: list[str]) -> dict:
     """Run config that builds every dbt step of a job as of ``as_of_date`` (a backfill).
 
-    The job's dbt models are built in two steps around the Python asset that dbt reads back
-    (``defs.dbt.DBT_STEPS``: ``dbt_models``, then ``dbt_prediction_marts``): each needs the
-    same vars, or the models after the predictions are built for another day than those before.
+    Every dbt step of the job (``defs.dbt.DBT_STEPS``; one, ``dbt_models``) takes the vars.
     """
     from ltv_pipeline.defs.dbt import DBT_STEPS
 
@@ -147,7 +126,9 @@ def run_all(*, instance=None, as_of_date: date | None = None) -> bool:
         instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
     job = defs().resolve_job_def(all_assets_job.name)
     run_config = dbt_run_config(as_of_date, list(job.graph.node_dict))
-    tags = {"ltv/as_of_date": as_of_date.isoformat()} if as_of_date else None
+    tags = dict(REPOSITORY_TAG)
+    if as_of_date:
+        tags["ltv/as_of_date"] = as_of_date.isoformat()
     result = job.execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config or None, tags=tags
     )

@@ -118,6 +118,13 @@ def test_ltv_page_shows_the_marts_ltv_and_ltv_to_cac(site):
     for channel, ratio, cac in channels:
         assert channel in text
         assert f"{ratio:,.2f}" in text and f"${cac:,.2f}" in text, channel
+    predicted = _snapshot(
+        "select acquisition_channel, predicted_clv_per_customer, predicted_value_to_cac "
+        "from predicted_value_by_channel where predicted_value_to_cac is not null"
+    )
+    assert predicted
+    for channel, per_customer, ratio in predicted:
+        assert f"${per_customer:,.2f}" in text and f"{ratio:,.2f}" in text, channel
 
 
 def test_retention_page_shows_the_marts_churn_and_segments(site):

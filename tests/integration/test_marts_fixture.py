@@ -516,8 +516,11 @@ def test_too_small_to_fit_gives_null_predictions(marts):
     backtest = rows(marts, "select model, status, mae from marts.clv_backtest order by model")
     assert [r["model"] for r in backtest] == ["bgnbd", "historical_average"]
     assert all(r["status"].startswith("not fitted") and r["mae"] is None for r in backtest)
-    channels = rows(marts, "select predicted_clv_per_customer from marts.ltv_cac_by_channel")
-    assert all(r["predicted_clv_per_customer"] is None for r in channels)
+    for table in ("predicted_value_by_channel", "predicted_value_by_channel_month"):
+        values = rows(marts, f"select * from marts.{table}")
+        assert len(values) >= 3, table
+        assert all(r["predicted_clv_per_customer"] is None for r in values), table
+        assert all(r["predicted_value_to_cac"] is None for r in values), table
 
 
 def test_ltv_cac_by_channel_month_by_hand(marts):
@@ -534,7 +537,7 @@ def test_ltv_cac_by_channel_month_by_hand(marts):
     # C1 40 + 30 + 80 * 0.35, C2 50 + 50, C10 25 + 25
     assert float(jan["gross_margin_to_date"]) == pytest.approx(248)
     assert jan["margin_per_customer_to_date"] == pytest.approx(248 / 3)
-    assert jan["payback_month"] is None and jan["predicted_clv"] is None
+    assert jan["payback_month"] is None
     assert (feb["acquired_customers"], feb["cac"], feb["payback_month"]) == (1, 40, 0)
     assert paid[D(2025, 4, 1)]["acquired_customers"] == 0 and paid[D(2025, 4, 1)]["cac"] is None
     email_jan = got[("email", D(2025, 1, 1))]  # 90 / 3 = 30 per customer in month 0 = CAC
@@ -553,6 +556,8 @@ PYTHON_MARTS = (
     "cohort_retention",
     "cohort_retention_wide",
     "customer_predictions",
+    "predicted_value_by_channel",
+    "predicted_value_by_channel_month",
     "clv_backtest",
 )
 

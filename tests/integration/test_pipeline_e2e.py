@@ -298,6 +298,8 @@ def test_bad_rows_do_not_change_any_mart(clean, dirty):
         "cohort_activity",
         "ltv_cac_by_channel",
         "ltv_cac_by_channel_month",
+        "predicted_value_by_channel",
+        "predicted_value_by_channel_month",
         "customer_segments",
         "segment_summary",
         "customer_predictions",
@@ -387,25 +389,46 @@ def test_predictions_feed_segments_and_channel_marts(clean):
     assert predictions["p_alive"].between(0, 1).all()
     joined = customers.merge(predictions, on="customer_id")
     by_month = joined.groupby(["acquisition_channel", "cohort_month"])["predicted_clv"].sum()
-    month = _frame(warehouse, "select * from marts.ltv_cac_by_channel_month").set_index(
-        ["acquisition_channel", "cohort_month"]
-    )
+    keys = ["acquisition_channel", "cohort_month"]
+    frames = []
+    for table in ("ltv_cac_by_channel_month", "predicted_value_by_channel_month"):
+        frame = _frame(warehouse, f"select * from marts.{table}")
+        frame["cohort_month"] = pd.to_datetime(frame["cohort_month"])
+        frames.append(frame.set_index(keys).sort_index())
+    cohorts, month = frames
+    assert cohorts.index.equals(month.index)  # a row per cohort of the CAC mart
     acquired = month[month["acquired_customers"] > 0]
-    # the marts sum predictions as decimals rounded to 1e-6 (exact, reproducible sums)
+    expected = by_month.reindex(acquired.index)
+    # the predictions are summed as decimals rounded to 1e-6 (exact, reproducible sums)
+    np.testing.assert_allclose(acquired["predicted_clv"], expected, atol=1e-4)
     np.testing.assert_allclose(
-        acquired["predicted_clv"].astype(float), by_month.reindex(acquired.index), atol=1e-4
+        acquired["predicted_clv_per_customer"], expected / acquired["acquired_customers"], atol=1e-4
     )
+    # margin so far (dbt's) plus the year predicted, per customer, against the cohort's CAC
+    with_cac = acquired[acquired["cac"].notna()]
+    assert len(with_cac) >= 10
+    margin = cohorts.loc[with_cac.index, "gross_margin_to_date"]
     np.testing.assert_allclose(
-        acquired["predicted_clv_per_customer"],
-        by_month.reindex(acquired.index) / acquired["acquired_customers"],
-        atol=1e-4,
+        with_cac["predicted_value_to_cac"],
+        (margin + expected.loc[with_cac.index]) / with_cac["acquired_customers"] / with_cac["cac"],
+        rtol=1e-6,
     )
-    channel = _frame(warehouse, "select * from marts.ltv_cac_by_channel").set_index(
+    assert month.loc[month["cac"].isna(), "predicted_value_to_cac"].isna().all()
+    channel = _frame(warehouse, "select * from marts.predicted_value_by_channel").set_index(
         "acquisition_channel"
     )
-    per_channel = joined.groupby("acquisition_channel")["predicted_clv"].mean()
+    per_channel = joined.groupby("acquisition_channel")["predicted_clv"]
     np.testing.assert_allclose(
-        channel["predicted_clv_per_customer"], per_channel.reindex(channel.index), atol=1e-4
+        channel["predicted_clv_per_customer"], per_channel.mean().reindex(channel.index), atol=1e-4
+    )
+    margin = cohorts.groupby("acquisition_channel")["gross_margin_to_date"].sum()
+    paid = channel[channel["cac"].notna()]
+    np.testing.assert_allclose(
+        paid["predicted_value_to_cac"],
+        (margin.reindex(paid.index) + per_channel.sum().reindex(paid.index))
+        / paid["customers"]
+        / paid["cac"],
+        rtol=1e-6,
     )
     segments = _frame(warehouse, "select customer_id, segment from marts.customer_segments")
     summary = _frame(warehouse, "select * from marts.segment_summary").set_index("segment")

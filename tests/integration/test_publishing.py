@@ -22,8 +22,9 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from ltv_pipeline import publish
+from ltv_pipeline import publish, settings
 from ltv_pipeline.dbt_runner import run_dbt
 from ltv_pipeline.definitions import defs
 from ltv_pipeline.defs.schedules import all_assets_job
@@ -204,6 +205,8 @@ with open(out, "w") as f:
 #: The marts the Python assets write (documented as dbt sources) and their count columns.
 PYTHON_MART_TABLES = {
     "customer_predictions",
+    "predicted_value_by_channel",
+    "predicted_value_by_channel_month",
     "clv_backtest",
     "customer_segments",
     "segment_summary",
@@ -462,6 +465,16 @@ def test_a_run_killed_during_the_dbt_build_leaves_the_snapshot_and_the_next_run_
         dg.DagsterRunStatus.STARTED,
     ]
     assert _published(root).run_id == history[0].run_id
+    # ... and on the job's own page: the UI lists a job's runs by its name and the tag of its
+    # repository in the code location workspace.yaml names
+    workspace = yaml.safe_load((settings.REPO_ROOT / "workspace.yaml").read_text())
+    location = workspace["load_from"][0]["python_module"]["location_name"]
+    label = f"__repository__@{location}"
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        listed = instance.get_runs(
+            filters=dg.RunsFilter(job_name=all_assets_job.name, tags={".dagster/repository": label})
+        )
+    assert [run.run_id for run in listed] == [run.run_id for run in history]
 
 
 def test_a_malformed_file_fails_clearly_and_keeps_the_snapshot(shop):

@@ -159,5 +159,5 @@ def test_a_backfill_is_a_run_whose_config_asks_dbt_for_an_as_of_date():
     assert requested_as_of_date({}) is None
     assert requested_as_of_date({"ops": {"raw_tables": {"config": {"full_refresh": True}}}}) is None
     assert requested_as_of_date({"ops": {"dbt_models": {"config": {"full_refresh": True}}}}) is None
-    config = {"ops": {"dbt_prediction_marts": {"config": {"as_of_date": "2026-01-31"}}}}
+    config = {"ops": {"dbt_models": {"config": {"as_of_date": "2026-01-31"}}}}
     assert requested_as_of_date(config) == "2026-01-31"

@@ -46,9 +46,7 @@ channel_payback as (
         sum(case when payback_month is not null then 1 else 0 end) as cohorts_paid_back,
         {#- cohorts that never paid back count as paying back later than any that did -#}
         median(case when cac is not null then coalesce(payback_month, 1000000) end)
-            as median_payback_month,
-        sum({{ exact_money('gross_margin_to_date', margin_scale()) }}) as gross_margin_to_date,
-        sum({{ exact_money('predicted_clv', 6) }}) as predicted_clv
+            as median_payback_month
 
     from cohorts
     group by acquisition_channel
@@ -86,15 +84,7 @@ final as (
         {{ as_count('coalesce(channel_payback.cohorts_paid_back, 0)') }}
             as cohorts_paid_back,
         cast(channel_payback.cohorts_paid_back as {{ type_double() }})
-        / nullif(channel_payback.cohorts, 0) as share_of_cohorts_paid_back,
-        cast(channel_payback.predicted_clv as {{ type_double() }})
-        / nullif(channel_cac.new_customers, 0) as predicted_clv_per_customer,
-        cast(
-            channel_payback.gross_margin_to_date + channel_payback.predicted_clv
-            as {{ type_double() }}
-        )
-        / nullif(channel_cac.new_customers, 0)
-        / channel_cac.cac as predicted_value_to_cac
+        / nullif(channel_payback.cohorts, 0) as share_of_cohorts_paid_back
 
     from channel_cac
     left join channel_ltv on channel_cac.acquisition_channel = channel_ltv.acquisition_channel

@@ -1,7 +1,7 @@
 {#- One row per acquisition channel and month (spend or acquired customers): CAC, the margin
-    the month's cohort has earned per customer so far, its payback month, and the predicted
-    12-month CLV per acquired customer, so a young cohort can be judged against its CAC
-    long before it has a year of history. -#}
+    the month's cohort has earned per customer so far and its payback month. The predicted
+    value against CAC is the Python mart predicted_value_by_channel_month: the predictions
+    are made after dbt's build, in the same run (README, "One dbt invocation"). -#}
 with
 
 cac as (
@@ -60,20 +60,6 @@ payback as (
 
 ),
 
-predicted as (
-
-    select
-        customers.acquisition_channel,
-        customers.cohort_month,
-        sum(predictions.predicted_clv) as predicted_clv
-
-    from {{ ref('stg_clv__customer_predictions') }} as predictions
-    inner join {{ ref('customers') }} as customers
-        on predictions.customer_id = customers.customer_id
-    group by customers.acquisition_channel, customers.cohort_month
-
-),
-
 final as (
 
     select
@@ -84,13 +70,8 @@ final as (
         cac.cac,
         to_date.months_observed,
         {{ as_money('coalesce(to_date.gross_margin, 0)') }} as gross_margin_to_date,
-        {{ as_money('predicted.predicted_clv') }} as predicted_clv,
         cast(coalesce(to_date.gross_margin, 0) as {{ type_double() }})
         / nullif(cac.new_customers, 0) as margin_per_customer_to_date,
-        cast(predicted.predicted_clv as {{ type_double() }})
-        / nullif(cac.new_customers, 0) as predicted_clv_per_customer,
-        cast(coalesce(to_date.gross_margin, 0) + predicted.predicted_clv as {{ type_double() }})
-        / nullif(cac.new_customers, 0) / cac.cac as predicted_value_to_cac,
         payback.payback_month
 
     from cac
@@ -102,10 +83,6 @@ final as (
         on
             cac.acquisition_channel = payback.acquisition_channel
             and cac.month_start = payback.cohort_month
-    left join predicted
-        on
-            cac.acquisition_channel = predicted.acquisition_channel
-            and cac.month_start = predicted.cohort_month
 
 )
 

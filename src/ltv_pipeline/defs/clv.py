@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from ltv_pipeline.clv import backtest, forecast
+from ltv_pipeline.clv import acquisition, backtest, forecast
 from ltv_pipeline.defs import (
     MARTS_GROUP,
     check_result,
@@ -29,6 +29,15 @@ BACKTEST = dg.AssetKey([MARTS_SCHEMA, "clv_backtest"])
 SUMMARY = dg.AssetKey(["intermediate", "int_customer_purchases_summarized"])
 WINDOW = dg.AssetKey(["intermediate", "int_reporting_window"])
 LTV_SUMMARY = dg.AssetKey([MARTS_SCHEMA, "ltv_summary"])
+BY_CHANNEL_MONTH = dg.AssetKey([MARTS_SCHEMA, "predicted_value_by_channel_month"])
+BY_CHANNEL = dg.AssetKey([MARTS_SCHEMA, "predicted_value_by_channel"])
+#: What the predicted value against CAC is built from: dbt's CAC marts and the predictions.
+ACQUISITION_UPSTREAM = [
+    PREDICTIONS,
+    dg.AssetKey([MARTS_SCHEMA, "customers"]),
+    dg.AssetKey([MARTS_SCHEMA, "ltv_cac_by_channel_month"]),
+    dg.AssetKey([MARTS_SCHEMA, "ltv_cac_by_channel"]),
+]
 #: Every night's backtest scores, appended per run: the recent nights a collapse is judged
 #: against. Outside ``marts`` on purpose: it is not published (the snapshot stays a function
 #: of the input) and it is not rebuilt from the raw files, only appended to.
@@ -414,6 +423,127 @@ def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetChec
     if rows and not fitted and not problems:
         return not_fitted("BG/NBD", "not fitted (too little data): predictions are null")
     return check_result(problems, "predictions valid", predictions=rows, buyers=buyers)
+
+
+# The predictions summed per cohort and per channel in the warehouse, as exact decimals (the
+# same in any order, so bit-identical from run to run and engine to engine).
+_PREDICTED_SUMS = f"""
+select customers.acquisition_channel{{cohort}},
+    sum(cast(predictions.predicted_clv as decimal(18, 6))) as predicted_clv
+from {MARTS_SCHEMA}.customer_predictions as predictions
+inner join {MARTS_SCHEMA}.customers as customers
+    on predictions.customer_id = customers.customer_id
+group by customers.acquisition_channel{{cohort}}
+"""
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            BY_CHANNEL_MONTH,
+            deps=ACQUISITION_UPSTREAM,
+            description="One row per acquisition channel and month: the cohort's predicted "
+            "12-month CLV and its margin so far plus that prediction against its CAC.",
+            group_name=MARTS_GROUP,
+            kinds={"duckdb", "pandas"},
+            metadata=python_mart_metadata(BY_CHANNEL_MONTH.path[-1]),
+        ),
+        dg.AssetSpec(
+            BY_CHANNEL,
+            deps=ACQUISITION_UPSTREAM,
+            description="One row per acquisition channel: its customers' predicted 12-month "
+            "CLV, and margin so far plus that prediction against the channel's CAC.",
+            group_name=MARTS_GROUP,
+            kinds={"duckdb", "pandas"},
+            metadata=python_mart_metadata(BY_CHANNEL.path[-1]),
+        ),
+    ],
+    can_subset=False,
+)
+def predicted_value_by_channel(warehouse: Warehouse, raw_files: RawFiles):
+    """Write the predicted value against CAC per channel and month, and per channel."""
+    with warehouse.session() as db:
+        cohorts = db.frame(
+            "select acquisition_channel, cohort_month, acquired_customers, cac, "
+            "gross_margin_to_date, margin_per_customer_to_date "
+            f"from {MARTS_SCHEMA}.ltv_cac_by_channel_month"
+        )
+        channels = db.frame(
+            f"select acquisition_channel, customers, cac from {MARTS_SCHEMA}.ltv_cac_by_channel"
+        )
+        cohort_sums = db.frame(_PREDICTED_SUMS.format(cohort=", customers.cohort_month"))
+        channel_sums = db.frame(_PREDICTED_SUMS.format(cohort=""))
+        as_of_date = read_as_of_date(db)
+    by_month, by_channel = acquisition.predicted_value_by_channel(
+        cohorts, channels, cohort_sums, channel_sums
+    )
+    with warehouse.session() as db:
+        month_rows = db.replace_table(
+            f"{MARTS_SCHEMA}.{BY_CHANNEL_MONTH.path[-1]}",
+            with_as_of_date(by_month, as_of_date),
+            "acquisition_channel, cohort_month",
+        )
+        channel_rows = db.replace_table(
+            f"{MARTS_SCHEMA}.{BY_CHANNEL.path[-1]}",
+            with_as_of_date(by_channel, as_of_date),
+            "acquisition_channel",
+        )
+    records = json.loads(
+        by_channel[
+            ["acquisition_channel", "predicted_clv_per_customer", "predicted_value_to_cac"]
+        ].to_json(orient="records")
+    )
+    yield dg.MaterializeResult(
+        asset_key=BY_CHANNEL_MONTH, metadata={"dagster/row_count": month_rows}
+    )
+    yield dg.MaterializeResult(
+        asset_key=BY_CHANNEL,
+        metadata={
+            "dagster/row_count": channel_rows,
+            "predicted_value_to_cac_by_channel": figures_table(records, raw_files.currency),
+        },
+    )
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            "predicted_value_covers_every_cohort",
+            asset=key,
+            blocking=True,
+            description="One row per row of the CAC mart it is built from (a cohort, a "
+            "channel); predicted CLV per customer and predicted value to CAC are >= 0.",
+        )
+        for key in (BY_CHANNEL_MONTH, BY_CHANNEL)
+    ]
+)
+def predicted_value_covers_every_cohort(warehouse: Warehouse):
+    """Rows match the CAC marts one for one; no negative predicted value."""
+    sources = {BY_CHANNEL_MONTH: "ltv_cac_by_channel_month", BY_CHANNEL: "ltv_cac_by_channel"}
+    for key, source in sources.items():
+        table = f"{MARTS_SCHEMA}.{key.path[-1]}"
+        with warehouse.session() as db:
+            rows, expected, negative = db.row(
+                f"select (select count(*) from {table}), "
+                f"(select count(*) from {MARTS_SCHEMA}.{source}), "
+                f"(select count(*) from {table} "
+                "where predicted_clv_per_customer < 0 or predicted_value_to_cac < 0)"
+            )
+        problems = [
+            f"{n} {what}"
+            for n, what in [
+                (abs(rows - expected), f"rows more or fewer than {source}'s"),
+                (negative, "rows with a negative predicted value"),
+            ]
+            if n
+        ]
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name="predicted_value_covers_every_cohort",
+            passed=not problems,
+            description="; ".join(problems) or f"one row per row of {source}, none negative",
+            metadata={"rows": rows},
+        )
 
 
 def _backtest_row(warehouse: Warehouse) -> tuple[dict, dict]:

@@ -57,7 +57,7 @@ KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
         (
             "ltv_to_cac_by_channel",
             "select acquisition_channel, ltv_to_cac, ltv_to_cac_status, "
-            "ltv_to_cac_unknown_reason, predicted_value_to_cac "
+            "ltv_to_cac_unknown_reason "
             "from marts.ltv_cac_by_channel order by acquisition_channel",
         )
     ],
@@ -185,16 +185,10 @@ class DbtBuildConfig(dg.Config):
         return args
 
 
-#: The models built from the predictions (and everything downstream of them): dbt builds them
-#: in a second step, after the Python asset ``customer_predictions`` has written its mart.
-PREDICTION_MARTS = "ltv_cac_by_channel_month+"
-
-
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=LtvDbtTranslator(),
-    exclude=PREDICTION_MARTS,
 )
 def dbt_models(
     context: dg.AssetExecutionContext,
@@ -203,29 +197,13 @@ def dbt_models(
     raw_files: RawFiles,
     config: DbtBuildConfig,
 ):
-    """Build and test the dbt models selected in this run (all but the prediction marts)."""
+    """Build and test the dbt models selected in this run, in one dbt invocation."""
     yield from build_dbt_models(context, dbt, warehouse, raw_files, config)
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=LtvDbtTranslator(),
-    select=PREDICTION_MARTS,
-)
-def dbt_prediction_marts(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
-    warehouse: Warehouse,
-    raw_files: RawFiles,
-    config: DbtBuildConfig,
-):
-    """Build and test the marts that read the predictions (CAC against predicted CLV)."""
-    yield from build_dbt_models(context, dbt, warehouse, raw_files, config)
-
-
-#: The dbt steps of a run, in order; each takes the run's :class:`DbtBuildConfig`.
-DBT_STEPS = (dbt_models.op.name, dbt_prediction_marts.op.name)
+#: The dbt steps of a run; each takes the run's :class:`DbtBuildConfig`. One: the predictions
+#: are made after it, and what reads them is Python (README, "One dbt invocation").
+DBT_STEPS = (dbt_models.op.name,)
 
 
 def build_dbt_models(

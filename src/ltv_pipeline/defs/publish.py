@@ -11,8 +11,8 @@ from ltv_pipeline.defs import check_result
 from ltv_pipeline.defs.analytics.cohorts import cohort_retention
 from ltv_pipeline.defs.analytics.concentration import customer_revenue_deciles
 from ltv_pipeline.defs.analytics.rfm import customer_segments, segment_summary_asset
-from ltv_pipeline.defs.clv import clv_backtest, customer_predictions
-from ltv_pipeline.defs.dbt import dbt_models, dbt_prediction_marts
+from ltv_pipeline.defs.clv import clv_backtest, customer_predictions, predicted_value_by_channel
+from ltv_pipeline.defs.dbt import dbt_models
 from ltv_pipeline.defs.resources import PublishedDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
@@ -123,13 +123,14 @@ PYTHON_MARTS = (
     segment_summary_asset,
     cohort_retention,
     customer_predictions,
+    predicted_value_by_channel,
     clv_backtest,
 )
 
 published_marts = published_marts_asset(
     [
         key
-        for asset in (dbt_models, dbt_prediction_marts, *PYTHON_MARTS)
+        for asset in (dbt_models, *PYTHON_MARTS)
         for key in asset.keys
         if key.path[0] == MARTS_SCHEMA and key.path[-1] not in NOT_PUBLISHED
     ]

@@ -1,0 +1,1 @@
+select * from predicted_value_by_channel_month

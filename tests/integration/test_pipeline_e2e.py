@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ltv_pipeline import clv
+from ltv_pipeline import clv, settings
 from ltv_pipeline.definitions import defs
 from ltv_pipeline.sample.generate import generate_shop
 from tests.helpers import (
@@ -369,6 +369,20 @@ def test_clv_summary_and_fit_match_an_independent_computation(clean):
         np.testing.assert_allclose(
             got[column].astype(float), want[column].astype(float), rtol=1e-12, err_msg=column
         )
+    # the glossary beside the figures: each LTV variant and parameter, from the YAML
+    manifest = json.loads((settings.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    (ltv_node,) = (n for n in manifest["nodes"].values() if n["name"] == "ltv_summary")
+    for key in (
+        "marts/ltv_summary",
+        "marts/customer_predictions",
+        "marts/predicted_value_by_channel",
+    ):
+        text = materialization_metadata(result, key)["glossary"]
+        for column in ("historical_ltv", "margin_ltv", "discounted_ltv"):
+            meaning = " ".join(ltv_node["columns"][column]["description"].split())
+            assert f"`ltv_summary.{column}` | {meaning} |" in text, (key, column)
+        assert "| Predicted CLV | `customer_predictions.predicted_clv` | Predicted 12-month" in text
+        assert "| BG/NBD r | fitted parameters |" in text
     # the fit the asset reports equals a direct fit on the independent summary (weeks)
     model = fitted_parameters(result, "marts/customer_predictions")
     direct = clv.fit_bgnbd(want["frequency"], want["recency_days"] / 7, want["t_days"] / 7)

@@ -314,6 +314,16 @@ def test_full_run_publishes_every_mart_without_pii(shop, first_run):
     assert len(days) >= 20 and set(days.values()) == {"DATE"}, days
     counts = {k: types[k] for k in types if k[1] in COUNT_COLUMNS}
     assert len(counts) >= 25 and set(counts.values()) == {"BIGINT"}, counts
+    # the types the Python marts' YAML gives (shown on their assets in the UI) are the real ones
+    manifest = json.loads((settings.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    documented = {
+        (source["name"], column): spec["data_type"].upper()
+        for source in manifest["sources"].values()
+        if source["name"] in PYTHON_MART_TABLES
+        for column, spec in source["columns"].items()
+    }
+    assert len(documented) >= 60
+    assert {k: types.get(k) for k in documented} == documented
     money = {k: types[k] for k in types if k[1] in MONEY_COLUMNS}
     assert {t for t, _ in money} >= {"customers", "segment_summary", "cac_monthly", "ltv_summary"}
     assert set(money.values()) == {"DOUBLE"}, money

@@ -3,7 +3,13 @@
 import math
 
 from ltv_pipeline.defs.dbt import describe_dbt_test
-from ltv_pipeline.defs.display import figure, figures_table, parameters_table
+from ltv_pipeline.defs.display import (
+    GLOSSARY_METRICS,
+    figure,
+    figures_table,
+    glossary,
+    parameters_table,
+)
 
 
 def test_figures_are_rounded_and_carry_their_unit():
@@ -80,3 +86,28 @@ def test_each_dbt_test_is_described_from_its_arguments_or_its_file():
     # a description written for the test wins
     own = {**_test_node("not_null", {"column_name": "x"}), "description": "Said by hand."}
     assert describe_dbt_test(own, manifest).startswith("Said by hand. ")
+
+
+def test_the_glossary_lists_each_value_metric_and_parameter_with_its_description():
+    columns = {(t, c): f"meaning of {c}\n   over two lines." for _, t, c in GLOSSARY_METRICS}
+    text = glossary(columns).value
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| term | where | meaning |"
+    assert rows[1] == (
+        "| Historical LTV | `ltv_summary.historical_ltv` "
+        "| meaning of historical_ltv over two lines. |"
+    )
+    terms = [row.split(" | ")[0][2:] for row in rows[1:]]
+    assert terms == [
+        "Historical LTV",
+        "Margin LTV",
+        "Discounted LTV",
+        "Predicted CLV",
+        "Predicted value to CAC",
+        "BG/NBD r",
+        "BG/NBD alpha",
+        "BG/NBD a",
+        "BG/NBD b",
+    ]
+    assert "| BG/NBD a | fitted parameters | with b, the beta spread" in text
+    assert text.startswith("Historical, margin and discounted LTV are computed from purchases")

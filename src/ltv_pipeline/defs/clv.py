@@ -19,7 +19,7 @@ from ltv_pipeline.defs import (
     read_as_of_date,
     with_as_of_date,
 )
-from ltv_pipeline.defs.dbt import DBT_STEPS, python_mart_metadata
+from ltv_pipeline.defs.dbt import DBT_STEPS, metrics_glossary, python_mart_metadata
 from ltv_pipeline.defs.display import figures_table, parameters_table
 from ltv_pipeline.defs.resources import RawFiles
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
@@ -176,6 +176,7 @@ def customer_predictions(
             "as_of_date": str(as_of_date),
             "model_status": status,
             "fitted_parameters": parameters_table(fitted),
+            "glossary": metrics_glossary(),
             "horizon_months": config.horizon_months,
             "margin_rate": float(margin_rate or 0.0),
             "expected_purchases_total": float(predictions["expected_purchases"].sum()),
@@ -501,6 +502,7 @@ def predicted_value_by_channel(warehouse: Warehouse, raw_files: RawFiles):
         metadata={
             "dagster/row_count": channel_rows,
             "predicted_value_to_cac_by_channel": figures_table(records, raw_files.currency),
+            "glossary": metrics_glossary(),
         },
     )
 

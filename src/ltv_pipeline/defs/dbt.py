@@ -16,7 +16,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from pydantic import Field, field_validator
 
-from ltv_pipeline.defs.display import figures_table
+from ltv_pipeline.defs.display import GLOSSARY_METRICS, figures_table, glossary
 from ltv_pipeline.defs.resources import RawFiles, dbt_project
 from ltv_pipeline.warehouse.base import Warehouse, WarehouseSession
 
@@ -28,18 +28,37 @@ def _sources() -> dict[str, dict[str, Any]]:
 
 
 def python_mart_metadata(table: str) -> dict[str, dg.TableSchema]:
-    """The column descriptions of a mart a Python asset writes, from its dbt source entry
-    (``models/staging/_clv__sources.yml``): documented once, where dbt users look, and shown
-    on the asset in the Dagster UI."""
+    """The columns (type and description) of a mart a Python asset writes, from its dbt source
+    entry (``models/staging/_clv__sources.yml``): documented once, where dbt users look, and
+    shown on the asset in the Dagster UI; the snapshot test checks the types."""
     columns = _sources()[table]["columns"]
     return {
         "dagster/column_schema": dg.TableSchema(
             columns=[
-                dg.TableColumn(name=name, description=column["description"])
+                dg.TableColumn(
+                    name=name,
+                    type=column.get("data_type") or "unknown",
+                    description=column["description"],
+                )
                 for name, column in columns.items()
             ]
         )
     }
+
+
+def metrics_glossary() -> dg.MarkdownMetadataValue:
+    """The metrics glossary (:func:`display.glossary`) from the YAML's column descriptions."""
+    columns = {}
+    for _, table, column in GLOSSARY_METRICS:
+        source = _sources().get(table)
+        described = source["columns"] if source else _model_columns(table)
+        text = described[column]
+        columns[(table, column)] = text["description"] if isinstance(text, dict) else text
+    return glossary(columns)
+
+
+#: The marts whose figures the glossary is shown beside (dbt's; the Python assets add theirs).
+GLOSSARY_TABLES = frozenset({"ltv_summary"})
 
 
 # Figures a person looks for on a mart in the UI, beside its row count: (name, SQL) per table.
@@ -265,6 +284,8 @@ def _table_metadata(db: WarehouseSession, key: dg.AssetKey, currency: str) -> di
         frame = db.frame(sql)
         records = json.loads(frame.to_json(orient="records", date_format="iso"))
         metadata[label] = figures_table(records, currency, _model_columns(name))
+    if name in GLOSSARY_TABLES:
+        metadata["glossary"] = metrics_glossary()
     return metadata
 
 

@@ -157,3 +157,40 @@ def parameters_table(fitted: Mapping[str, float | str]) -> dg.TableMetadataValue
             ]
         ),
     )
+
+
+#: The value metrics a glossary explains, in order: (label, table, column). Their meaning is
+#: the column's description in the dbt YAML (marts and the Python marts' sources), so each is
+#: written once.
+GLOSSARY_METRICS = (
+    ("Historical LTV", "ltv_summary", "historical_ltv"),
+    ("Margin LTV", "ltv_summary", "margin_ltv"),
+    ("Discounted LTV", "ltv_summary", "discounted_ltv"),
+    ("Predicted CLV", "customer_predictions", "predicted_clv"),
+    ("Predicted value to CAC", "predicted_value_by_channel", "predicted_value_to_cac"),
+)
+#: The model parameters it explains (:data:`PARAMETERS`).
+GLOSSARY_PARAMETERS = ("bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b")
+
+
+def glossary(columns: Mapping[tuple[str, str], str]) -> dg.MarkdownMetadataValue:
+    """The metrics glossary shown beside the figures: the LTV variants (historical: from
+    purchases so far; predicted: the model's next 12 months) and the BG/NBD parameters.
+
+    ``columns`` maps (table, column) to its description.
+    """
+    lines = [
+        "Historical, margin and discounted LTV are computed from purchases so far "
+        "(`ltv_summary`); predicted CLV is the models' view of the next 12 months "
+        "(`customer_predictions`).",
+        "",
+        "| term | where | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for label, table, column in GLOSSARY_METRICS:
+        meaning = " ".join(columns[(table, column)].split())
+        lines.append(f"| {label} | `{table}.{column}` | {meaning} |")
+    for name in GLOSSARY_PARAMETERS:
+        term, meaning = PARAMETERS[name].split(": ", 1)
+        lines.append(f"| {term} | fitted parameters | {meaning} |")
+    return dg.MetadataValue.md("\n".join(lines))

@@ -51,6 +51,14 @@ def with_as_of_date(frame: pd.DataFrame, as_of_date: dt.date) -> pd.DataFrame:
     return out
 
 
+def replace_mart(
+    db: WarehouseSession, key: dg.AssetKey, frame: pd.DataFrame, as_of_date: dt.date, order_by: str
+) -> int:
+    """Replace the mart of asset ``key`` with ``frame`` and its ``as_of_date``; the rows."""
+    table = ".".join(key.path)
+    return db.replace_table(table, with_as_of_date(frame, as_of_date), order_by)
+
+
 def not_fitted(what: str, status: str) -> dg.AssetCheckResult:
     # a shop too small to fit is a warning, not wrong numbers: the predictions are null
     return dg.AssetCheckResult(

@@ -17,7 +17,7 @@ from ltv_pipeline.defs import (
     check_result,
     not_fitted,
     read_as_of_date,
-    with_as_of_date,
+    replace_mart,
 )
 from ltv_pipeline.defs.dbt import DBT_STEPS, metrics_glossary, python_mart_metadata
 from ltv_pipeline.defs.display import figures_table, parameters_table
@@ -167,9 +167,8 @@ def customer_predictions(
         margin_rate=float(margin_rate or 0.0),
         yearly_discount_rate=float(discount_rate),
     )
-    predictions = with_as_of_date(predictions, as_of_date)
     with warehouse.session() as db:
-        rows = db.replace_table(f"{MARTS_SCHEMA}.customer_predictions", predictions, "customer_id")
+        rows = replace_mart(db, PREDICTIONS, predictions, as_of_date, "customer_id")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
@@ -441,23 +440,25 @@ group by customers.acquisition_channel{{cohort}}
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            BY_CHANNEL_MONTH,
+            key,
             deps=ACQUISITION_UPSTREAM,
-            description="One row per acquisition channel and month: the cohort's predicted "
-            "12-month CLV and its margin so far plus that prediction against its CAC.",
+            description=description,
             group_name=MARTS_GROUP,
             kinds={"duckdb", "pandas"},
-            metadata=python_mart_metadata(BY_CHANNEL_MONTH.path[-1]),
-        ),
-        dg.AssetSpec(
-            BY_CHANNEL,
-            deps=ACQUISITION_UPSTREAM,
-            description="One row per acquisition channel: its customers' predicted 12-month "
-            "CLV, and margin so far plus that prediction against the channel's CAC.",
-            group_name=MARTS_GROUP,
-            kinds={"duckdb", "pandas"},
-            metadata=python_mart_metadata(BY_CHANNEL.path[-1]),
-        ),
+            metadata=python_mart_metadata(key.path[-1]),
+        )
+        for key, description in (
+            (
+                BY_CHANNEL_MONTH,
+                "One row per acquisition channel and month: the cohort's predicted 12-month "
+                "CLV and its margin so far plus that prediction against its CAC.",
+            ),
+            (
+                BY_CHANNEL,
+                "One row per acquisition channel: its customers' predicted 12-month CLV, and "
+                "margin so far plus that prediction against the channel's CAC.",
+            ),
+        )
     ],
     can_subset=False,
 )
@@ -479,16 +480,10 @@ def predicted_value_by_channel(warehouse: Warehouse, raw_files: RawFiles):
         cohorts, channels, cohort_sums, channel_sums
     )
     with warehouse.session() as db:
-        month_rows = db.replace_table(
-            f"{MARTS_SCHEMA}.{BY_CHANNEL_MONTH.path[-1]}",
-            with_as_of_date(by_month, as_of_date),
-            "acquisition_channel, cohort_month",
+        month_rows = replace_mart(
+            db, BY_CHANNEL_MONTH, by_month, as_of_date, "acquisition_channel, cohort_month"
         )
-        channel_rows = db.replace_table(
-            f"{MARTS_SCHEMA}.{BY_CHANNEL.path[-1]}",
-            with_as_of_date(by_channel, as_of_date),
-            "acquisition_channel",
-        )
+        channel_rows = replace_mart(db, BY_CHANNEL, by_channel, as_of_date, "acquisition_channel")
     records = json.loads(
         by_channel[
             ["acquisition_channel", "predicted_clv_per_customer", "predicted_value_to_cac"]

@@ -17,7 +17,7 @@ from ltv_pipeline.defs import (
     REPORTING_WINDOW,
     check_result,
     read_as_of_date,
-    with_as_of_date,
+    replace_mart,
 )
 from ltv_pipeline.defs.dbt import python_mart_metadata
 from ltv_pipeline.defs.resources import RawFiles, ReportsDir
@@ -79,16 +79,10 @@ def cohort_retention(warehouse: Warehouse, reports: ReportsDir, raw_files: RawFi
         as_of_date = read_as_of_date(db)
         long = retention_long(activity)
         wide = retention_wide(long)
-        long_rows = db.replace_table(
-            f"{MARTS_SCHEMA}.cohort_retention",
-            with_as_of_date(long, as_of_date),
-            "cohort_month, months_since_acquisition",
+        long_rows = replace_mart(
+            db, RETENTION, long, as_of_date, "cohort_month, months_since_acquisition"
         )
-        wide_rows = db.replace_table(
-            f"{MARTS_SCHEMA}.cohort_retention_wide",
-            with_as_of_date(wide, as_of_date),
-            "cohort_month",
-        )
+        wide_rows = replace_mart(db, RETENTION_WIDE, wide, as_of_date, "cohort_month")
     heatmap = plot_retention_heatmap(long, reports.path / "cohort_retention_heatmap.png")
     curves = plot_ltv_curves(
         channel_ltv_curves(channel_months),

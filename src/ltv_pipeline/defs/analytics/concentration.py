@@ -5,7 +5,7 @@ import itertools
 import dagster as dg
 
 from ltv_pipeline.analytics.concentration import revenue_deciles
-from ltv_pipeline.defs import MARTS_GROUP, REPORTING_WINDOW, read_as_of_date, with_as_of_date
+from ltv_pipeline.defs import MARTS_GROUP, REPORTING_WINDOW, read_as_of_date, replace_mart
 from ltv_pipeline.defs.dbt import python_mart_metadata
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
 
@@ -26,11 +26,7 @@ def customer_revenue_deciles(context: dg.AssetExecutionContext, warehouse: Wareh
         )
         as_of_date = read_as_of_date(db)
         deciles = revenue_deciles(customers)
-        db.replace_table(
-            f"{MARTS_SCHEMA}.customer_revenue_deciles",
-            with_as_of_date(deciles, as_of_date),
-            "decile",
-        )
+        replace_mart(db, context.asset_key, deciles, as_of_date, "decile")
     top_share = float(deciles["share_of_revenue"].iloc[0]) if len(deciles) else 0.0
     return dg.MaterializeResult(
         metadata={

@@ -377,12 +377,15 @@ def test_clv_summary_and_fit_match_an_independent_computation(clean):
         "marts/customer_predictions",
         "marts/predicted_value_by_channel",
     ):
-        text = materialization_metadata(result, key)["glossary"]
+        terms = {
+            r.data["where"]: r.data["meaning"]
+            for r in materialization_metadata(result, key)["glossary"].records
+        }
         for column in ("historical_ltv", "margin_ltv", "discounted_ltv"):
             meaning = " ".join(ltv_node["columns"][column]["description"].split())
-            assert f"`ltv_summary.{column}` | {meaning} |" in text, (key, column)
-        assert "| Predicted CLV | `customer_predictions.predicted_clv` | Predicted 12-month" in text
-        assert "| BG/NBD r | fitted parameters |" in text
+            assert terms[f"ltv_summary.{column}"] == meaning, (key, column)
+        assert terms["customer_predictions.predicted_clv"].startswith("Predicted 12-month")
+        assert len(terms) == 6  # the five metrics, and the fitted parameters
     # the fit the asset reports equals a direct fit on the independent summary (weeks)
     model = fitted_parameters(result, "marts/customer_predictions")
     direct = clv.fit_bgnbd(want["frequency"], want["recency_days"] / 7, want["t_days"] / 7)

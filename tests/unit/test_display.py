@@ -90,15 +90,13 @@ def test_each_dbt_test_is_described_from_its_arguments_or_its_file():
 
 def test_the_glossary_lists_each_value_metric_and_parameter_with_its_description():
     columns = {(t, c): f"meaning of {c}\n   over two lines." for _, t, c in GLOSSARY_METRICS}
-    text = glossary(columns).value
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert rows[0] == "| term | where | meaning |"
-    assert rows[1] == (
-        "| Historical LTV | `ltv_summary.historical_ltv` "
-        "| meaning of historical_ltv over two lines. |"
-    )
-    terms = [row.split(" | ")[0][2:] for row in rows[1:]]
-    assert terms == [
+    rows = [record.data for record in glossary(columns).records]
+    assert rows[0] == {
+        "term": "Historical LTV",
+        "where": "ltv_summary.historical_ltv",
+        "meaning": "meaning of historical_ltv over two lines.",
+    }
+    assert [row["term"] for row in rows] == [
         "Historical LTV",
         "Margin LTV",
         "Discounted LTV",
@@ -109,5 +107,5 @@ def test_the_glossary_lists_each_value_metric_and_parameter_with_its_description
         "BG/NBD a",
         "BG/NBD b",
     ]
-    assert "| BG/NBD a | fitted parameters | with b, the beta spread" in text
-    assert text.startswith("Historical, margin and discounted LTV are computed from purchases")
+    assert rows[7]["where"] == "fitted_parameters"
+    assert rows[7]["meaning"].startswith("with b, the beta spread")

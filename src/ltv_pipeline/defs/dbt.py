@@ -46,7 +46,7 @@ def python_mart_metadata(table: str) -> dict[str, dg.TableSchema]:
     }
 
 
-def metrics_glossary() -> dg.MarkdownMetadataValue:
+def metrics_glossary() -> dg.TableMetadataValue:
     """The metrics glossary (:func:`display.glossary`) from the YAML's column descriptions."""
     columns = {}
     for _, table, column in GLOSSARY_METRICS:

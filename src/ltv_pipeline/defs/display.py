@@ -173,24 +173,27 @@ GLOSSARY_METRICS = (
 GLOSSARY_PARAMETERS = ("bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b")
 
 
-def glossary(columns: Mapping[tuple[str, str], str]) -> dg.MarkdownMetadataValue:
-    """The metrics glossary shown beside the figures: the LTV variants (historical: from
-    purchases so far; predicted: the model's next 12 months) and the BG/NBD parameters.
+def glossary(columns: Mapping[tuple[str, str], str]) -> dg.TableMetadataValue:
+    """The metrics glossary shown beside the figures, as a table (the UI shows a table inline,
+    markdown behind a button): the LTV variants (historical: from purchases so far;
+    predicted: the models' next 12 months) and the BG/NBD parameters.
 
     ``columns`` maps (table, column) to its description.
     """
-    lines = [
-        "Historical, margin and discounted LTV are computed from purchases so far "
-        "(`ltv_summary`); predicted CLV is the models' view of the next 12 months "
-        "(`customer_predictions`).",
-        "",
-        "| term | where | meaning |",
-        "| --- | --- | --- |",
+    rows = [
+        {
+            "term": label,
+            "meaning": " ".join(columns[(table, column)].split()),
+            "where": f"{table}.{column}",
+        }
+        for label, table, column in GLOSSARY_METRICS
     ]
-    for label, table, column in GLOSSARY_METRICS:
-        meaning = " ".join(columns[(table, column)].split())
-        lines.append(f"| {label} | `{table}.{column}` | {meaning} |")
     for name in GLOSSARY_PARAMETERS:
         term, meaning = PARAMETERS[name].split(": ", 1)
-        lines.append(f"| {term} | fitted parameters | {meaning} |")
-    return dg.MetadataValue.md("\n".join(lines))
+        rows.append({"term": term, "meaning": meaning, "where": "fitted_parameters"})
+    return dg.MetadataValue.table(
+        [dg.TableRecord(row) for row in rows],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn(name, "string") for name in ("term", "meaning", "where")]
+        ),
+    )

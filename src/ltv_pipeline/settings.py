@@ -58,7 +58,7 @@ def duckdb_path() -> Path:
 
 
 def reports_dir() -> Path:
-    """Charts written by the pipeline (cohort heatmap, LTV curves)."""
+    """Charts written by the pipeline (cohort heatmap, LTV curves, LTV:CAC, backtest, segments)."""
     return data_dir() / "reports"
 
 

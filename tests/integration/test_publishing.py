@@ -373,10 +373,22 @@ def test_every_asset_reports_rows_and_marts_their_key_figures(shop, first_run):
         row["model"]: row for row in table_rows(metadata["marts/clv_backtest"]["scores"].value)
     }
     assert set(scores) == {"bgnbd", "historical_average"}
-    assert scores["bgnbd"]["mae"].endswith(" USD")
+    assert scores["bgnbd"]["mae"].endswith(" purchases")  # MAE of holdout purchases, not money
     fitted = table_rows(metadata["marts/customer_predictions"]["fitted_parameters"].value)
     assert {row["parameter"] for row in fitted} >= {"bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b"}
     assert all(row["meaning"] for row in fitted)  # each parameter says what it is
+    # the charts, inline in the UI and as files in the reports folder
+    charts = {
+        "marts/predicted_value_by_channel": ("ltv_to_cac_chart", "ltv_to_cac_by_channel.png"),
+        "marts/clv_backtest": ("backtest_chart", "clv_backtest.png"),
+        "marts/segment_summary": ("chart", "segment_summary.png"),
+        "marts/cohort_retention": ("heatmap", "cohort_retention_heatmap.png"),
+    }
+    for key, (label, name) in charts.items():
+        assert metadata[key][label].value.startswith("![") and "data:image/png;base64," in (
+            metadata[key][label].value
+        ), key
+        assert (shop[0] / "reports" / name).read_bytes()[:4] == b"\x89PNG", name
 
 
 def test_same_input_gives_identical_published_marts_while_a_reader_reads(shop, first_run, tmp_path):

@@ -17,6 +17,7 @@ def test_figures_are_rounded_and_carry_their_unit():
     assert figure("monthly_churn_rate", 0.043125, "USD") == "4.3%"
     assert figure("aggregate_error_pct", 12.345, "USD") == "12.3%"  # already a percentage
     assert figure("ltv_to_cac", 3.2, "USD") == "3.20x"
+    assert figure("mae", 0.8281, "USD") == "0.83 purchases"  # the backtest counts purchases
     assert figure("customer_lifespan_years", 2.456, "USD") == "2.46 years"
     assert figure("spearman", 0.123456789, "USD") == 0.1235  # no unit: 4 significant digits
     assert figure("months_observed", 24, "USD") == 24  # whole numbers stay as they are

@@ -39,6 +39,7 @@ select
     window_end,
     {{ ltv_lookback_months() }} as lookback_months,
     {{ discount_rate() }} as discount_rate,
+    {{ ltv_cac_bar() }} as ltv_cac_bar,
     cast({{ dbt.dateadd('day', 1 - clv_holdout_days() | int, 'as_of_date') }} as date)
         as holdout_start_date,
     {{ dbt.datediff(

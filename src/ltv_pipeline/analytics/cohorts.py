@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 from matplotlib.figure import Figure
 
+from ltv_pipeline.charts import save_png
+
 LONG_COLUMNS = [
     "cohort_month",
     "months_since_acquisition",
@@ -155,7 +157,7 @@ def retention_heatmap_figure(long: pd.DataFrame) -> Figure:
 
 def plot_retention_heatmap(long: pd.DataFrame, path: Path) -> Path:
     """Write :func:`retention_heatmap_figure` as a PNG."""
-    return _save(retention_heatmap_figure(long), path)
+    return save_png(retention_heatmap_figure(long), path)
 
 
 def ltv_curves_figure(
@@ -204,10 +206,4 @@ def plot_ltv_curves(
     curves: pd.DataFrame, path: Path, cac: dict[str, float] | None = None, currency: str = "USD"
 ) -> Path:
     """Write :func:`ltv_curves_figure` as a PNG."""
-    return _save(ltv_curves_figure(curves, cac, currency), path)
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    return path
+    return save_png(ltv_curves_figure(curves, cac, currency), path)

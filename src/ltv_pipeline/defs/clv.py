@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from ltv_pipeline import charts
 from ltv_pipeline.clv import acquisition, backtest, forecast
 from ltv_pipeline.defs import (
     MARTS_GROUP,
@@ -20,8 +21,8 @@ from ltv_pipeline.defs import (
     replace_mart,
 )
 from ltv_pipeline.defs.dbt import DBT_STEPS, metrics_glossary, python_mart_metadata
-from ltv_pipeline.defs.display import figures_table, parameters_table
-from ltv_pipeline.defs.resources import RawFiles
+from ltv_pipeline.defs.display import figures_table, parameters_table, png_markdown
+from ltv_pipeline.defs.resources import RawFiles, ReportsDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
 PREDICTIONS = dg.AssetKey([MARTS_SCHEMA, "customer_predictions"])
@@ -196,6 +197,7 @@ def clv_backtest(
     config: ClvBacktestConfig,
     warehouse: Warehouse,
     raw_files: RawFiles,
+    reports: ReportsDir,
 ):
     """One row per forecast (BG/NBD, historical average): holdout purchases predicted vs actual,
     and the verdict on the fit (ok / less_accurate / broken, with the reason)."""
@@ -234,6 +236,15 @@ def clv_backtest(
         )
         log = context.log.info if verdict.verdict == backtest.OK else context.log.warning
         log(f"backtest verdict: {verdict.verdict} {verdict.reason}".rstrip())
+    per_customer = (
+        result.per_customer.merge(summary[["customer_id", "calibration_frequency"]])
+        if result is not None
+        else pd.DataFrame(columns=list(CHART_COLUMNS))
+    )
+    chart = charts.save_png(
+        charts.backtest_figure(charts.backtest_groups(per_customer), holdout_days),
+        reports.path / "clv_backtest.png",
+    )
     table = pd.DataFrame(scores).reindex(columns=["model", *columns])
     table.insert(1, "status", status)
     table.insert(2, "as_of_date", as_of_date)
@@ -280,8 +291,18 @@ def clv_backtest(
                 raw_files.currency,
             ),
             "fitted_parameters": parameters_table(fitted),
+            "backtest_chart": png_markdown(chart, "Backtest: forecast vs actual"),
         }
     )
+
+
+#: What the backtest chart groups (:func:`charts.backtest_groups`).
+CHART_COLUMNS = (
+    "calibration_frequency",
+    "holdout_purchases",
+    "predicted_purchases",
+    "baseline_purchases",
+)
 
 
 def _gate_scores(model: backtest.Score, baseline: backtest.Score) -> backtest.Scores:
@@ -462,7 +483,7 @@ group by customers.acquisition_channel{{cohort}}
     ],
     can_subset=False,
 )
-def predicted_value_by_channel(warehouse: Warehouse, raw_files: RawFiles):
+def predicted_value_by_channel(warehouse: Warehouse, raw_files: RawFiles, reports: ReportsDir):
     """Write the predicted value against CAC per channel and month, and per channel."""
     with warehouse.session() as db:
         cohorts = db.frame(
@@ -471,13 +492,21 @@ def predicted_value_by_channel(warehouse: Warehouse, raw_files: RawFiles):
             f"from {MARTS_SCHEMA}.ltv_cac_by_channel_month"
         )
         channels = db.frame(
-            f"select acquisition_channel, customers, cac from {MARTS_SCHEMA}.ltv_cac_by_channel"
+            "select acquisition_channel, customers, cac, ltv_to_cac "
+            f"from {MARTS_SCHEMA}.ltv_cac_by_channel"
         )
+        (bar,) = db.row("select ltv_cac_bar from intermediate.int_reporting_window")
         cohort_sums = db.frame(_PREDICTED_SUMS.format(cohort=", customers.cohort_month"))
         channel_sums = db.frame(_PREDICTED_SUMS.format(cohort=""))
         as_of_date = read_as_of_date(db)
     by_month, by_channel = acquisition.predicted_value_by_channel(
-        cohorts, channels, cohort_sums, channel_sums
+        cohorts, channels.drop(columns="ltv_to_cac"), cohort_sums, channel_sums
+    )
+    chart = charts.save_png(
+        charts.ltv_to_cac_figure(
+            by_channel.merge(channels[["acquisition_channel", "ltv_to_cac"]]), bar=float(bar)
+        ),
+        reports.path / "ltv_to_cac_by_channel.png",
     )
     with warehouse.session() as db:
         month_rows = replace_mart(
@@ -497,6 +526,7 @@ def predicted_value_by_channel(warehouse: Warehouse, raw_files: RawFiles):
         metadata={
             "dagster/row_count": channel_rows,
             "predicted_value_to_cac_by_channel": figures_table(records, raw_files.currency),
+            "ltv_to_cac_chart": png_markdown(chart, "LTV:CAC by channel"),
             "glossary": metrics_glossary(),
         },
     )

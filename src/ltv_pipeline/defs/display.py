@@ -6,14 +6,17 @@ The marts keep full precision; only the run metadata is rounded, since a person 
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 #: The unit of each figure the assets show: money (in the shop currency), a share shown as a
-#: percentage, a ratio, years or months. A float not listed is shown to 4 significant digits.
+#: percentage, a ratio, purchases, years or months. A float not listed is shown to 4
+#: significant digits.
 UNITS: dict[str, str] = {
     **dict.fromkeys(
         (
@@ -25,8 +28,6 @@ UNITS: dict[str, str] = {
             "spend",
             "predicted_clv",
             "predicted_clv_total",
-            "mae",
-            "baseline_mae",
             "net_revenue",
             "average_historical_ltv",
             "average_predicted_clv",
@@ -48,6 +49,8 @@ UNITS: dict[str, str] = {
         "share",
     ),
     **dict.fromkeys(("ltv_to_cac", "predicted_value_to_cac"), "ratio"),
+    # the backtest forecasts purchases (counts), not money
+    **dict.fromkeys(("mae", "baseline_mae", "actual_total", "predicted_total"), "purchases"),
     "customer_lifespan_years": "years",
     "expected_active_months": "months",
     "aggregate_error_pct": "percent",
@@ -91,6 +94,7 @@ FORMATS: dict[str, Callable[[float, str], str]] = {
     "share": lambda v, _: f"{v:.1%}",
     "percent": lambda v, _: f"{v:.1f}%",
     "ratio": lambda v, _: f"{v:.2f}x",
+    "purchases": lambda v, _: f"{v:,.2f} purchases",
     "years": lambda v, _: f"{v:.2f} years",
     "months": lambda v, _: f"{v:.1f} months",
 }
@@ -197,3 +201,9 @@ def glossary(columns: Mapping[tuple[str, str], str]) -> dg.TableMetadataValue:
             columns=[dg.TableColumn(name, "string") for name in ("term", "meaning", "where")]
         ),
     )
+
+
+def png_markdown(path: Path, title: str) -> dg.MetadataValue:
+    """A PNG inlined as markdown, so the chart shows in the Dagster UI."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")

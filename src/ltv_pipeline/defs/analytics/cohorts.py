@@ -1,7 +1,5 @@
 """Cohort retention tables and charts, from the cohort marts."""
 
-import base64
-
 import dagster as dg
 import pandas as pd
 
@@ -20,6 +18,7 @@ from ltv_pipeline.defs import (
     replace_mart,
 )
 from ltv_pipeline.defs.dbt import python_mart_metadata
+from ltv_pipeline.defs.display import png_markdown
 from ltv_pipeline.defs.resources import RawFiles, ReportsDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
 
@@ -31,12 +30,6 @@ UPSTREAM = [
     dg.AssetKey([MARTS_SCHEMA, "ltv_cac_by_channel"]),
     REPORTING_WINDOW,
 ]
-
-
-def png_markdown(path, title: str) -> dg.MetadataValue:
-    """A PNG inlined as markdown, so the chart shows in the Dagster UI."""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
 
 
 @dg.multi_asset(

@@ -6,11 +6,12 @@ import json
 import dagster as dg
 
 from ltv_pipeline.analytics.rfm import SEGMENTS, score_customers, segment_summary
+from ltv_pipeline.charts import save_png, segments_figure
 from ltv_pipeline.defs import MARTS_GROUP, check_result, not_fitted
 from ltv_pipeline.defs.clv import PREDICTIONS, WINDOW
 from ltv_pipeline.defs.dbt import python_mart_metadata
-from ltv_pipeline.defs.display import figures_table
-from ltv_pipeline.defs.resources import RawFiles
+from ltv_pipeline.defs.display import figures_table, png_markdown
+from ltv_pipeline.defs.resources import RawFiles, ReportsDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
 CUSTOMERS = dg.AssetKey([MARTS_SCHEMA, "customers"])
@@ -61,7 +62,7 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
     kinds={"duckdb", "pandas"},
     metadata=python_mart_metadata("segment_summary"),
 )
-def segment_summary_asset(warehouse: Warehouse, raw_files: RawFiles):
+def segment_summary_asset(warehouse: Warehouse, raw_files: RawFiles, reports: ReportsDir):
     """One row per RFM segment as of as_of_date (a column): customers, shares of customers and
     revenue, average LTV and CLV."""
     with warehouse.session() as db:
@@ -75,9 +76,11 @@ def segment_summary_asset(warehouse: Warehouse, raw_files: RawFiles):
         summary = segment_summary(segments, customers, predictions)
         summary.insert(1, "as_of_date", _as_of_date(db))
         rows = db.replace_table(f"{MARTS_SCHEMA}.segment_summary", summary, "segment")
+    chart = save_png(segments_figure(summary), reports.path / "segment_summary.png")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
+            "chart": png_markdown(chart, "RFM segments: customers and revenue"),
             "summary": figures_table(
                 json.loads(summary.to_json(orient="records", date_format="iso")),
                 raw_files.currency,

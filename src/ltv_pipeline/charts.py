@@ -1,0 +1,142 @@
+"""Charts a marketer reads at a glance, beside the cohort charts of :mod:`analytics.cohorts`:
+LTV:CAC by channel against the bar, the backtest's predicted vs actual purchases, and the RFM
+segments' sizes and value. Each ``*_figure`` returns a matplotlib ``Figure`` (no pyplot, no
+global state); :func:`save_png` writes one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+#: Calibration repeat purchases at and above this are one group in the backtest chart.
+BACKTEST_TOP_GROUP = 7
+
+
+def save_png(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` as a PNG at ``path`` (its folder made if absent)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def _empty(axes, text: str) -> None:
+    # a shop without the data yet: a chart that says so, not a broken image
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
+
+
+def ltv_to_cac_figure(channels: pd.DataFrame, bar: float = 3.0) -> Figure:
+    """LTV:CAC per channel (margin LTV / CAC) beside (margin so far + predicted 12-month CLV)
+    : CAC, with the bar as a dashed line; a channel whose ratio is unknown (no spend, or no
+    reliable LTV) says "n/a" rather than showing a zero.
+
+    ``channels``: ``acquisition_channel``, ``ltv_to_cac``, ``predicted_value_to_cac``.
+    """
+    rows = channels.sort_values("acquisition_channel", ignore_index=True)
+    figure = Figure(figsize=(8, max(3.0, 0.6 * len(rows) + 1.5)))
+    axes = figure.add_subplot()
+    y = np.arange(len(rows))
+    series = (
+        ("ltv_to_cac", "LTV:CAC (margin LTV / CAC)", -0.2),
+        ("predicted_value_to_cac", "(margin so far + predicted CLV) : CAC", 0.2),
+    )
+    for index, (column, label, offset) in enumerate(series):
+        values = rows[column].astype("float64").to_numpy()
+        shown = np.nan_to_num(values, nan=0.0)
+        axes.barh(y + offset, shown, height=0.38, color=f"C{index}", label=label)
+        for position, value in zip(y + offset, values, strict=True):
+            text = "n/a" if np.isnan(value) else f"{value:.2f}x"
+            axes.text(
+                0 if np.isnan(value) else value, position, f" {text}", va="center", fontsize=8
+            )
+    axes.axvline(bar, color="black", linestyle="--", linewidth=1, label=f"the {bar:g}x bar")
+    axes.set_yticks(y, rows["acquisition_channel"])
+    axes.invert_yaxis()
+    axes.set_xlabel("value per customer / CAC")
+    axes.set_title("LTV:CAC by acquisition channel")
+    if rows.empty:
+        _empty(axes, "no channels yet")
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def backtest_groups(
+    per_customer: pd.DataFrame, top_group: int = BACKTEST_TOP_GROUP
+) -> pd.DataFrame:
+    """Mean holdout purchases per customer, actual and forecast, by repeat purchases in the
+    calibration period (``top_group`` and more are one group): lifetimes' calibration vs
+    holdout view.
+
+    ``per_customer``: ``calibration_frequency``, ``holdout_purchases``,
+    ``predicted_purchases``, ``baseline_purchases``. Returns one row per group: ``group``
+    (0, 1, ..., ``top_group``), ``customers``, ``actual``, ``bgnbd``, ``naive``.
+    """
+    group = per_customer["calibration_frequency"].astype("int64").clip(upper=top_group)
+    grouped = per_customer.assign(group=group).groupby("group")
+    out = pd.DataFrame(
+        {
+            "customers": grouped.size(),
+            "actual": grouped["holdout_purchases"].mean(),
+            "bgnbd": grouped["predicted_purchases"].mean(),
+            "naive": grouped["baseline_purchases"].mean(),
+        }
+    )
+    return out.reset_index()
+
+
+def backtest_figure(groups: pd.DataFrame, holdout_days: float) -> Figure:
+    """:func:`backtest_groups` as lines: what customers bought in the holdout, and what
+    BG/NBD and the naive forecast (each customer's rate so far) said they would."""
+    figure = Figure(figsize=(8, 5))
+    axes = figure.add_subplot()
+    labels = [
+        f"{g}+" if i == len(groups) - 1 and g == BACKTEST_TOP_GROUP else str(g)
+        for i, g in enumerate(groups["group"])
+    ]
+    x = np.arange(len(groups))
+    axes.plot(x, groups["actual"], marker="o", color="black", label="actual")
+    axes.plot(x, groups["bgnbd"], marker="s", color="C0", label="BG/NBD forecast")
+    axes.plot(x, groups["naive"], marker="^", color="C1", linestyle=":", label="naive forecast")
+    axes.set_xticks(x, labels)
+    axes.set_xlabel("repeat purchases before the holdout")
+    axes.set_ylabel(f"purchases per customer in the {holdout_days:.0f}-day holdout")
+    axes.set_title("Backtest: forecast vs what customers bought")
+    if groups.empty:
+        _empty(axes, "not scored (the model is not fitted)")
+    else:
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def segments_figure(summary: pd.DataFrame) -> Figure:
+    """Each RFM segment's share of customers beside its share of revenue, largest revenue
+    first: where the value sits, and how many customers hold it.
+
+    ``summary``: ``segment``, ``share_of_customers``, ``share_of_revenue``.
+    """
+    rows = summary.sort_values(["share_of_revenue", "segment"], ascending=[False, True])
+    figure = Figure(figsize=(8, max(3.0, 0.45 * len(rows) + 1.5)))
+    axes = figure.add_subplot()
+    y = np.arange(len(rows))
+    for index, (column, label, offset) in enumerate(
+        (("share_of_customers", "customers", -0.2), ("share_of_revenue", "net revenue", 0.2))
+    ):
+        values = rows[column].astype("float64").to_numpy()
+        axes.barh(y + offset, values, height=0.38, color=f"C{index}", label=f"share of {label}")
+        for position, value in zip(y + offset, values, strict=True):
+            axes.text(value, position, f" {value:.1%}", va="center", fontsize=7)
+    axes.set_yticks(y, rows["segment"])
+    axes.invert_yaxis()
+    axes.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1))
+    axes.set_title("RFM segments: share of customers and of net revenue")
+    if rows.empty:
+        _empty(axes, "no customer has a purchase yet")
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure

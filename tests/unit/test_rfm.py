@@ -359,7 +359,7 @@ def test_segment_assets_read_purchases_and_stamp_the_as_of_date(tmp_path):
     import duckdb
 
     from ltv_pipeline.defs.analytics.rfm import customer_segments, segment_summary_asset
-    from ltv_pipeline.defs.resources import RawFiles
+    from ltv_pipeline.defs.resources import RawFiles, ReportsDir
     from ltv_pipeline.warehouse.duckdb import DuckDBWarehouse
 
     path = str(tmp_path / "w.duckdb")
@@ -389,7 +389,12 @@ def test_segment_assets_read_purchases_and_stamp_the_as_of_date(tmp_path):
         )
     warehouse = DuckDBWarehouse(path=path)
     customer_segments(dg.build_asset_context(), warehouse=warehouse)
-    segment_summary_asset(warehouse=warehouse, raw_files=RawFiles(directory=str(tmp_path)))
+    segment_summary_asset(
+        warehouse=warehouse,
+        raw_files=RawFiles(directory=str(tmp_path)),
+        reports=ReportsDir(directory=str(tmp_path / "reports")),
+    )
+    assert (tmp_path / "reports" / "segment_summary.png").read_bytes()[:4] == b"\x89PNG"
     with duckdb.connect(path, read_only=True) as con:
         segments = con.execute("select * from marts.customer_segments order by 1").df()
         summary = con.execute("select * from marts.segment_summary").df()

@@ -335,6 +335,37 @@ def test_full_run_publishes_every_mart_without_pii(shop, first_run):
     assert kinds >= 15
 
 
+def test_every_table_asset_shows_its_columns_with_the_types_the_warehouse_has(shop, first_run):
+    """The column schema on each asset in the UI (from the dbt YAML: models' data_type, the
+    raw and Python tables' source entries) is complete and says what the warehouse holds."""
+    graph = defs().resolve_asset_graph()
+    with duckdb.connect(str(shop[0] / "warehouse.duckdb"), read_only=True) as con:
+        actual = {
+            (s, t, c): d.lower()
+            for s, t, c, d in con.execute(
+                "select schema_name, table_name, column_name, data_type from duckdb_columns() "
+                "where database_name = 'warehouse'"
+            ).fetchall()
+        }
+    checked, wrong = 0, []
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not node.is_materializable or key.to_user_string() == "published_marts":
+            continue
+        schema = node.metadata["dagster/column_schema"]
+        schema_name, table = key.path[0], key.path[-1]
+        held = {c for (s, t, c) in actual if (s, t) == (schema_name, table)}
+        shown = {column.name for column in schema.columns}
+        # the wide retention table has a column per month observed (m0, m1, ...): m0 is shown
+        assert shown <= held if table == "cohort_retention_wide" else shown == held, key
+        for column in schema.columns:
+            checked += 1
+            want = actual[(schema_name, table, column.name)].replace(" ", "")
+            if column.type.lower().replace(" ", "") != want:
+                wrong.append((key.to_user_string(), column.name, column.type, want))
+    assert checked >= 300 and not wrong, wrong
+
+
 def test_every_asset_reports_rows_and_marts_their_key_figures(shop, first_run):
     result = first_run
     metadata = {}

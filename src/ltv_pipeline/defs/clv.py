@@ -20,7 +20,7 @@ from ltv_pipeline.defs import (
     read_as_of_date,
     replace_mart,
 )
-from ltv_pipeline.defs.dbt import DBT_STEPS, metrics_glossary, python_mart_metadata
+from ltv_pipeline.defs.dbt import DBT_STEPS, documented_columns, metrics_glossary
 from ltv_pipeline.defs.display import figures_table, parameters_table, png_markdown
 from ltv_pipeline.defs.resources import RawFiles, ReportsDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
@@ -122,7 +122,7 @@ def _summary(db: WarehouseSession, columns: tuple[str, ...], where: str = "true"
     deps=[SUMMARY, WINDOW, LTV_SUMMARY],
     group_name=MARTS_GROUP,
     kinds={"duckdb", "scipy"},
-    metadata=python_mart_metadata("customer_predictions"),
+    metadata=documented_columns("customer_predictions"),
 )
 def customer_predictions(
     context: dg.AssetExecutionContext, config: ClvConfig, warehouse: Warehouse
@@ -190,7 +190,7 @@ def customer_predictions(
     deps=[SUMMARY, WINDOW],
     group_name=MARTS_GROUP,
     kinds={"duckdb", "scipy"},
-    metadata=python_mart_metadata("clv_backtest"),
+    metadata=documented_columns("clv_backtest"),
 )
 def clv_backtest(
     context: dg.AssetExecutionContext,
@@ -466,7 +466,7 @@ group by customers.acquisition_channel{{cohort}}
             description=description,
             group_name=MARTS_GROUP,
             kinds={"duckdb", "pandas"},
-            metadata=python_mart_metadata(key.path[-1]),
+            metadata=documented_columns(key.path[-1]),
         )
         for key, description in (
             (

@@ -27,10 +27,11 @@ def _sources() -> dict[str, dict[str, Any]]:
     return {node["name"]: node for node in manifest["sources"].values()}
 
 
-def python_mart_metadata(table: str) -> dict[str, dg.TableSchema]:
-    """The columns (type and description) of a mart a Python asset writes, from its dbt source
-    entry (``models/staging/_clv__sources.yml``): documented once, where dbt users look, and
-    shown on the asset in the Dagster UI; the snapshot test checks the types."""
+def documented_columns(table: str) -> dict[str, dg.TableSchema]:
+    """The columns (type and description) of a table a Python asset writes (a raw table, a
+    Python mart), from its dbt source entry (``models/staging/_shop__sources.yml``,
+    ``_clv__sources.yml``): documented once, where dbt users look, and shown on the asset in
+    the Dagster UI; the snapshot test checks the marts' types against the warehouse."""
     columns = _sources()[table]["columns"]
     return {
         "dagster/column_schema": dg.TableSchema(

@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from ltv_pipeline.defs.dbt import documented_columns
 from ltv_pipeline.defs.resources import RawFiles
 from ltv_pipeline.ingest import (
     LOAD_ORDER,
@@ -44,6 +45,7 @@ def raw_key(table: str) -> dg.AssetKey:
             description=RAW_DESCRIPTIONS[name],
             group_name=RAW_GROUP,
             kinds={"duckdb", "python"},
+            metadata=documented_columns(name),
         )
         for name in (*LOAD_ORDER, QUARANTINE_TABLE)
     ],

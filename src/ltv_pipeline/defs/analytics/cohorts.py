@@ -17,7 +17,7 @@ from ltv_pipeline.defs import (
     read_as_of_date,
     replace_mart,
 )
-from ltv_pipeline.defs.dbt import python_mart_metadata
+from ltv_pipeline.defs.dbt import documented_columns
 from ltv_pipeline.defs.display import png_markdown
 from ltv_pipeline.defs.resources import RawFiles, ReportsDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
@@ -41,7 +41,7 @@ UPSTREAM = [
             "cumulative revenue and margin per customer.",
             group_name=MARTS_GROUP,
             kinds={"duckdb", "pandas"},
-            metadata=python_mart_metadata("cohort_retention"),
+            metadata=documented_columns("cohort_retention"),
         ),
         dg.AssetSpec(
             RETENTION_WIDE,
@@ -49,7 +49,7 @@ UPSTREAM = [
             description="One row per cohort: retention in months m0, m1, ... (heatmap for BI).",
             group_name=MARTS_GROUP,
             kinds={"duckdb", "pandas"},
-            metadata=python_mart_metadata("cohort_retention_wide"),
+            metadata=documented_columns("cohort_retention_wide"),
         ),
     ],
     can_subset=False,

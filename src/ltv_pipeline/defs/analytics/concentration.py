@@ -6,7 +6,7 @@ import dagster as dg
 
 from ltv_pipeline.analytics.concentration import revenue_deciles
 from ltv_pipeline.defs import MARTS_GROUP, REPORTING_WINDOW, read_as_of_date, replace_mart
-from ltv_pipeline.defs.dbt import python_mart_metadata
+from ltv_pipeline.defs.dbt import documented_columns
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
 
 
@@ -15,7 +15,7 @@ from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
     deps=[dg.AssetKey([MARTS_SCHEMA, "customers"]), REPORTING_WINDOW],
     group_name=MARTS_GROUP,
     kinds={"duckdb", "pandas"},
-    metadata=python_mart_metadata("customer_revenue_deciles"),
+    metadata=documented_columns("customer_revenue_deciles"),
 )
 def customer_revenue_deciles(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """One row per revenue decile of purchasing customers (1 = top 10%), with revenue shares."""

@@ -9,7 +9,7 @@ from ltv_pipeline.analytics.rfm import SEGMENTS, score_customers, segment_summar
 from ltv_pipeline.charts import save_png, segments_figure
 from ltv_pipeline.defs import MARTS_GROUP, check_result, not_fitted
 from ltv_pipeline.defs.clv import PREDICTIONS, WINDOW
-from ltv_pipeline.defs.dbt import python_mart_metadata
+from ltv_pipeline.defs.dbt import documented_columns
 from ltv_pipeline.defs.display import figures_table, png_markdown
 from ltv_pipeline.defs.resources import RawFiles, ReportsDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
@@ -29,7 +29,7 @@ def _as_of_date(db: WarehouseSession) -> datetime.date:
     deps=[CUSTOMERS, WINDOW],
     group_name=MARTS_GROUP,
     kinds={"duckdb", "pandas"},
-    metadata=python_mart_metadata("customer_segments"),
+    metadata=documented_columns("customer_segments"),
 )
 def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """One row per customer with a purchase as of as_of_date (a column): R, F, M scores and RFM
@@ -60,7 +60,7 @@ def customer_segments(context: dg.AssetExecutionContext, warehouse: Warehouse):
     deps=[customer_segments, CUSTOMERS, PREDICTIONS, WINDOW],
     group_name=MARTS_GROUP,
     kinds={"duckdb", "pandas"},
-    metadata=python_mart_metadata("segment_summary"),
+    metadata=documented_columns("segment_summary"),
 )
 def segment_summary_asset(warehouse: Warehouse, raw_files: RawFiles, reports: ReportsDir):
     """One row per RFM segment as of as_of_date (a column): customers, shares of customers and

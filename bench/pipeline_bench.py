@@ -426,8 +426,8 @@ def report(
         "checks, deciles, segments, cohort retention); `between steps` = Dagster's job time "
         "(RUN_START to RUN_SUCCESS, 1 s resolution) minus all steps; `outside job` = run wall "
         "minus the job (interpreter and Dagster imports, `dbt parse`, loading definitions, the "
-        "summary query). The dbt steps include starting dbt; the dbt columns are the sums of "
-        "dbt's own per-node times (models, tests) over both dbt steps; then the slowest nodes.",
+        "summary query). The dbt step includes starting dbt; the dbt columns are the sums of "
+        "dbt's own per-node times (models, tests); then the slowest nodes.",
         "",
         "| orders | run | wall | " + " | ".join(STAGES) + " | other steps | between steps "
         "| outside job | dbt models | dbt tests | slowest dbt nodes (s) |",

@@ -29,6 +29,22 @@ def _empty(axes, text: str) -> None:
     axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
 
 
+def _paired_bars(axes, rows: pd.DataFrame, series, fmt: str) -> np.ndarray:
+    """Two horizontal bars per row, (column, legend label) each, every bar labelled with its
+    value (``fmt``) or "n/a" where it is null (no bar then). Returns the rows' positions."""
+    y = np.arange(len(rows))
+    for index, ((column, label), offset) in enumerate(zip(series, (-0.2, 0.2), strict=True)):
+        values = rows[column].astype("float64").to_numpy()
+        axes.barh(
+            y + offset, np.nan_to_num(values, nan=0.0), height=0.38, color=f"C{index}", label=label
+        )
+        for position, value in zip(y + offset, values, strict=True):
+            known = not np.isnan(value)
+            text = fmt.format(value) if known else "n/a"
+            axes.text(value if known else 0, position, f" {text}", va="center", fontsize=8)
+    return y
+
+
 def ltv_to_cac_figure(channels: pd.DataFrame, bar: float = 3.0) -> Figure:
     """LTV:CAC per channel (margin LTV / CAC) beside (margin so far + predicted 12-month CLV)
     : CAC, with the bar as a dashed line; a channel whose ratio is unknown (no spend, or no
@@ -39,20 +55,15 @@ def ltv_to_cac_figure(channels: pd.DataFrame, bar: float = 3.0) -> Figure:
     rows = channels.sort_values("acquisition_channel", ignore_index=True)
     figure = Figure(figsize=(8, max(3.0, 0.6 * len(rows) + 1.5)))
     axes = figure.add_subplot()
-    y = np.arange(len(rows))
-    series = (
-        ("ltv_to_cac", "LTV:CAC (margin LTV / CAC)", -0.2),
-        ("predicted_value_to_cac", "(margin so far + predicted CLV) : CAC", 0.2),
+    y = _paired_bars(
+        axes,
+        rows,
+        (
+            ("ltv_to_cac", "LTV:CAC (margin LTV / CAC)"),
+            ("predicted_value_to_cac", "(margin so far + predicted CLV) : CAC"),
+        ),
+        "{:.2f}x",
     )
-    for index, (column, label, offset) in enumerate(series):
-        values = rows[column].astype("float64").to_numpy()
-        shown = np.nan_to_num(values, nan=0.0)
-        axes.barh(y + offset, shown, height=0.38, color=f"C{index}", label=label)
-        for position, value in zip(y + offset, values, strict=True):
-            text = "n/a" if np.isnan(value) else f"{value:.2f}x"
-            axes.text(
-                0 if np.isnan(value) else value, position, f" {text}", va="center", fontsize=8
-            )
     axes.axvline(bar, color="black", linestyle="--", linewidth=1, label=f"the {bar:g}x bar")
     axes.set_yticks(y, rows["acquisition_channel"])
     axes.invert_yaxis()
@@ -123,14 +134,15 @@ def segments_figure(summary: pd.DataFrame) -> Figure:
     rows = summary.sort_values(["share_of_revenue", "segment"], ascending=[False, True])
     figure = Figure(figsize=(8, max(3.0, 0.45 * len(rows) + 1.5)))
     axes = figure.add_subplot()
-    y = np.arange(len(rows))
-    for index, (column, label, offset) in enumerate(
-        (("share_of_customers", "customers", -0.2), ("share_of_revenue", "net revenue", 0.2))
-    ):
-        values = rows[column].astype("float64").to_numpy()
-        axes.barh(y + offset, values, height=0.38, color=f"C{index}", label=f"share of {label}")
-        for position, value in zip(y + offset, values, strict=True):
-            axes.text(value, position, f" {value:.1%}", va="center", fontsize=7)
+    y = _paired_bars(
+        axes,
+        rows,
+        (
+            ("share_of_customers", "share of customers"),
+            ("share_of_revenue", "share of net revenue"),
+        ),
+        "{:.1%}",
+    )
     axes.set_yticks(y, rows["segment"])
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1))

@@ -25,9 +25,12 @@ $(UV):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# $(1): what to install, $(2): the stamp it leaves
+# $(1): what to install, $(2): the stamp it leaves. uv compiles the bytecode at install (40 s on
+# 2 cores; pip does it by default): otherwise each process compiles dagster and dbt again
+# wherever PYTHONDONTWRITEBYTECODE is set (it is on our machines): a 20k shop ran 1.4x longer.
 define pinned_install
-	$(UV) pip install --quiet --python $(BIN)/python -c requirements.lock -e '$(1)' \
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -c requirements.lock \
+		-e '$(1)' \
 		|| $(BIN)/python -m pip install --quiet --disable-pip-version-check \
 			-c requirements.lock -e '$(1)'
 	@touch $(2)

@@ -157,6 +157,18 @@ def test_dbt_applies_the_same_duckdb_limits(tmp_path):
     assert "LTV_DUCKDB_MEMORY_LIMIT" in refused.stdout
 
 
+def _nodes(manifest: Path) -> dict:
+    """The manifest's nodes and sources, without parse times."""
+    import json
+
+    parsed = json.loads(manifest.read_text())
+    return {
+        key: {k: v for k, v in node.items() if k != "created_at"}
+        for section in ("nodes", "sources", "macros")
+        for key, node in parsed[section].items()
+    }
+
+
 def test_dbt_parse_is_skipped_only_when_its_inputs_are_unchanged(tmp_path, monkeypatch):
     from ltv_pipeline import dbt_runner
 
@@ -176,6 +188,17 @@ def test_dbt_parse_is_skipped_only_when_its_inputs_are_unchanged(tmp_path, monke
     assert dbt_runner.prepare() is False
     monkeypatch.setenv(settings.DUCKDB_ENV, str(tmp_path / "other.duckdb"))
     assert dbt_runner.prepare() is True
+    # the file's name is the database of every relation; its folder is in no node
+    assert '"database": "other"' in manifest.read_text()
+    # a new shop folder with the same file name: the manifest dbt would write is the same
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv(settings.DATA_DIR_ENV, str(elsewhere))
+    monkeypatch.setenv(settings.DUCKDB_ENV, str(elsewhere / "other.duckdb"))
+    kept = _nodes(manifest)
+    assert dbt_runner.prepare() is False
+    assert dbt_runner.prepare(force=True) is True
+    assert _nodes(manifest) == kept
+    assert str(elsewhere) not in manifest.read_text()
     (copy / "macros" / "extra.sql").write_text("{% macro extra() %}1{% endmacro %}\n")
     assert dbt_runner.prepare() is True
     # a failed parse leaves no stamp, so the next call parses again

@@ -82,7 +82,8 @@ format: install-dev
 
 ui: install
 	@mkdir -p "$(DAGSTER_HOME)"
-	@touch "$(DAGSTER_HOME)/dagster.yaml"  # the defaults, said so: Dagster warns without the file
+	@# the dagster.yaml `ltv run` writes, if the folder has none (ltv_pipeline/instance.py)
+	@$(BIN)/python -c "from ltv_pipeline.instance import ensure_instance_config as e; e()"
 	$(BIN)/ltv prepare
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 

@@ -125,6 +125,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # a local Spark binds a non-loopback address unless told otherwise (dbt's too)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     prepare()
+    from ltv_pipeline.instance import ensure_instance_config  # imports dagster: only here
+
+    ensure_instance_config()
     ok = run_all(as_of_date=args.as_of)
     if not ok:
         print("run failed: see the log above (or the run in the Dagster UI)", file=sys.stderr)

@@ -40,11 +40,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
 #: Storage format of the published DuckDB file (readable by DuckDB >= 1.2).
 STORAGE_VERSION = "v1.2.0"
+#: Rows per Parquet row group.
 BATCH_ROWS = 262_144
+#: The name the snapshot file is attached under while a version is written.
+SNAPSHOT_ALIAS = "ltv_snapshot"
 #: Complete versions kept, the current one included. The previous one stays on disk for a
 #: night, so a reader that resolved a path just before a swap still finds its file.
 KEEP_VERSIONS = 2
@@ -288,49 +290,64 @@ def _write_version(
     as_of_date: date | str,
     version: str,
 ) -> Manifest:
-    """Write one complete version into the new folder ``folder`` and fsync every file of it."""
+    """Write one complete version into the new folder ``folder`` and fsync every file of it.
+
+    The snapshot file is attached to ``con`` and filled and exported by DuckDB itself, on all
+    its threads: no mart passes through Python (1.6 s instead of 2.8 s for the marts of 1M
+    orders, bench/results/publish.md).
+    """
     parquet_dir = folder / "parquet"
     parquet_dir.mkdir(parents=True)
     db_path = folder / "marts.duckdb"
     published: list[PublishedTable] = []
-    with duckdb.connect(
-        str(db_path), config={"storage_compatibility_version": STORAGE_VERSION}
-    ) as snap:
+    con.execute(
+        f"attach {_literal(db_path)} as {SNAPSHOT_ALIAS} "
+        f"(read_write, storage_version '{STORAGE_VERSION}')"
+    )
+    try:
         for table in tables:
-            source = f"{quote(schema)}.{quote(table)}"
             columns = [
                 name
                 for (name,) in con.execute(
                     "select column_name from information_schema.columns "
-                    "where table_schema = ? and table_name = ? order by ordinal_position",
+                    "where table_catalog = current_database() and table_schema = ? "
+                    "and table_name = ? order by ordinal_position",
                     [schema, table],
                 ).fetchall()
             ]
-            query = f"select * from {source} order by all"
-            reader = con.sql(query).arrow()  # noqa: F841 - read by name below
-            snap.execute(f"create table main.{quote(table)} as select * from reader")
+            copy = f"{SNAPSHOT_ALIAS}.main.{quote(table)}"
+            # sorted by every column, so the same marts give the same Parquet bytes; a scan of
+            # the copy keeps that order (insertion order is preserved)
+            con.execute(
+                f"create table {copy} as select * from {quote(schema)}.{quote(table)} order by all"
+            )
             parquet = parquet_dir / f"{table}.parquet"
-            # from the snapshot's copy: already sorted (scans keep insertion order)
-            rows = _write_parquet(snap.sql(f"select * from main.{quote(table)}").arrow(), parquet)
+            (rows,) = con.execute(
+                f"copy {copy} to {_literal(parquet)} "
+                f"(format parquet, compression zstd, row_group_size {BATCH_ROWS})"
+            ).fetchone()
+            fsync(parquet)
             published.append(
                 PublishedTable(
                     name=table,
-                    rows=rows,
+                    rows=int(rows),
                     columns=columns,
                     parquet=f"parquet/{table}.parquet",
                     parquet_sha256=_sha256(parquet),
                 )
             )
-        snap.execute(
-            "create table _manifest (run_id varchar, as_of_date date, published_at "
-            "timestamp, table_name varchar, row_count bigint)"
+        con.execute(
+            f"create table {SNAPSHOT_ALIAS}.main._manifest (run_id varchar, as_of_date date, "
+            "published_at timestamp, table_name varchar, row_count bigint)"
         )
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-        snap.executemany(
-            "insert into _manifest values (?, ?, ?, ?, ?)",
+        con.executemany(
+            f"insert into {SNAPSHOT_ALIAS}.main._manifest values (?, ?, ?, ?, ?)",
             [[run_id, str(as_of_date), now, t.name, t.rows] for t in published],
         )
-        snap.execute("checkpoint")
+        con.execute(f"checkpoint {SNAPSHOT_ALIAS}")
+    finally:
+        con.execute(f"detach database if exists {SNAPSHOT_ALIAS}")
     fsync(db_path)
     manifest = Manifest(
         run_id=run_id,
@@ -348,17 +365,9 @@ def _write_version(
     return manifest
 
 
-def _write_parquet(reader, path: Path) -> int:
-    rows = 0
-    writer = pq.ParquetWriter(path, reader.schema, compression="zstd")
-    try:
-        for batch in reader:
-            writer.write_batch(batch, row_group_size=BATCH_ROWS)
-            rows += batch.num_rows
-    finally:
-        writer.close()
-    fsync(path)
-    return rows
+def _literal(path: Path) -> str:
+    """A path as a SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def read_manifest(out_dir: Path) -> Manifest | None:

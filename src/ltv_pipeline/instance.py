@@ -65,6 +65,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    @property
+    def open_databases(self) -> int:
+        """How many database files have an engine open now."""
+        return len(self._engines)
+
     def _close_all(self) -> None:
         with self._db_lock:
             while self._engines:

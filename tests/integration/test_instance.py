@@ -60,7 +60,7 @@ def test_runs_recorded_through_open_connections_read_back_in_dagster_s_own_stora
         job = DEFS.resolve_job_def("numbers_job")
         results = [job.execute_in_process(instance=instance) for _ in range(runs)]
         assert all(r.success for r in results)
-        assert len(storage._engines) == ltv_instance.OPEN_DATABASES  # noqa: SLF001 - the bound
+        assert storage.open_databases == ltv_instance.OPEN_DATABASES  # the bound
         written = {
             r.run_id: [e.dagster_event_type for e in instance.all_logs(r.run_id)] for r in results
         }

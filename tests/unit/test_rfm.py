@@ -342,6 +342,49 @@ def test_segment_summary_shares_and_averages():
     assert out["share_of_revenue"].sum() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("side", ["segments", "customers", "predictions"])
+def test_segment_summary_refuses_a_customer_twice(side):
+    """A customer on two rows of any input would be counted twice (or its revenue would):
+    refused, naming the input."""
+    frames = {
+        "segments": pd.DataFrame({"customer_id": [1, 2], "segment": ["Lost", "Champions"]}),
+        "customers": pd.DataFrame(
+            {"customer_id": [1, 2], "net_revenue": [10.0, 30.0], "historical_ltv": [1.0, 3.0]}
+        ),
+        "predictions": pd.DataFrame({"customer_id": [1, 2], "predicted_clv": [0.5, 1.5]}),
+    }
+    frames[side] = pd.concat([frames[side], frames[side].iloc[[0]]], ignore_index=True)
+    with pytest.raises(ValueError, match=f"{side}: customer_id must be unique"):
+        segment_summary(frames["segments"], frames["customers"], frames["predictions"])
+
+
+def test_rfm_score_texts_and_segments_follow_the_scores():
+    """Each customer's rfm_score spells its own R, F and M, and its segment is the grid's cell
+    of its R and FM: checked cell by cell against the grid, for 125 customers who between them
+    hold every combination of scores."""
+    import itertools
+
+    combos = list(itertools.product(range(1, 6), repeat=3))
+    # R from recency ranks, F and M from ranks: customer i gets rank r (or f, m) among 125 by
+    # giving each score a value block of 25 (5 x 5 of the other two scores)
+    rows = []
+    for i, (r, f, m) in enumerate(combos):
+        rows.append(
+            {
+                "customer_id": i + 1,
+                "days_since_last_purchase": 1000 - 100 * r - (i % 25) * 0.01,
+                "purchases": 10 * f + (i % 5) * 0.01,
+                "net_revenue": 100.0 * m + (i // 5 % 5) * 0.01,
+            }
+        )
+    out = score_customers(pd.DataFrame(rows)).set_index("customer_id")
+    for i, (r, f, m) in enumerate(combos):
+        row = out.loc[i + 1]
+        assert (row["r"], row["f"], row["m"]) == (r, f, m)
+        assert row["rfm_score"] == f"{r}{f}{m}"
+        assert row["segment"] == SEGMENT_GRID[r][(f + m + 1) // 2 - 1]
+
+
 def test_readme_shows_the_segment_grid_of_the_code():
     from ltv_pipeline.settings import REPO_ROOT
 

@@ -75,6 +75,13 @@ SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
 
 SEGMENT_COLUMNS = ["customer_id", "r", "f", "m", "fm", "rfm_score", "segment"]
 
+#: SEGMENT_GRID flattened: the segment of R and FM at (R - 1) * 5 + FM - 1.
+_GRID_CELLS = np.array([SEGMENT_GRID[r][fm] for r in range(1, 6) for fm in range(5)], dtype=object)
+#: "111" .. "555": the RFM score text of R, F and M at (R - 1) * 25 + (F - 1) * 5 + M - 1.
+_SCORE_TEXTS = np.array(
+    [f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)], dtype=object
+)
+
 
 def quintile_scores(values: pd.Series) -> pd.Series:
     """Scores 1-5 by fifth of ``values`` (higher value, higher score); ties share a score.
@@ -163,7 +170,10 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
     f = quintile_scores(frame["purchases"].astype("float64"))
     m = quintile_scores(frame["net_revenue"].astype("float64"))
     fm = fm_scores(f, m)
-    grid = np.array([[SEGMENT_GRID[score][i] for i in range(5)] for score in range(1, 6)])
+    # the 125 score texts and 25 segment cells are looked up, not built per customer (3M
+    # buyers: 0.2 s instead of 1 s)
+    cell = (r.to_numpy().astype("int64") - 1) * 5 + (fm.to_numpy() - 1)
+    digits = (r.to_numpy().astype("int64") - 1) * 25 + (f.to_numpy() - 1) * 5 + (m.to_numpy() - 1)
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"],
@@ -171,8 +181,8 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
             "f": f,
             "m": m,
             "fm": fm,
-            "rfm_score": r.astype(str) + f.astype(str) + m.astype(str),
-            "segment": grid[r.to_numpy() - 1, fm.to_numpy() - 1],
+            "rfm_score": pd.array(_SCORE_TEXTS[digits], dtype="str"),
+            "segment": pd.array(_GRID_CELLS[cell], dtype="str"),
         }
     )
 
@@ -192,18 +202,20 @@ def segment_summary(
     predictions
         ``customer_id`` and ``predicted_clv``; omitted, the column is null.
     """
+    # one row per customer on every side, checked once here: a merge's own validation
+    # (validate="one_to_one") costs 1.3 s a merge at 3M buyers
+    named = {"segments": segments, "customers": customers}
+    if predictions is not None:
+        named["predictions"] = predictions
+    for name, table in named.items():
+        if not table["customer_id"].is_unique:
+            raise ValueError(f"{name}: customer_id must be unique")
     frame = segments[["customer_id", "segment"]].merge(
-        customers[["customer_id", "net_revenue", "historical_ltv"]],
-        on="customer_id",
-        how="left",
-        validate="one_to_one",
+        customers[["customer_id", "net_revenue", "historical_ltv"]], on="customer_id", how="left"
     )
     if predictions is not None:
         frame = frame.merge(
-            predictions[["customer_id", "predicted_clv"]],
-            on="customer_id",
-            how="left",
-            validate="one_to_one",
+            predictions[["customer_id", "predicted_clv"]], on="customer_id", how="left"
         )
     else:
         frame["predicted_clv"] = np.nan

@@ -66,7 +66,7 @@ def segment_summary_asset(warehouse: Warehouse, raw_files: RawFiles, reports: Re
     """One row per RFM segment as of as_of_date (a column): customers, shares of customers and
     revenue, average LTV and CLV."""
     with warehouse.session() as db:
-        segments = db.frame(f"select * from {MARTS_SCHEMA}.customer_segments")
+        segments = db.frame(f"select customer_id, segment from {MARTS_SCHEMA}.customer_segments")
         customers = db.frame(
             f"select customer_id, net_revenue, historical_ltv from {MARTS_SCHEMA}.customers"
         )

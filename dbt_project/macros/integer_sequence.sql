@@ -34,3 +34,9 @@
         rows between unbounded preceding and current row
     ) / nullif(cast({{ denominator }} as {{ type_double() }}), 0)
 {%- endmacro %}
+
+{#- A month as one integer, year * 12 + month - 1, so that spans of months are differences of
+    integers on every engine (int_customer_spells_classified and what reads it). -#}
+{% macro month_number(date_expression) -%}
+    (extract(year from {{ date_expression }}) * 12 + extract(month from {{ date_expression }}) - 1)
+{%- endmacro %}

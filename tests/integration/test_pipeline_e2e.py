@@ -29,7 +29,8 @@ from tests.helpers import (
     materialized_keys,
     run_pipeline,
 )
-from tests.reference import Params, reference_marts
+from tests.reference import Params, customer_months, reference_marts
+from tests.reference import load as load_reference
 
 SEED = 11
 CUSTOMERS = 600
@@ -510,3 +511,129 @@ def test_orders_on_one_day_are_one_purchase(workdir):
         "select customer_id, purchases, average_purchase_value from marts.customers order by 1",
     )
     assert purchases == [(1, 2, 47.0), (2, 1, 25.0)]
+
+
+#: Purchase days of a hand-made shop whose spells end on the edges that month arithmetic gets
+#: wrong (with churn_inactivity_days = 31 a customer is active through L + 31 and lapses on
+#: L + 32): a next purchase in the lapse month on the day before, on and after the lapse day,
+#: a lapse on as_of_date and one the day after it, Feb 29, year ends, a long gap, a customer
+#: buying every month and one whose only purchase is on as_of_date (2025-06-15).
+SPELL_EDGE_PURCHASES = {
+    1: ["2024-01-31", "2024-03-02"],  # lapse day 03-03: next purchase the day before
+    2: ["2024-01-31", "2024-03-03"],  # next purchase on the lapse day
+    3: ["2024-01-31", "2024-03-04"],  # the day after: inactive on 03-03 only
+    4: ["2024-02-29"],  # active at the start of April (31 days), churned in April
+    5: ["2024-12-31", "2025-02-01"],  # across a year end, next purchase on the lapse day
+    6: ["2025-01-10", "2025-05-14"],  # lapses on as_of_date: churned in the as-of month
+    7: ["2025-05-15"],  # lapses the day after as_of_date: still active at its end
+    8: ["2025-06-15", "2025-06-15"],  # two orders on as_of_date: one purchase, new
+    9: [f"{y}-{m:02d}-15" for y, m in [(2024, k) for k in range(1, 13)] + [(2025, 1)]],
+    10: ["2024-01-15", "2024-09-10", "2024-09-11"],  # reactivated after a long gap
+    11: ["2024-06-30", "2024-07-31", "2024-08-31", "2024-10-01"],  # month ends, then a lapse
+}
+
+
+def _write_spell_edge_shop(raw: Path) -> None:
+    raw.mkdir(parents=True)
+    orders, customers = [], []
+    for customer_id, days in SPELL_EDGE_PURCHASES.items():
+        channel = "paid_search" if customer_id % 2 else "organic_search"
+        customers.append((customer_id, f"c{customer_id}@example.com", days[0], channel, "US"))
+        for day in days:
+            orders.append((len(orders) + 1, customer_id, f"{day}T12:00:00Z", 10 + customer_id))
+    pd.DataFrame(
+        customers,
+        columns=["customer_id", "email", "signup_date", "acquisition_channel", "country"],
+    ).to_csv(raw / "customers.csv", index=False)
+    frame = pd.DataFrame(orders, columns=["order_id", "customer_id", "ordered_at", "amount"])
+    frame["status"], frame["cost"], frame["currency"] = "completed", "", "USD"
+    frame[["order_id", "customer_id", "ordered_at", "status", "amount", "cost", "currency"]].to_csv(
+        raw / "orders.csv", index=False
+    )
+    pd.DataFrame({"date": ["2024-01-01"], "channel": ["paid_search"], "spend": ["100.00"]}).to_csv(
+        raw / "marketing_spend.csv", index=False
+    )
+
+
+@pytest.mark.parametrize("churn_days", [31, 60])
+def test_spells_at_the_edges_match_the_reference_day_by_day(churn_days, tmp_path, monkeypatch):
+    """Monthly churn counts, cohort activity, each customer's active months in the LTV window
+    and the tenure life table, from the spells' month arithmetic, against the reference that
+    decides every customer-month from the purchase days (tests/reference.py)."""
+    import datetime as dt
+
+    _write_spell_edge_shop(tmp_path / "raw")
+    monkeypatch.setenv("LTV_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    selection = (
+        dg.AssetSelection.keys(
+            dg.AssetKey(["marts", "churn_monthly"]),
+            dg.AssetKey(["marts", "cohort_activity"]),
+            dg.AssetKey(["marts", "ltv_summary"]),
+        )
+        .upstream()
+        .required_multi_asset_neighbors()
+    )
+    assert run_pipeline(selection, dbt_vars={"churn_inactivity_days": churn_days}).success
+    warehouse = tmp_path / "warehouse.duckdb"
+    ref = reference_marts(tmp_path / "raw", Params(churn_days=churn_days))
+    as_of = ref["as_of"]
+    assert as_of == dt.date(2025, 6, 15)
+
+    columns = [
+        "active_at_start",
+        "new_customers",
+        "churned_customers",
+        "reactivated_customers",
+        "active_at_end",
+    ]
+    churn = _query(
+        warehouse, f"select {', '.join(columns)} from marts.churn_monthly order by month_start"
+    )
+    want = ref["churn_monthly"][columns]
+    assert churn == [tuple(int(v) for v in r) for r in want.itertuples(index=False)]
+    assert sum(r[2] for r in churn) >= 4, "the shop is made to churn"
+    cohort = _query(
+        warehouse,
+        "select cohort_month, months_since_acquisition, active_customers "
+        "from marts.cohort_activity order by 1, 2",
+    )
+    assert cohort == [
+        (r.cohort_month, r.since, r.active_customers) for r in ref["cohort_activity"].itertuples()
+    ]
+
+    # the reference's customer-months, decided day by day
+    _, purchases, _, _ = load_reference(tmp_path / "raw", Params(churn_days=churn_days))
+    months = customer_months(purchases, as_of, churn_days)
+    window_start, window_end = dt.date(2024, 6, 1), dt.date(2025, 6, 1)
+    in_window = months[
+        (months["month_start"] >= window_start) & (months["month_start"] < window_end)
+    ]
+    want_active = (
+        (in_window["active_start"] | (in_window["purchases"] > 0))
+        .groupby(in_window["customer_id"])
+        .sum()
+        .reindex(list(SPELL_EDGE_PURCHASES), fill_value=0)
+    )
+    got_active = dict(
+        _query(
+            warehouse,
+            "select customer_id, window_active_months "
+            "from intermediate.int_customer_windows_aggregated",
+        )
+    )
+    assert {k: int(v) for k, v in got_active.items()} == {
+        int(k): int(v) for k, v in want_active.items()
+    }
+
+    complete = months[[m < window_end for m in months["month_start"]]]
+    want_curve = complete.groupby("since").agg(
+        active=("active_end", "sum"), churned=("churned", "sum")
+    )
+    got_curve = _query(
+        warehouse,
+        "select tenure_month, active_customers, churned_customers "
+        "from intermediate.int_tenure_months_aggregated "
+        "where dimension = 'overall' order by tenure_month",
+    )
+    assert got_curve == [(int(k), int(r.active), int(r.churned)) for k, r in want_curve.iterrows()]

@@ -3,9 +3,9 @@
     channels; ltv_cac_by_channel and the Python LTV curves use it per channel. -#}
 with
 
-customer_months as (
+purchase_months as (
 
-    select * from {{ ref('int_customer_months_classified') }}
+    select * from {{ ref('int_customer_spells_classified') }}
 
 ),
 
@@ -25,20 +25,20 @@ aggregated as (
 
     select
         customers.acquisition_channel,
-        customer_months.cohort_month,
-        customer_months.months_since_acquisition,
-        sum(case when customer_months.is_new then 1 else 0 end) as new_customers,
-        sum(case when customer_months.purchases > 0 then 1 else 0 end) as active_customers,
-        sum(customer_months.purchases) as purchases,
-        sum(customer_months.net_revenue) as net_revenue,
-        sum(customer_months.gross_margin) as gross_margin
+        purchase_months.cohort_month,
+        purchase_months.months_since_acquisition,
+        sum(case when purchase_months.is_new then 1 else 0 end) as new_customers,
+        sum(case when purchase_months.purchases > 0 then 1 else 0 end) as active_customers,
+        sum(purchase_months.purchases) as purchases,
+        sum(purchase_months.net_revenue) as net_revenue,
+        sum(purchase_months.gross_margin) as gross_margin
 
-    from customer_months
-    inner join customers on customer_months.customer_id = customers.customer_id
+    from purchase_months
+    inner join customers on purchase_months.customer_id = customers.customer_id
     group by
         customers.acquisition_channel,
-        customer_months.cohort_month,
-        customer_months.months_since_acquisition
+        purchase_months.cohort_month,
+        purchase_months.months_since_acquisition
 
 ),
 

@@ -1,22 +1,29 @@
 {#- One row per customer with a purchase by as_of_date (zeros when none falls in the window):
     purchases, net revenue and gross margin in the LTV lookback window, and the months they
-    were active in it (active at the start or buying: ARPU's denominator). -#}
+    were active in it (active at the start or buying: ARPU's denominator), the window's share
+    of each spell's listed months (int_customer_spells_classified). -#}
 with
 
 reporting_window as (
 
-    select * from {{ ref('int_reporting_window') }}
+    select
+        {{ month_number('window_start') }} as window_start_number,
+        {{ month_number('window_end') }} as window_end_number
+
+    from {{ ref('int_reporting_window') }}
 
 ),
 
-customer_months as (
+spells as (
 
     select
-        customer_months.*,
-        customer_months.month_start >= reporting_window.window_start
-        and customer_months.month_start < reporting_window.window_end as is_in_window
+        spells.*,
+        reporting_window.window_start_number,
+        reporting_window.window_end_number,
+        spells.month_number >= reporting_window.window_start_number
+        and spells.month_number < reporting_window.window_end_number as is_in_window
 
-    from {{ ref('int_customer_months_classified') }} as customer_months
+    from {{ ref('int_customer_spells_classified') }} as spells
     cross join reporting_window
 
 ),
@@ -28,11 +35,17 @@ windowed as (
         sum(case when is_in_window then purchases else 0 end) as window_purchases,
         sum(case when is_in_window then net_revenue else 0 end) as window_net_revenue,
         sum(case when is_in_window then gross_margin else 0 end) as window_gross_margin,
+        {#- months [month_number, listed_until] within [window start, window end) -#}
         sum(
-            case when is_in_window and (is_active_at_start or purchases > 0) then 1 else 0 end
+            greatest(
+                least(listed_until, window_end_number - 1)
+                - greatest(month_number, window_start_number)
+                + 1,
+                0
+            )
         ) as window_active_months
 
-    from customer_months
+    from spells
     group by customer_id
 
 )

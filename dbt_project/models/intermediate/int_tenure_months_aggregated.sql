@@ -5,25 +5,31 @@
     customers of the cohorts old enough, and the still-active share at k does not depend on
     how many customers were acquired when: the same behaviour gives the same curve whatever
     the acquisition calendar. Active at the end of a month and churned in it are
-    int_customer_months_classified's states (churn_inactivity_days). -#}
+    int_customer_spells_classified's states (churn_inactivity_days): each spell adds one to the
+    tenure months it keeps active at their end (a +1 where they begin, a -1 after), summed up
+    month by month. -#}
 with
 
 reporting_window as (
 
-    select * from {{ ref('int_reporting_window') }}
+    select
+        window_end,
+        {{ month_number('window_end') }} as window_end_number
+
+    from {{ ref('int_reporting_window') }}
 
 ),
 
-customer_months as (
+spells as (
 
     select
-        customer_months.*,
+        spells.*,
         customers.acquisition_channel,
         customers.country_code
 
-    from {{ ref('int_customer_months_classified') }} as customer_months
+    from {{ ref('int_customer_spells_classified') }} as spells
     inner join {{ ref('stg_shop__customers') }} as customers
-        on customer_months.customer_id = customers.customer_id
+        on spells.customer_id = customers.customer_id
 
 ),
 
@@ -32,21 +38,21 @@ customer_months as (
 cohort_cells as (
 
     select
-        customer_months.acquisition_channel,
-        customer_months.country_code,
-        customer_months.cohort_month,
+        spells.acquisition_channel,
+        spells.country_code,
+        spells.cohort_month,
         count(*) as acquired_customers,
         max({{ dbt.datediff(
-            'customer_months.cohort_month', 'reporting_window.window_end', 'month'
+            'spells.cohort_month', 'reporting_window.window_end', 'month'
         ) }}) as complete_months
 
-    from customer_months
+    from spells
     cross join reporting_window
-    where customer_months.is_new
+    where spells.is_new
     group by
-        customer_months.acquisition_channel,
-        customer_months.country_code,
-        customer_months.cohort_month
+        spells.acquisition_channel,
+        spells.country_code,
+        spells.cohort_month
 
 ),
 
@@ -70,23 +76,58 @@ exposure_cells as (
 
 ),
 
+{#- tenure months of complete months only (before window_end): +1 active at the end from the
+    spell's month, -1 after its last such month, and its churn -#}
+tenure_changes as (
+
+    select
+        spells.acquisition_channel,
+        spells.country_code,
+        spells.months_since_acquisition as tenure_month,
+        1 as ends_active,
+        0 as churned
+
+    from spells
+    cross join reporting_window
+    where spells.month_number < reporting_window.window_end_number
+    union all
+    select
+        spells.acquisition_channel,
+        spells.country_code,
+        least(spells.active_at_end_until, reporting_window.window_end_number - 1) + 1
+        - (spells.month_number - spells.months_since_acquisition) as tenure_month,
+        -1 as ends_active,
+        0 as churned
+
+    from spells
+    cross join reporting_window
+    where spells.month_number < reporting_window.window_end_number
+    union all
+    select
+        spells.acquisition_channel,
+        spells.country_code,
+        spells.churned_month_number
+        - (spells.month_number - spells.months_since_acquisition) as tenure_month,
+        0 as ends_active,
+        1 as churned
+
+    from spells
+    cross join reporting_window
+    where spells.churned_month_number < reporting_window.window_end_number
+
+),
+
 event_cells as (
 
     select
-        customer_months.acquisition_channel,
-        customer_months.country_code,
-        customer_months.months_since_acquisition as tenure_month,
-        sum(case when customer_months.is_active_at_end then 1 else 0 end) as active_customers,
-        sum(case when customer_months.is_churned_in_month then 1 else 0 end)
-            as churned_customers
+        acquisition_channel,
+        country_code,
+        tenure_month,
+        sum(ends_active) as ends_active,
+        sum(churned) as churned_customers
 
-    from customer_months
-    cross join reporting_window
-    where customer_months.month_start < reporting_window.window_end
-    group by
-        customer_months.acquisition_channel,
-        customer_months.country_code,
-        customer_months.months_since_acquisition
+    from tenure_changes
+    group by acquisition_channel, country_code, tenure_month
 
 ),
 
@@ -112,17 +153,17 @@ events as (
         dimension,
         dimension_value,
         tenure_month,
-        sum(active_customers) as active_customers,
+        sum(ends_active) as ends_active,
         sum(churned_customers) as churned_customers
 
     from ({{ segment_rows('event_cells', [
-        'tenure_month', 'active_customers', 'churned_customers'
+        'tenure_month', 'ends_active', 'churned_customers'
     ]) }}) as segmented
     group by dimension, dimension_value, tenure_month
 
 ),
 
-final as (
+counted as (
 
     select
         exposure.dimension,
@@ -130,10 +171,12 @@ final as (
         exposure.tenure_month,
         exposure.cohorts,
         exposure.exposed_customers,
-        coalesce(events.active_customers, 0) as active_customers,
-        coalesce(events.churned_customers, 0) as churned_customers,
-        cast(coalesce(events.active_customers, 0) as {{ type_double() }})
-        / exposure.exposed_customers as still_active_share
+        sum(coalesce(events.ends_active, 0)) over (
+            partition by exposure.dimension, exposure.dimension_value
+            order by exposure.tenure_month
+            rows between unbounded preceding and current row
+        ) as active_customers,
+        coalesce(events.churned_customers, 0) as churned_customers
 
     from exposure
     left join events
@@ -141,6 +184,22 @@ final as (
             exposure.dimension = events.dimension
             and exposure.dimension_value = events.dimension_value
             and exposure.tenure_month = events.tenure_month
+
+),
+
+final as (
+
+    select
+        dimension,
+        dimension_value,
+        tenure_month,
+        cohorts,
+        exposed_customers,
+        active_customers,
+        churned_customers,
+        cast(active_customers as {{ type_double() }}) / exposed_customers as still_active_share
+
+    from counted
 
 )
 

@@ -26,13 +26,13 @@ acquired as (
 
     select
         customers.acquisition_channel,
-        customer_months.month_start,
+        purchase_months.month_start,
         count(*) as new_customers
 
-    from {{ ref('int_customer_months_classified') }} as customer_months
+    from {{ ref('int_customer_spells_classified') }} as purchase_months
     inner join {{ ref('stg_shop__customers') }} as customers
-        on customer_months.customer_id = customers.customer_id
-    where customer_months.is_new
+        on purchase_months.customer_id = customers.customer_id
+    where purchase_months.is_new
     group by 1, 2
 
 ),

@@ -1,16 +1,20 @@
-{#- One row per month from the first acquisition month to the as-of month (months in which
-    nobody was active are rows of zeros: customer months without activity are not stored). -#}
+{#- One row per month from the first acquisition month to the as-of month. Each spell
+    (int_customer_spells_classified) adds one to the months it keeps active at their start and
+    at their end, as a +1 where the run begins and a -1 after it ends, summed up month by month;
+    new, reactivated and churned customers are counted in their month. Months in which nobody
+    was active are rows of zeros. -#}
 with
 
-customer_months as (
+spells as (
 
-    select * from {{ ref('int_customer_months_classified') }}
+    select * from {{ ref('int_customer_spells_classified') }}
 
 ),
 
 reporting_window as (
 
-    select * from {{ ref('int_reporting_window') }}
+    select as_of_date
+    from {{ ref('int_reporting_window') }}
 
 ),
 
@@ -25,9 +29,9 @@ months as (
     select
         cast({{ dbt.dateadd('month', 'month_numbers.n', 'first_month.cohort_month') }} as date)
             as month_start,
-        reporting_window.as_of_date
+        {{ month_number('first_month.cohort_month') }} + month_numbers.n as month_number
 
-    from (select min(cohort_month) as cohort_month from customer_months) as first_month
+    from (select min(cohort_month) as cohort_month from spells) as first_month
     cross join reporting_window
     inner join month_numbers
         on month_numbers.n <= {{ dbt.datediff(
@@ -36,36 +40,103 @@ months as (
 
 ),
 
+changes as (
+
+    select
+        month_number + 1 as month_number,
+        1 as starts_active,
+        0 as ends_active,
+        0 as new_customers,
+        0 as churned_customers,
+        0 as reactivated_customers
+    from spells
+    where active_at_start_until > month_number
+    union all
+    select
+        active_at_start_until + 1 as month_number,
+        -1 as starts_active,
+        0 as ends_active,
+        0 as new_customers,
+        0 as churned_customers,
+        0 as reactivated_customers
+    from spells
+    where active_at_start_until > month_number
+    union all
+    select
+        month_number,
+        0 as starts_active,
+        1 as ends_active,
+        case when is_new then 1 else 0 end as new_customers,
+        0 as churned_customers,
+        case when is_reactivated_in_month then 1 else 0 end as reactivated_customers
+    from spells
+    union all
+    select
+        active_at_end_until + 1 as month_number,
+        0 as starts_active,
+        -1 as ends_active,
+        0 as new_customers,
+        0 as churned_customers,
+        0 as reactivated_customers
+    from spells
+    union all
+    select
+        churned_month_number as month_number,
+        0 as starts_active,
+        0 as ends_active,
+        0 as new_customers,
+        1 as churned_customers,
+        0 as reactivated_customers
+    from spells
+    where churned_month_number is not null
+
+),
+
+changed as (
+
+    select
+        month_number,
+        sum(starts_active) as starts_active,
+        sum(ends_active) as ends_active,
+        sum(new_customers) as new_customers,
+        sum(churned_customers) as churned_customers,
+        sum(reactivated_customers) as reactivated_customers
+
+    from changes
+    group by month_number
+
+),
+
 counted as (
 
     select
-        month_start,
-        sum(case when is_active_at_start then 1 else 0 end) as active_at_start,
-        sum(case when is_new then 1 else 0 end) as new_customers,
-        sum(case when is_churned_in_month then 1 else 0 end) as churned_customers,
-        sum(case when is_reactivated_in_month then 1 else 0 end) as reactivated_customers,
-        sum(case when is_active_at_end then 1 else 0 end) as active_at_end
+        months.month_start,
+        sum(coalesce(changed.starts_active, 0)) over (
+            order by months.month_start rows between unbounded preceding and current row
+        ) as active_at_start,
+        coalesce(changed.new_customers, 0) as new_customers,
+        coalesce(changed.churned_customers, 0) as churned_customers,
+        coalesce(changed.reactivated_customers, 0) as reactivated_customers,
+        sum(coalesce(changed.ends_active, 0)) over (
+            order by months.month_start rows between unbounded preceding and current row
+        ) as active_at_end
 
-    from customer_months
-    group by 1
+    from months
+    left join changed on months.month_number = changed.month_number
 
 ),
 
 monthly as (
 
     select
-        months.month_start,
+        counted.*,
         least(
-            cast({{ dbt.last_day('months.month_start', 'month') }} as date), months.as_of_date
-        ) as month_end,
-        coalesce(counted.active_at_start, 0) as active_at_start,
-        coalesce(counted.new_customers, 0) as new_customers,
-        coalesce(counted.churned_customers, 0) as churned_customers,
-        coalesce(counted.reactivated_customers, 0) as reactivated_customers,
-        coalesce(counted.active_at_end, 0) as active_at_end
+            cast({{ dbt.last_day('counted.month_start', 'month') }} as date),
+            reporting_window.as_of_date
+        ) as month_end
 
-    from months
-    left join counted on months.month_start = counted.month_start
+    from counted
+    cross join reporting_window
 
 ),
 

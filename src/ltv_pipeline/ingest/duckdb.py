@@ -59,6 +59,7 @@ from ltv_pipeline.ingest.rules import (
     check_has_rows,
     check_quarantine_share,
     load_parameters,
+    native_typed,
     raw_tables,
     typed_query,
     use_utc,
@@ -116,17 +117,36 @@ def _source(
     files: Sequence[Path],
     raw_dir: Path,
     malformed: list[Malformed],
-) -> tuple[str, dict]:
-    """SQL (and its parameters) giving the raw text of ``files``, one row per record.
+) -> tuple[str, dict, dict[str, str]]:
+    """SQL (and its parameters) giving the raw text of ``files``, one row per record, and
+    SQL typing some columns from their native values instead (see below).
 
     Parquet files are scanned by DuckDB in one pass, as text, so that one set of rules serves
     both formats; CSV files are streamed through pyarrow (which reports malformed lines) into
-    a temp table. Call :func:`_drop_source` when done.
+    a temp table. When every file is Parquet, a column Parquet types (an integer id, a
+    timestamp, money as a double) also comes as ``n_<column>``, its native value, and is
+    typed from that (:func:`native_typed`: the same value the text rule gives, without
+    printing and parsing it). Call :func:`_drop_source` when done.
     """
     if not files:
-        return _empty_source(table), {}
-    parts, params = [], {}
+        return _empty_source(table), {}, {}
+    parts, params, native = [], {}, {}
     parquet = [p for p in files if is_parquet(p)]
+    if parquet and len(parquet) == len(files):
+        types = dict(
+            con.execute(
+                "select column_name, column_type from (describe select * from "
+                "read_parquet($paths, union_by_name = true))",
+                {"paths": [str(p) for p in parquet]},
+            ).fetchall()
+        )
+        for ours, kind in table.kinds.items():
+            src = table.source_columns.get(ours)
+            if src is None or src not in types:
+                continue
+            sql = native_typed(kind, _q(f"n_{ours}"), types[src], table.typed[ours])
+            if sql is not None:
+                native[ours] = sql
     if parquet:
         con.execute("create or replace temp table _paths (filename varchar, source_file varchar)")
         con.executemany(
@@ -134,10 +154,13 @@ def _source(
             [[str(p), p.relative_to(raw_dir).as_posix()] for p in parquet],
         )
         casts = ", ".join(
-            f"null::varchar as {_q(ours)}"
-            if src is None
-            else f"cast({_q(src)} as varchar) as {_q(ours)}"
-            for ours, src in table.source_columns.items()
+            [
+                f"null::varchar as {_q(ours)}"
+                if src is None
+                else f"cast({_q(src)} as varchar) as {_q(ours)}"
+                for ours, src in table.source_columns.items()
+            ]
+            + [f"{_q(table.source_columns[ours])} as {_q(f'n_{ours}')}" for ours in native]
         )
         parts.append(
             f"select p.source_file, f.file_row_number + 1 as source_line, {casts} "
@@ -162,7 +185,7 @@ def _source(
             except (pa.ArrowInvalid, UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
                 raise RawInputError(f"{path}: cannot be read as CSV ({exc})") from exc
         parts.append("select * from _csv_text")
-    return " union all ".join(parts), params
+    return " union all ".join(parts), params, native
 
 
 def _drop_source(con: duckdb.DuckDBPyConnection) -> None:
@@ -185,10 +208,10 @@ def _stage(
     reads it back for the held rows only.
     """
     malformed: list[Malformed] = []
-    source, source_params = _source(con, table, files, raw_dir, malformed)
+    source, source_params, native = _source(con, table, files, raw_dir, malformed)
     con.execute(
         f"create or replace temp table _typed as select {_stored_columns(table)}, row_reason "
-        f"from ({typed_query(table, source)})",
+        f"from ({typed_query(table, source, native)})",
         {**_used_params(table, params), **source_params} or None,
     )
     _drop_source(con)
@@ -218,7 +241,7 @@ def _quarantine_held(con: duckdb.DuckDBPyConnection, table: RawTable, raw_dir: P
     ]
     if not files:
         return
-    source, source_params = _source(con, table, files, raw_dir, [])
+    source, source_params, _ = _source(con, table, files, raw_dir, [])
     con.execute(
         f"insert into {RAW_SCHEMA}.{QUARANTINE_TABLE} select $table, h.source_file, "
         f"h.source_line, h.reason, {_record(table)} from _held as h "

@@ -42,6 +42,31 @@ def test_keep_then_restore_puts_the_kept_bytes_back(tmp_path):
     assert last_good.restore(wh) is False  # idempotent
 
 
+@pytest.mark.parametrize("in_kernel", [True, False])
+def test_a_kept_copy_holds_every_byte(tmp_path, monkeypatch, in_kernel):
+    """9 MiB of varied bytes, copied in the kernel or, where copy_file_range fails (an old
+    kernel, another filesystem), through a buffer after a partial attempt."""
+    wh = tmp_path / "warehouse.duckdb"
+    data = hashlib.shake_256(b"warehouse").digest(9 << 20)
+    wh.write_bytes(data)
+    if not in_kernel:
+        real = last_good.os.copy_file_range
+        calls = []
+
+        def fails_on_the_second_call(src, dst, count, *args):
+            calls.append(count)
+            if len(calls) == 2:
+                raise OSError(95, "Operation not supported")
+            return real(src, dst, min(count, 1 << 20), *args)
+
+        monkeypatch.setattr(last_good.os, "copy_file_range", fails_on_the_second_call)
+    last_good.keep(wh)
+    assert last_good.good_copy(wh).read_bytes() == data
+    assert oct(last_good.good_copy(wh).stat().st_mode & 0o777) == "0o600"
+    if not in_kernel:
+        assert len(calls) == 2
+
+
 def test_a_night_never_published_is_removed_and_half_copies_are_swept(tmp_path):
     wh = tmp_path / "warehouse.duckdb"
     last_good.begin(wh)

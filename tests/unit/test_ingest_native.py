@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltv_pipeline import ingest
+from ltv_pipeline.ingest import duckdb as ingest_duckdb
 from ltv_pipeline.ingest.rules import TABLES, native_typed, use_utc
 
 #: (table, typed column) of each kind: its text rule is the reference.
@@ -206,8 +208,10 @@ def test_what_only_the_text_can_type_is_read_as_text():
     assert mapped["orders"].kinds["amount"] == "money"
 
 
-def _typed_and_text_shop(raw_typed: Path, raw_text: Path) -> None:
-    """One shop twice: Parquet columns typed, and every column as text."""
+def _typed_and_text_shop(raw_typed: Path, raw_text: Path, variant: str) -> None:
+    """One shop twice: Parquet columns typed, and every column as text. ``doubles``: ids
+    BIGINT, times with a zone, money as doubles; ``others``: ids INTEGER, times without a zone,
+    amounts DECIMAL(12, 2) in a column named ``total``, whole costs as BIGINT."""
     rng = random.Random(5)
     n = 3_000
     customers = {
@@ -247,6 +251,19 @@ def _typed_and_text_shop(raw_typed: Path, raw_text: Path) -> None:
         ),
         "currency": ["USD"] * n,
     }
+    if variant == "others":
+        orders["order_id"] = orders["order_id"].cast(pa.int32())
+        orders["customer_id"] = orders["customer_id"].cast(pa.int32())
+        orders["ordered_at"] = pa.array(
+            [t.replace(tzinfo=None) for t in stamps], pa.timestamp("us")
+        )
+        special = ["-3.00", "0.29", "9999999999.99", "12.50", "0", "1.00", "5.5", "7.25"]
+        totals = [Decimal(v) for v in special] + [Decimal(f"{a:.2f}") for a in amounts[8:]]
+        orders["total"] = pa.array(totals, pa.decimal128(12, 2))
+        del orders["amount"]
+        orders["cost"] = pa.array(
+            [None if i % 7 == 0 or not abs(a) < 1e15 else int(a) for i, a in enumerate(amounts)]
+        )
     spend = {
         "date": pa.array([dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(30)]),
         "channel": ["email"] * 30,
@@ -268,14 +285,31 @@ def _typed_and_text_shop(raw_typed: Path, raw_text: Path) -> None:
         pq.write_table(text, raw_text / f"{name}.parquet")
 
 
-def test_a_typed_parquet_shop_loads_as_the_same_shop_in_text(tmp_path):
-    """Every clean row and every quarantined row with its reason and raw record: the same."""
-    _typed_and_text_shop(tmp_path / "typed", tmp_path / "text")
+@pytest.mark.parametrize("variant", ["doubles", "others"])
+def test_a_typed_parquet_shop_loads_as_the_same_shop_in_text(tmp_path, monkeypatch, variant):
+    """Every clean row and every quarantined row with its reason and raw record: the same; and
+    the typed shop's columns were typed from their values."""
+    _typed_and_text_shop(tmp_path / "typed", tmp_path / "text", variant)
+    mapping = ingest.InputMapping(
+        tables={"orders": ingest.rules.TableMapping(columns={"amount": "total"})}
+        if variant == "others"
+        else {}
+    )
+    natively = []
+
+    def spy(kind, value, source_type, text_typed):
+        sql = native_typed(kind, value, source_type, text_typed)
+        natively.append((kind, source_type, sql is not None))
+        return sql
+
+    monkeypatch.setattr(ingest_duckdb, "native_typed", spy)
     load_time = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     states = []
     for name in ("typed", "text"):
         with duckdb.connect(str(tmp_path / f"{name}.duckdb")) as con:
-            ingest.load_raw(con, tmp_path / name, load_time=load_time, max_quarantine_share=1.0)
+            ingest.load_raw(
+                con, tmp_path / name, load_time=load_time, max_quarantine_share=1.0, mapping=mapping
+            )
             states.append(
                 {
                     t: con.execute(f"select * from raw.{t} order by all").fetchall()
@@ -285,11 +319,15 @@ def test_a_typed_parquet_shop_loads_as_the_same_shop_in_text(tmp_path):
     typed, text = states
     for table in typed:
         assert typed[table] == text[table], table
+    # the typed shop's 9 typed columns (ids, dates, money) were typed natively; none of the
+    # text shop's (VARCHAR) were
+    assert sorted(k for k, _, native in natively if native) == sorted(
+        ["id", "date", "id", "id", "timestamp", "money", "money", "date", "money"]
+    )
+    assert {t for _, t, native in natively if not native} == {"VARCHAR"}
     reasons = {r[3] for r in typed["quarantine"]}
-    assert {
-        "too_precise_amount",
+    expected = {
         "negative_amount",
-        "non_numeric_amount",
         "future_ordered_at",
         "too_early_ordered_at",
         "invalid_order_id",
@@ -297,5 +335,8 @@ def test_a_typed_parquet_shop_loads_as_the_same_shop_in_text(tmp_path):
         "too_early_signup_date",
         "too_precise_spend",
         "negative_spend",
-    } <= reasons, reasons
+    }
+    if variant == "doubles":
+        expected |= {"too_precise_amount", "non_numeric_amount"}
+    assert expected <= reasons, reasons
     assert len(typed["orders"]) > 2_000

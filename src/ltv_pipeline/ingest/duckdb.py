@@ -117,6 +117,8 @@ def _source(
     files: Sequence[Path],
     raw_dir: Path,
     malformed: list[Malformed],
+    *,
+    typed: bool = True,
 ) -> tuple[str, dict, dict[str, str]]:
     """SQL (and its parameters) giving the raw text of ``files``, one row per record, and
     SQL typing some columns from their native values instead (see below).
@@ -126,13 +128,14 @@ def _source(
     a temp table. When every file is Parquet, a column Parquet types (an integer id, a
     timestamp, money as a double) also comes as ``n_<column>``, its native value, and is
     typed from that (:func:`native_typed`: the same value the text rule gives, without
-    printing and parsing it). Call :func:`_drop_source` when done.
+    printing and parsing it); not with ``typed=False``, for the raw text alone. Call
+    :func:`_drop_source` when done.
     """
     if not files:
         return _empty_source(table), {}, {}
     parts, params, native = [], {}, {}
     parquet = [p for p in files if is_parquet(p)]
-    if parquet and len(parquet) == len(files):
+    if typed and parquet and len(parquet) == len(files):
         types = dict(
             con.execute(
                 "select column_name, column_type from (describe select * from "
@@ -241,7 +244,7 @@ def _quarantine_held(con: duckdb.DuckDBPyConnection, table: RawTable, raw_dir: P
     ]
     if not files:
         return
-    source, source_params, _ = _source(con, table, files, raw_dir, [])
+    source, source_params, _ = _source(con, table, files, raw_dir, [], typed=False)
     con.execute(
         f"insert into {RAW_SCHEMA}.{QUARANTINE_TABLE} select $table, h.source_file, "
         f"h.source_line, h.reason, {_record(table)} from _held as h "
@@ -546,7 +549,8 @@ def load_raw(
     referenced = {t.reference.table for t in tables.values() if t.reference is not None}
     # No statement of the load relies on the order rows arrive in (the clean tables are written
     # in file and line order explicitly): letting DuckDB reorder took a 10M-order load from 28 s
-    # to 21 s. The connection's own setting is restored after.
+    # to 21 s. The setting is the database instance's (every connection to it sees it): the one
+    # found is restored after.
     (keep_order,) = con.execute("select current_setting('preserve_insertion_order')").fetchone()
     con.execute("set preserve_insertion_order = false")
     con.execute("begin transaction")

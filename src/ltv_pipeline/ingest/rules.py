@@ -829,7 +829,7 @@ def native_typed(kind: str, value: str, source_type: str, text_typed: str) -> st
     ``text_typed``, the text rule, gives for ``cast(value as varchar)``: where the two could
     differ (a year outside 1000-9999, money of 1e13 or more, not finite) the text rule
     decides. Decimals with at most 2 places are typed directly too. Checked value by value
-    against the text rule (tests/unit/test_ingest.py).
+    against the text rule (tests/unit/test_ingest_native.py).
 
     Parameters
     ----------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 from ltv_pipeline.publish import fsync
 
@@ -47,14 +48,38 @@ def _copying(target: Path) -> Path:
     return target.with_name(target.name + COPYING_SUFFIX)
 
 
+def copy_bytes(src: BinaryIO, dst: BinaryIO) -> int:
+    """Copy the rest of ``src`` to ``dst`` (both open, unbuffered positions at the start); the
+    bytes copied.
+
+    In the kernel where it can (``copy_file_range``: the file's pages never pass through this
+    process), else through a buffer: a 10M-order warehouse is 1.7 GB, copied every night.
+    """
+    size = os.fstat(src.fileno()).st_size
+    done = 0
+    try:
+        while done < size:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), size - done)
+            if n == 0:
+                break
+            done += n
+    except OSError:  # e.g. a filesystem or kernel without it: start over, the plain way
+        src.seek(0)
+        dst.seek(0)
+        dst.truncate()
+        shutil.copyfileobj(src, dst, 16 << 20)
+        dst.flush()
+        done = dst.tell()
+    return done
+
+
 def _copy(source: Path, target: Path) -> None:
     """Copy ``source`` onto ``target`` (mode 0600) through a temporary file renamed last."""
     temporary = _copying(target)
     previous = os.umask(0o077)
     try:
-        with source.open("rb") as src, temporary.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 16 << 20)
-            dst.flush()
+        with source.open("rb", buffering=0) as src, temporary.open("wb", buffering=0) as dst:
+            copy_bytes(src, dst)
             os.fsync(dst.fileno())
     except BaseException:
         temporary.unlink(missing_ok=True)

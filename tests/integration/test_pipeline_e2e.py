@@ -220,6 +220,32 @@ def test_churn_cac_cohort_and_ltv_marts_match_the_pandas_reference(clean):
                 assert got[name] == pytest.approx(number, rel=1e-9), (dimension, value, name)
 
 
+def _churn_and_cohorts_match(warehouse: Path, ref: dict) -> int:
+    """Assert churn_monthly's counts and cohort_activity's active customers equal the
+    reference's; return the churned customers, summed over months."""
+    columns = [
+        "active_at_start",
+        "new_customers",
+        "churned_customers",
+        "reactivated_customers",
+        "active_at_end",
+    ]
+    churn = _query(
+        warehouse, f"select {', '.join(columns)} from marts.churn_monthly order by month_start"
+    )
+    want = ref["churn_monthly"][columns]
+    assert churn == [tuple(int(v) for v in r) for r in want.itertuples(index=False)]
+    cohort = _query(
+        warehouse,
+        "select cohort_month, months_since_acquisition, active_customers "
+        "from marts.cohort_activity order by 1, 2",
+    )
+    assert cohort == [
+        (r.cohort_month, r.since, r.active_customers) for r in ref["cohort_activity"].itertuples()
+    ]
+    return sum(r[2] for r in churn)
+
+
 @pytest.mark.parametrize("churn_days", [31, 400])
 def test_churn_and_cohorts_match_the_reference_for_short_and_long_churn_windows(
     clean, churn_days, tmp_path, monkeypatch
@@ -238,28 +264,8 @@ def test_churn_and_cohorts_match_the_reference_for_short_and_long_churn_windows(
     )
     assert run_pipeline(selection, dbt_vars={"churn_inactivity_days": churn_days}).success
     ref = reference_marts(tmp_path / "raw", Params(churn_days=churn_days))
-    warehouse = tmp_path / "warehouse.duckdb"
-    columns = [
-        "active_at_start",
-        "new_customers",
-        "churned_customers",
-        "reactivated_customers",
-        "active_at_end",
-    ]
-    churn = _query(
-        warehouse, f"select {', '.join(columns)} from marts.churn_monthly order by month_start"
-    )
-    want = ref["churn_monthly"][columns]
-    assert churn == [tuple(int(v) for v in r) for r in want.itertuples(index=False)]
-    assert sum(r[2] for r in churn) > 0
-    cohort = _query(
-        warehouse,
-        "select cohort_month, months_since_acquisition, active_customers "
-        "from marts.cohort_activity order by 1, 2",
-    )
-    assert cohort == [
-        (r.cohort_month, r.since, r.active_customers) for r in ref["cohort_activity"].itertuples()
-    ]
+    churned = _churn_and_cohorts_match(tmp_path / "warehouse.duckdb", ref)
+    assert churned > 0
 
 
 def test_bad_rows_are_quarantined_with_their_reasons_and_nothing_is_lost(dirty):
@@ -580,27 +586,7 @@ def test_spells_at_the_edges_match_the_reference_day_by_day(churn_days, tmp_path
     as_of = ref["as_of"]
     assert as_of == dt.date(2025, 6, 15)
 
-    columns = [
-        "active_at_start",
-        "new_customers",
-        "churned_customers",
-        "reactivated_customers",
-        "active_at_end",
-    ]
-    churn = _query(
-        warehouse, f"select {', '.join(columns)} from marts.churn_monthly order by month_start"
-    )
-    want = ref["churn_monthly"][columns]
-    assert churn == [tuple(int(v) for v in r) for r in want.itertuples(index=False)]
-    assert sum(r[2] for r in churn) >= 4, "the shop is made to churn"
-    cohort = _query(
-        warehouse,
-        "select cohort_month, months_since_acquisition, active_customers "
-        "from marts.cohort_activity order by 1, 2",
-    )
-    assert cohort == [
-        (r.cohort_month, r.since, r.active_customers) for r in ref["cohort_activity"].itertuples()
-    ]
+    assert _churn_and_cohorts_match(warehouse, ref) >= 4, "the shop is made to churn"
 
     # the reference's customer-months, decided day by day
     _, purchases, _, _ = load_reference(tmp_path / "raw", Params(churn_days=churn_days))

@@ -324,9 +324,9 @@ def _classify_keys(
             f"on r.{_t(ref.column)} = ref.{_q(ref.target_column)}"
         )
         reference_case = ref.verdicts(DUCKDB, "r", "ref")
-    # Only keys held more than once need the per-key comparison (one row in a thousand on a
-    # real export); the verdicts are written for the held rows alone, and the clean table is the
-    # rows store less those: no copy of every row is materialized on the way (at 10M orders that
+    # Only keys held more than once need the per-key comparison (the generated 10M shop has
+    # none); the verdicts are written for the held rows alone, and the clean table is the rows
+    # store less those: no copy of every row is materialized on the way (at 10M orders that
     # copy cost more than the verdicts).
     con.execute(
         f"""

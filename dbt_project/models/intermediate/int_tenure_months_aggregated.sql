@@ -24,12 +24,15 @@ spells as (
 
     select
         spells.*,
+        reporting_window.window_end_number,
         customers.acquisition_channel,
-        customers.country_code
+        customers.country_code,
+        spells.month_number - spells.months_since_acquisition as cohort_month_number
 
     from {{ ref('int_customer_spells_classified') }} as spells
     inner join {{ ref('stg_shop__customers') }} as customers
         on spells.customer_id = customers.customer_id
+    cross join reporting_window
 
 ),
 
@@ -81,39 +84,35 @@ exposure_cells as (
 tenure_changes as (
 
     select
-        spells.acquisition_channel,
-        spells.country_code,
-        spells.months_since_acquisition as tenure_month,
+        acquisition_channel,
+        country_code,
+        months_since_acquisition as tenure_month,
         1 as ends_active,
         0 as churned
 
     from spells
-    cross join reporting_window
-    where spells.month_number < reporting_window.window_end_number
+    where month_number < window_end_number
     union all
     select
-        spells.acquisition_channel,
-        spells.country_code,
-        least(spells.active_at_end_until, reporting_window.window_end_number - 1) + 1
-        - (spells.month_number - spells.months_since_acquisition) as tenure_month,
+        acquisition_channel,
+        country_code,
+        least(active_at_end_until, window_end_number - 1) + 1 - cohort_month_number
+            as tenure_month,
         -1 as ends_active,
         0 as churned
 
     from spells
-    cross join reporting_window
-    where spells.month_number < reporting_window.window_end_number
+    where month_number < window_end_number
     union all
     select
-        spells.acquisition_channel,
-        spells.country_code,
-        spells.churned_month_number
-        - (spells.month_number - spells.months_since_acquisition) as tenure_month,
+        acquisition_channel,
+        country_code,
+        churned_month_number - cohort_month_number as tenure_month,
         0 as ends_active,
         1 as churned
 
     from spells
-    cross join reporting_window
-    where spells.churned_month_number < reporting_window.window_end_number
+    where churned_month_number < window_end_number
 
 ),
 

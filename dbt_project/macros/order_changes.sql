@@ -73,3 +73,14 @@
         else {{ orders }}.order_amount * {{ default_margin_rate() }}
     end
 {%- endmacro %}
+
+{#- Pre-hook of a per-customer incremental model appended from the touched customers' orders:
+    their old rows go first, so the append leaves exactly their recomputed rows. -#}
+{% macro delete_touched_customers() -%}
+    {%- if target.type == 'spark' or not is_incremental() -%}
+        select 1
+    {%- else -%}
+        delete from {{ this }}
+        where customer_id in (select customer_id from {{ orders_touched_relation() }})
+    {%- endif -%}
+{%- endmacro %}

@@ -400,6 +400,43 @@ def test_clv_summary_and_fit_match_an_independent_computation(clean):
         assert model[f"bgnbd_{name}"] == pytest.approx(value, rel=1e-6), name
 
 
+def test_predictions_in_batches_equal_one_pass_and_the_independent_summary(
+    clean, tmp_path, monkeypatch
+):
+    """The predictions are written in batches of the summary (memory at 100M orders). In
+    batches of 97 customers (the shop has several hundred buyers) they must be the one-batch
+    run's rows, in customer order, and P(alive) must follow from the reported fit and the
+    summary computed from orders.csv: a lost, repeated or misaligned batch shows in both."""
+    _, result, warehouse = clean
+    one_pass = _frame(warehouse, "select * from marts.customer_predictions")
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    monkeypatch.setenv("LTV_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(copy))
+    monkeypatch.setattr("ltv_pipeline.defs.clv.PREDICT_BATCH_ROWS", 97)
+    key = dg.AssetKey(["marts", "customer_predictions"])
+    assert run_pipeline(dg.AssetSelection.assets(key)).success
+    batched = _frame(copy, "select * from marts.customer_predictions")
+    assert len(batched) > 4 * 97
+    assert batched["customer_id"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(batched, one_pass)
+
+    as_of, holdout_start = _query(
+        warehouse, "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
+    )[0]
+    want = _purchase_summary_from_csv(
+        warehouse.parent / "raw", pd.Timestamp(as_of), pd.Timestamp(holdout_start)
+    )
+    model = fitted_parameters(result, "marts/customer_predictions")
+    fit = clv.BGNBDFit(
+        *(model[f"bgnbd_{name}"] for name in ("r", "alpha", "a", "b")), 0.0, 0.0, 0, True
+    )
+    got = batched.set_index("customer_id").loc[want.index]
+    expected = clv.p_alive(fit, want["frequency"], want["recency_days"] / 7, want["t_days"] / 7)
+    # the reported parameters have 7 significant digits
+    np.testing.assert_allclose(got["p_alive"], expected, rtol=1e-6)
+
+
 def test_predictions_feed_segments_and_channel_marts(clean):
     _, _, warehouse = clean
     predictions = _frame(warehouse, "select * from marts.customer_predictions")

@@ -112,6 +112,33 @@ def test_fit_models_recovers_the_truth_in_weeks_and_days(summary):
     assert weeks.metadata()["bgnbd_r"] == weeks.bgnbd.r
 
 
+def test_fit_models_on_the_grouped_summary_is_the_fit_on_every_customer(summary):
+    """The warehouse hands the fit one row per distinct (frequency, recency, T, spend) with a
+    customer count; the fit must be the one on every customer's row. A fit that ignored the
+    counts, or applied them to one model only, gives other parameters."""
+    cols = ("frequency", "recency_days", "t_days", "monetary_value")
+    # whole days, as the warehouse delivers them, and customers who share every number with
+    # one to three others (repeat buyers too, so that the spend model's counts matter)
+    summary = summary.assign(
+        recency_days=np.ceil(summary["recency_days"]), t_days=np.ceil(summary["t_days"])
+    )
+    copies = np.random.default_rng(5).integers(1, 4, len(summary))
+    summary = summary.loc[summary.index.repeat(copies)]
+    every = forecast.fit_models(*(summary[c] for c in cols))
+    grouped = summary.groupby(list(cols), dropna=False).size().reset_index(name="customers")
+    assert len(grouped) <= 0.5 * len(summary)
+    fit = forecast.fit_models(*(grouped[c] for c in cols), grouped["customers"])
+    for name, value in every.metadata().items():
+        assert fit.metadata()[name] == pytest.approx(value, rel=1e-7), name
+    unweighted = forecast.fit_models(*(grouped[c] for c in cols))
+    assert unweighted.bgnbd.r != pytest.approx(every.bgnbd.r, rel=1e-3)
+    # the repeat-buyer minimum counts customers, not rows
+    few = grouped[grouped["frequency"] > 0].head(3).assign(customers=10)
+    assert len(few) == 3
+    with pytest.raises(forecast.ModelNotFitted, match="30 customers with a repeat purchase"):
+        forecast.fit_models(*(few[c] for c in cols), few["customers"], min_repeat_customers=31)
+
+
 def test_predict_customers_applies_margin_and_discount(summary):
     models = forecast.fit_models(
         *(summary[c] for c in ("frequency", "recency_days", "t_days", "monetary_value"))

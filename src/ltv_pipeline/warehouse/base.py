@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,19 @@ class WarehouseSession(Protocol):
 
     def replace_table(self, table: str, frame: pd.DataFrame, order_by: str) -> int:
         """Replace ``schema.name`` with ``frame``, sorted; returns the row count."""
+        ...
+
+    def batches(self, sql: str, rows: int) -> Iterator[pd.DataFrame]:
+        """The result of ``sql`` in DataFrames of at most ``rows`` rows, each read when it is
+        needed, so a result larger than memory can be worked through; at least one (empty if
+        the result is)."""
+        ...
+
+    def replace_table_batches(
+        self, table: str, batches: Iterable[pd.DataFrame], order_by: str
+    ) -> int:
+        """Replace ``schema.name`` with the rows of ``batches``, which come sorted by
+        ``order_by``; returns the row count. The old table stays until the last batch is in."""
         ...
 
 

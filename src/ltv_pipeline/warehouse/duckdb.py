@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,44 @@ class DuckDBSession:
 
     def replace_table(self, table: str, frame: pd.DataFrame, order_by: str) -> int:
         return replace_table(self.con, table, frame, order_by)
+
+    def batches(self, sql: str, rows: int) -> Iterator[pd.DataFrame]:
+        # a cursor of its own, so the connection can write while the result is read
+        with self.con.cursor() as reader:
+            result = reader.sql(sql).to_arrow_reader(rows)
+            empty = True
+            for batch in result:
+                empty = False
+                yield batch.to_pandas()
+            if empty:
+                yield result.schema.empty_table().to_pandas()
+
+    def replace_table_batches(
+        self, table: str, batches: Iterable[pd.DataFrame], order_by: str
+    ) -> int:
+        # appended in the order they come (the connection keeps insertion order), in one
+        # transaction: readers see the old table until the commit, and a failure keeps it
+        schema = table.split(".")[0]
+        self.con.execute(f"create schema if not exists {schema}")
+        rows = 0
+        self.con.execute("begin transaction")
+        try:
+            for i, frame in enumerate(batches):
+                self.con.register("_frame", frame)
+                try:
+                    self.con.execute(
+                        f"create or replace table {table} as select * from _frame"
+                        if i == 0
+                        else f"insert into {table} select * from _frame"
+                    )
+                finally:
+                    self.con.unregister("_frame")
+                rows += len(frame)
+            self.con.execute("commit")
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        return rows
 
 
 class DuckDBWarehouse(Warehouse):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,15 @@ class SparkSQLSession:
         finally:
             self.spark.catalog.dropTempView("_frame")
         return len(frame)
+
+    def batches(self, sql: str, rows: int) -> Iterator[pd.DataFrame]:
+        # one batch: the driver collects results whole (toArrow) on this path anyway
+        yield self.frame(sql)
+
+    def replace_table_batches(
+        self, table: str, batches: Iterable[pd.DataFrame], order_by: str
+    ) -> int:
+        return self.replace_table(table, pd.concat(list(batches), ignore_index=True), order_by)
 
 
 class SparkWarehouse(Warehouse):

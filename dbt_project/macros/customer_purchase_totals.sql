@@ -70,3 +70,47 @@
     from orders_seen
     left join purchase_totals on orders_seen.customer_id = purchase_totals.customer_id
 {%- endmacro %}
+
+{#- One row per customer and calendar month with a purchase, from `purchases` (a relation or
+    CTE with int_purchases_grouped's columns): the month's purchases and value, its last
+    purchase day, the customer's cohort (first purchase) month, their last purchase before the
+    month and the month number (macro month_number) of their next purchase month. It depends on
+    as_of_date only through which purchases it is given: int_purchase_months_grouped keeps it
+    for all history, and int_customer_spells_classified computes it from the purchases up to
+    as_of_date in a backfill. -#}
+{% macro purchase_months(purchases) -%}
+    with
+
+    customer_monthly as (
+
+        select
+            customer_id,
+            cast({{ dbt.date_trunc('month', 'purchase_date') }} as date) as month_start,
+            count(*) as purchases,
+            sum(net_revenue) as net_revenue,
+            sum(gross_margin) as gross_margin,
+            max(purchase_date) as last_purchase_in_month
+
+        from {{ purchases }}
+        group by 1, 2
+
+    )
+
+    select
+        customer_id,
+        month_start,
+        {{ month_number('month_start') }} as month_number,
+        purchases,
+        net_revenue,
+        gross_margin,
+        last_purchase_in_month,
+        min(month_start) over (partition by customer_id) as cohort_month,
+        lag(last_purchase_in_month) over (
+            partition by customer_id order by month_start
+        ) as last_purchase_before_month,
+        lead({{ month_number('month_start') }}) over (
+            partition by customer_id order by month_start
+        ) as next_purchase_month_number
+
+    from customer_monthly
+{%- endmacro %}

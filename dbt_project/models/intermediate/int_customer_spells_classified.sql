@@ -12,7 +12,11 @@
     purchase month. Monthly counts and per-customer month counts follow by interval arithmetic
     (churn_monthly, int_tenure_months_aggregated, int_customer_windows_aggregated): no row is
     stored for a month without a purchase (at 10M orders, 7.6M rows instead of 26M).
-    Purchases are purchase days (int_purchases_grouped). -#}
+    Purchases are purchase days (int_purchases_grouped). The months and their neighbours come
+    from int_purchase_months_grouped, kept up to date from the night's orders; a backfill (var
+    as_of_date set) computes them from the purchases up to that date with the same macro. -#}
+-- depends_on: {{ ref('int_purchases_grouped') }}
+-- depends_on: {{ ref('int_purchase_months_grouped') }}
 with
 
 reporting_window as (
@@ -25,56 +29,34 @@ reporting_window as (
 
 ),
 
-purchases as (
+{% if as_of_date_is_set() %}
+    purchases as (
 
-    select
-        purchases.customer_id,
-        purchases.purchase_date,
-        purchases.net_revenue,
-        purchases.gross_margin
+        select
+            purchases.customer_id,
+            purchases.purchase_date,
+            purchases.net_revenue,
+            purchases.gross_margin
 
-    from {{ ref('int_purchases_grouped') }} as purchases
-    cross join reporting_window
-    where purchases.purchase_date <= reporting_window.as_of_date
+        from {{ ref('int_purchases_grouped') }} as purchases
+        cross join reporting_window
+        where purchases.purchase_date <= reporting_window.as_of_date
 
-),
+    ),
 
-customer_monthly as (
+    purchase_months as (
 
-    select
-        customer_id,
-        cast({{ dbt.date_trunc('month', 'purchase_date') }} as date) as month_start,
-        count(*) as purchases,
-        sum(net_revenue) as net_revenue,
-        sum(gross_margin) as gross_margin,
-        max(purchase_date) as last_purchase_in_month
+        {{ purchase_months('purchases') }}
 
-    from purchases
-    group by 1, 2
+    ),
+{% else %}
+    {#- as_of_date is the last order date: every purchase month counts -#}
+    purchase_months as (
 
-),
+        select * from {{ ref('int_purchase_months_grouped') }}
 
-purchase_months as (
-
-    select
-        customer_id,
-        month_start,
-        {{ month_number('month_start') }} as month_number,
-        purchases,
-        net_revenue,
-        gross_margin,
-        last_purchase_in_month,
-        min(month_start) over (partition by customer_id) as cohort_month,
-        lag(last_purchase_in_month) over (
-            partition by customer_id order by month_start
-        ) as last_purchase_before_month,
-        lead({{ month_number('month_start') }}) over (
-            partition by customer_id order by month_start
-        ) as next_purchase_month_number
-
-    from customer_monthly
-
-),
+    ),
+{% endif %}
 
 bounded as (
 

@@ -72,8 +72,8 @@
 {%- endmacro %}
 
 {#- One row per customer and calendar month with a purchase, from `purchases` (a relation or
-    CTE with int_purchases_grouped's columns): the month's purchases and value, its last
-    purchase day, the customer's cohort (first purchase) month, their last purchase before the
+    CTE with int_purchases_grouped's columns): the month's purchases and value, its first and
+    last purchase day, the customer's cohort (first purchase) month, their last purchase before the
     month and the month number (macro month_number) of their next purchase month. It depends on
     as_of_date only through which purchases it is given: int_purchase_months_grouped keeps it
     for all history, and int_customer_spells_classified computes it from the purchases up to
@@ -89,6 +89,7 @@
             count(*) as purchases,
             sum(net_revenue) as net_revenue,
             sum(gross_margin) as gross_margin,
+            min(purchase_date) as first_purchase_in_month,
             max(purchase_date) as last_purchase_in_month
 
         from {{ purchases }}
@@ -103,6 +104,7 @@
         purchases,
         net_revenue,
         gross_margin,
+        first_purchase_in_month,
         last_purchase_in_month,
         min(month_start) over (partition by customer_id) as cohort_month,
         lag(last_purchase_in_month) over (

@@ -97,6 +97,7 @@ final as (
         net_revenue,
         gross_margin,
         last_purchase_before_month,
+        first_purchase_in_month,
         last_purchase_in_month,
         month_start = cohort_month as is_new,
         is_active_at_start,

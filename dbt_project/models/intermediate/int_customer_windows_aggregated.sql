@@ -1,7 +1,8 @@
 {#- One row per customer with a purchase by as_of_date (zeros when none falls in the window):
     purchases, net revenue and gross margin in the LTV lookback window, and the months they
     were active in it (active at the start or buying: ARPU's denominator), the window's share
-    of each spell's listed months (int_customer_spells_classified). -#}
+    of each spell's listed months (int_customer_spells_classified); and the customer's purchase
+    totals up to as_of_date from the same spells, which marts.customers reads. -#}
 with
 
 reporting_window as (
@@ -43,7 +44,12 @@ windowed as (
                 + 1,
                 0
             )
-        ) as window_active_months
+        ) as window_active_months,
+        min(first_purchase_in_month) as first_purchase_date,
+        max(last_purchase_in_month) as last_purchase_date,
+        {{ as_count('sum(purchases)') }} as purchases,
+        sum(net_revenue) as net_revenue,
+        sum(gross_margin) as gross_margin
 
     from spells
     group by customer_id

@@ -1,6 +1,7 @@
 {#- historical_ltv uses the customer's own APV and APF over the lookback window and the shop's
     overall customer lifespan (ltv_summary), with the same formula as ltv_summary; null while
-    that lifespan cannot be estimated reliably. Purchases are purchase days. -#}
+    that lifespan cannot be estimated reliably. Purchases are purchase days; the totals come
+    from int_customer_windows_aggregated (summed from the spells). -#}
 with
 
 customers as (
@@ -12,15 +13,6 @@ customers as (
 reporting_window as (
 
     select * from {{ ref('int_reporting_window') }}
-
-),
-
-purchases as (
-
-    select purchases.*
-    from {{ ref('int_purchases_grouped') }} as purchases
-    cross join reporting_window
-    where purchases.purchase_date <= reporting_window.as_of_date
 
 ),
 
@@ -38,21 +30,6 @@ overall as (
 
 ),
 
-customer_purchases as (
-
-    select
-        customer_id,
-        min(purchase_date) as first_order_date,
-        max(purchase_date) as last_order_date,
-        count(*) as purchases,
-        sum(net_revenue) as net_revenue,
-        sum(gross_margin) as gross_margin
-
-    from purchases
-    group by customer_id
-
-),
-
 joined as (
 
     select
@@ -60,11 +37,11 @@ joined as (
         customers.acquisition_channel,
         customers.country_code,
         customers.signup_date,
-        customer_purchases.first_order_date,
-        customer_purchases.last_order_date,
-        customer_purchases.purchases,
-        customer_purchases.net_revenue,
-        customer_purchases.gross_margin,
+        windows.first_purchase_date as first_order_date,
+        windows.last_purchase_date as last_order_date,
+        windows.purchases,
+        windows.net_revenue,
+        windows.gross_margin,
         windows.window_purchases,
         windows.window_net_revenue,
         overall.customer_lifespan_years,
@@ -73,8 +50,6 @@ joined as (
     from customers
     cross join reporting_window
     cross join overall
-    left join customer_purchases
-        on customers.customer_id = customer_purchases.customer_id
     left join windows
         on customers.customer_id = windows.customer_id
     where customers.signup_date <= reporting_window.as_of_date

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,8 @@ import pytest
 
 from ltv_pipeline import clv, settings
 from ltv_pipeline.definitions import defs
+from ltv_pipeline.defs.dbt import KEPT_INVOCATIONS
+from ltv_pipeline.defs.resources import dbt_project
 from ltv_pipeline.sample.generate import generate_shop
 from tests.helpers import (
     check_results,
@@ -53,7 +56,21 @@ def _build(root: Path, bad_share: float):
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory):
+def old_invocations():
+    """Folders as dagster-dbt leaves one per dbt invocation, dated 1970: the run must prune."""
+    target = Path(dbt_project.project_dir) / dbt_project.target_path
+    planted = []
+    for i in range(KEPT_INVOCATIONS + 1):
+        folder = target / f"dbt_models-0ld{os.getpid() % 10_000:04d}-{i:07d}"
+        folder.mkdir(parents=True)
+        (folder / "dbt.log").write_text("an old night")
+        os.utime(folder, (86_400, 86_400))
+        planted.append(folder)
+    return planted
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, old_invocations):
     return _build(tmp_path_factory.mktemp("clean"), 0.0)
 
 
@@ -83,6 +100,14 @@ def test_every_asset_materializes_and_every_check_passes(clean):
     # it, so the WARN check says so (ltv_summary.unreliable_reason); every other check passes
     failed = [name for name, ok in checks.items() if not ok]
     assert failed == ["ltv_summary_overall_lifespan_is_reliable"], failed
+
+
+def test_a_run_prunes_the_dbt_invocation_folders(clean, old_invocations):
+    # each night's dbt invocation leaves a 6 MB folder; the oldest beyond the kept ones go
+    assert [folder for folder in old_invocations if folder.exists()] == []
+    target = Path(dbt_project.project_dir) / dbt_project.target_path
+    # a parallel test worker may add its own while this one checks
+    assert len(list(target.glob("dbt_models-*"))) <= KEPT_INVOCATIONS + 2
 
 
 def test_a_clean_run_logs_no_warning_and_no_traceback(clean):

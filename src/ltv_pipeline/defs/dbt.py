@@ -248,6 +248,7 @@ def build_dbt_models(
         # warehouse is still locked and the real error hides behind a lock error
         invocation.process.wait()
     _keep_partial_parse(invocation.target_path)
+    prune_invocation_folders(invocation.target_path, keep=KEPT_INVOCATIONS)
     with warehouse.session() as db:
         for event in events:
             if isinstance(event, dg.Output):
@@ -274,6 +275,36 @@ def _keep_partial_parse(invocation_target: Path) -> None:
     staged = kept.with_name(f".{kept.name}.{os.getpid()}")
     shutil.copyfile(fresh, staged)
     os.replace(staged, kept)  # atomic: a concurrent invocation reads the old or the new file
+
+
+#: dbt invocation folders kept under ``dbt_project/target`` (compiled SQL, ``dbt.log``, run
+#: results): enough to look back over a week of nights.
+KEPT_INVOCATIONS = 10
+
+
+def prune_invocation_folders(latest: Path, *, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest invocation folders of ``latest``'s step.
+
+    dagster-dbt gives each invocation a new folder ``<step>-<run id>-<random>`` under the
+    target folder and never removes it: about 6 MB a night at any shop size (the manifest,
+    the parse state and dbt's debug log), which a nightly job would pile up without end.
+    The newest are kept (``latest`` among them), so a folder another process is still
+    writing, which is newer than any finished one, is never taken. Returns the deleted
+    folders.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    step = latest.name.rsplit("-", 2)[0]
+    folders = [
+        path
+        for path in latest.parent.glob(f"{step}-*-*")
+        if path.is_dir() and path.name.rsplit("-", 2)[0] == step
+    ]
+    folders.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    stale = [path for path in folders[keep:] if path != latest]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)  # another process may be pruning too
+    return stale
 
 
 def _table_metadata(db: WarehouseSession, key: dg.AssetKey, currency: str) -> dict[str, Any]:

@@ -1,0 +1,55 @@
+"""Pruning dagster-dbt's per-invocation target folders (``defs.dbt.prune_invocation_folders``)."""
+
+import os
+
+import pytest
+
+from ltv_pipeline.defs.dbt import KEPT_INVOCATIONS, prune_invocation_folders
+
+
+def _folder(target, name, mtime):
+    path = target / name
+    (path / "compiled").mkdir(parents=True)
+    (path / "dbt.log").write_text("log")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_only_the_newest_invocation_folders_of_the_step_are_kept(tmp_path):
+    # 13 nights of the dbt step, named as dagster-dbt names them, in shuffled creation order
+    ages = [5, 12, 0, 7, 3, 11, 1, 9, 4, 10, 2, 8, 6]
+    nights = {
+        age: _folder(tmp_path, f"dbt_models-{age:07x}-abc{age:04d}", 1_000_000 - age)
+        for age in ages
+    }
+    # what is not a folder of this step stays: dbt's own files, another step's folders
+    others = [
+        _folder(tmp_path, "compiled", 1),
+        _folder(tmp_path, "dbt_models_extra-0000001-0000001", 1),
+        _folder(tmp_path, "other_step-0000001-0000001", 1),
+    ]
+    (tmp_path / "manifest.json").write_text("{}")
+
+    deleted = prune_invocation_folders(nights[0], keep=10)
+
+    assert sorted(deleted) == sorted(nights[age] for age in (10, 11, 12))
+    assert {p for p in nights.values() if p.exists()} == {nights[a] for a in range(10)}
+    assert all(p.exists() for p in others)
+    assert (tmp_path / "manifest.json").exists()
+
+
+def test_the_latest_folder_is_kept_even_when_its_clock_is_behind(tmp_path):
+    older = [_folder(tmp_path, f"dbt_models-{i:07x}-0000000", 2_000 + i) for i in range(3)]
+    latest = _folder(tmp_path, "dbt_models-fffffff-0000000", 1_000)
+
+    prune_invocation_folders(latest, keep=1)
+
+    assert latest.exists()
+    assert [p.exists() for p in older] == [False, False, True]
+
+
+def test_keep_must_be_positive(tmp_path):
+    latest = _folder(tmp_path, "dbt_models-0000000-0000000", 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        prune_invocation_folders(latest, keep=0)
+    assert KEPT_INVOCATIONS >= 1

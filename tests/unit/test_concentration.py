@@ -46,3 +46,15 @@ def test_fewer_customers_than_groups_gives_fewer_rows():
 def test_bad_input_is_refused(frame, message):
     with pytest.raises(ValueError, match=message):
         revenue_deciles(frame)
+
+
+def test_a_tie_across_a_group_boundary_needs_no_customer_key():
+    # four customers of 10 and one of 1 in 3 groups: position i -> group i * 3 // 5 + 1, so
+    # 1, 1, 2, 2, 3;
+    # the tied block straddles the first boundary, and only revenue is read
+    out = revenue_deciles(pd.DataFrame({"net_revenue": [10.0, 1.0, 10.0, 10.0, 10.0]}), groups=3)
+    assert out["customers"].tolist() == [2, 2, 1]
+    assert out["net_revenue"].tolist() == [20.0, 20.0, 1.0]
+    assert out["min_net_revenue"].tolist() == [10.0, 10.0, 1.0]
+    assert out["max_net_revenue"].tolist() == [10.0, 10.0, 1.0]
+    assert out["cumulative_share_of_revenue"].tolist() == pytest.approx([20 / 41, 40 / 41, 1.0])

@@ -7,11 +7,15 @@ import pytest
 from ltv_pipeline.analytics.rfm import (
     SEGMENT_GRID,
     SEGMENTS,
+    SUMMARY_COLUMNS,
     fm_scores,
     quintile_scores,
+    ranked_buyers_sql,
     score_customers,
+    score_ranked,
     segment_for,
     segment_summary,
+    segment_totals_sql,
 )
 
 
@@ -322,30 +326,68 @@ def test_score_customers_refuses_bad_input():
         )
 
 
+def _summary_in_duckdb(frames: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
+    """segment_summary of per-customer frames, summed by segment_totals_sql in DuckDB."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        for name, frame in frames.items():
+            if frame is not None:
+                con.register(name, frame)
+        totals = con.execute(
+            segment_totals_sql(
+                "segments",
+                "customers",
+                "predictions" if frames.get("predictions") is not None else None,
+            )
+        ).df()
+    return segment_summary(totals)
+
+
 def test_segment_summary_shares_and_averages():
-    segments = pd.DataFrame({"customer_id": [1, 2, 3], "segment": ["Lost", "Lost", "Champions"]})
+    segments = pd.DataFrame(
+        {"customer_id": [1, 2, 3, 4], "segment": ["Lost", "Lost", "Champions", "Lost"]}
+    )
     customers = pd.DataFrame(
         {
-            "customer_id": [1, 2, 3],
-            "net_revenue": [10.0, 30.0, 60.0],
-            "historical_ltv": [1.0, 3.0, 8.0],
+            "customer_id": [1, 2, 3, 4, 5],  # 5 bought nothing: no segment, not counted
+            "net_revenue": [10.0, 30.0, 60.0, 0.0, 0.0],
+            "historical_ltv": [1.0, 3.0, 8.0, 2.0, 0.0],
         }
     )
+    # customer 4 has no prediction: the average is over the predicted ones (1 and 2)
     predictions = pd.DataFrame({"customer_id": [1, 2, 3], "predicted_clv": [0.5, 1.5, 9.0]})
-    out = segment_summary(segments, customers, predictions).set_index("segment")
+    out = _summary_in_duckdb(
+        {"segments": segments, "customers": customers, "predictions": predictions}
+    ).set_index("segment")
     assert out.index.tolist() == ["Champions", "Lost"]  # the documented segment order
-    assert out.loc["Lost", "customers"] == 2
-    assert out.loc["Lost", "share_of_customers"] == pytest.approx(2 / 3)
+    assert out.columns.tolist() == SUMMARY_COLUMNS[1:]
+    assert out.loc["Lost", "customers"] == 3
+    assert out.loc["Lost", "share_of_customers"] == pytest.approx(3 / 4)
+    assert out.loc["Lost", "net_revenue"] == pytest.approx(40.0)
     assert out.loc["Lost", "share_of_revenue"] == pytest.approx(0.4)
-    assert out.loc["Lost", "average_historical_ltv"] == pytest.approx(2.0)
+    assert out.loc["Lost", "average_historical_ltv"] == pytest.approx(2.0)  # (1 + 3 + 2) / 3
+    assert out.loc["Lost", "average_predicted_clv"] == pytest.approx(1.0)  # (0.5 + 1.5) / 2
     assert out.loc["Champions", "average_predicted_clv"] == pytest.approx(9.0)
     assert out["share_of_revenue"].sum() == pytest.approx(1.0)
+
+
+def test_segment_summary_without_predictions_or_revenue():
+    segments = pd.DataFrame({"customer_id": [1, 2], "segment": ["New Customers", "Lost"]})
+    customers = pd.DataFrame(
+        {"customer_id": [1, 2], "net_revenue": [0.0, 0.0], "historical_ltv": [0.0, 0.0]}
+    )
+    out = _summary_in_duckdb({"segments": segments, "customers": customers}).set_index("segment")
+    assert out.index.tolist() == ["New Customers", "Lost"]
+    assert out["average_predicted_clv"].isna().all()
+    assert out["share_of_revenue"].tolist() == [0.0, 0.0]  # no revenue: no share, no NaN
+    assert out["share_of_customers"].tolist() == [0.5, 0.5]
 
 
 @pytest.mark.parametrize("side", ["segments", "customers", "predictions"])
 def test_segment_summary_refuses_a_customer_twice(side):
     """A customer on two rows of any input would be counted twice (or its revenue would):
-    refused, naming the input."""
+    refused, naming the segment."""
     frames = {
         "segments": pd.DataFrame({"customer_id": [1, 2], "segment": ["Lost", "Champions"]}),
         "customers": pd.DataFrame(
@@ -354,8 +396,27 @@ def test_segment_summary_refuses_a_customer_twice(side):
         "predictions": pd.DataFrame({"customer_id": [1, 2], "predicted_clv": [0.5, 1.5]}),
     }
     frames[side] = pd.concat([frames[side], frames[side].iloc[[0]]], ignore_index=True)
-    with pytest.raises(ValueError, match=f"{side}: customer_id must be unique"):
-        segment_summary(frames["segments"], frames["customers"], frames["predictions"])
+    with pytest.raises(ValueError, match=r"counted twice in segment\(s\) \['Lost'\]"):
+        _summary_in_duckdb(frames)
+
+
+def test_segment_summary_refuses_unknown_or_repeated_segments():
+    totals = pd.DataFrame(
+        {
+            "segment": ["Lost"],
+            "customers": [1],
+            "distinct_customers": [1],
+            "net_revenue": [1.0],
+            "historical_ltv_sum": [1.0],
+            "historical_ltv_count": [1],
+            "predicted_clv_sum": [1.0],
+            "predicted_clv_count": [1],
+        }
+    )
+    with pytest.raises(ValueError, match="unknown segment"):
+        segment_summary(totals.assign(segment="Sleepy"))
+    with pytest.raises(ValueError, match="one row of totals"):
+        segment_summary(pd.concat([totals, totals]))
 
 
 def test_rfm_score_texts_and_segments_follow_the_scores():
@@ -461,3 +522,36 @@ def test_segment_assets_read_purchases_and_stamp_the_as_of_date(tmp_path):
         "Hibernating": 1,
         "Lost": 1,
     }
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_warehouse_ranks_scored_in_batches_equal_the_in_memory_scores(seed):
+    """The asset's path (ranks from ranked_buyers_sql in DuckDB, scored batch by batch) gives
+    each customer what score_customers gives from pandas ranks, on a shop of heavy ties: most
+    buyers bought once, revenue on a few price points, recency in a few days, a churned
+    third, and non-buyers the SQL must leave out. A batch scored against its own size
+    instead of all buyers, or a rank that counts ties, would differ."""
+    import duckdb
+
+    rng = np.random.default_rng(seed)
+    n = 503
+    customers = pd.DataFrame(
+        {
+            "customer_id": rng.permutation(np.arange(10_000, 10_000 + n)).astype(str),
+            "days_since_last_purchase": rng.choice([0, 3, 3, 40, 200, 400], n),
+            "purchases": rng.choice([1, 1, 1, 1, 2, 3, 7], n),
+            "net_revenue": rng.choice([9.99, 19.99, 19.99, 250.0, 1234.5], n),
+            "is_churned": rng.random(n) < 0.3,
+            "has_purchased": rng.random(n) < 0.9,
+        }
+    )
+    buyers = customers[customers["has_purchased"]]
+    expected = score_customers(buyers.drop(columns="has_purchased")).reset_index(drop=True)
+    with duckdb.connect() as con:
+        con.register("customers", customers)
+        reader = con.sql(ranked_buyers_sql("customers")).to_arrow_reader(37)
+        got = pd.concat(
+            [score_ranked(batch.to_pandas(), len(buyers)) for batch in reader], ignore_index=True
+        )
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["f"].min() == 1 and got["f"].max() == 5  # ties at both ends, pinned

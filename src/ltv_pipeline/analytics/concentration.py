@@ -23,10 +23,12 @@ def revenue_deciles(customers: pd.DataFrame, groups: int = 10) -> pd.DataFrame:
     Parameters
     ----------
     customers
-        One row per purchasing customer with ``customer_id`` and ``net_revenue``.
+        One row per purchasing customer with ``net_revenue`` (other columns are ignored).
     groups
-        Number of groups (10 gives deciles). Ties are broken by ``customer_id`` so the result
-        does not depend on row order.
+        Number of groups (10 gives deciles). Which of several customers with the same revenue
+        falls on either side of a group boundary changes no figure of the output (their
+        revenues are equal), so no customer key is needed to make it independent of row
+        order.
 
     Returns
     -------
@@ -40,7 +42,7 @@ def revenue_deciles(customers: pd.DataFrame, groups: int = 10) -> pd.DataFrame:
     """
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
-    missing = {"customer_id", "net_revenue"} - set(customers.columns)
+    missing = {"net_revenue"} - set(customers.columns)
     if missing:
         raise ValueError(f"customers lacks column(s): {sorted(missing)}")
     revenue = customers["net_revenue"].astype("float64")
@@ -49,16 +51,18 @@ def revenue_deciles(customers: pd.DataFrame, groups: int = 10) -> pd.DataFrame:
     if customers.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in DECILE_COLUMNS})
 
+    count = len(revenue)
     ranked = pd.DataFrame(
-        {"customer_id": customers["customer_id"].to_numpy(), "net_revenue": revenue.to_numpy()}
-    ).sort_values(["net_revenue", "customer_id"], ascending=[False, True], kind="stable")
-    count = len(ranked)
-    ranked["decile"] = np.arange(count) * groups // count + 1
+        {
+            "net_revenue": np.sort(revenue.to_numpy())[::-1],
+            "decile": np.arange(count) * groups // count + 1,
+        }
+    )
     total = float(ranked["net_revenue"].sum())
     out = (
         ranked.groupby("decile")
         .agg(
-            customers=("customer_id", "size"),
+            customers=("net_revenue", "size"),
             net_revenue=("net_revenue", "sum"),
             min_net_revenue=("net_revenue", "min"),
             max_net_revenue=("net_revenue", "max"),

@@ -100,18 +100,47 @@ def quintile_scores(values: pd.Series) -> pd.Series:
     pandas.Series
         int8 scores aligned with ``values``.
     """
+    below, top = _ranks(values)
+    return pd.Series(scores_from_ranks(below, len(values), top), index=values.index)
+
+
+def _ranks(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`scores_from_ranks`' ``below`` and ``top`` of ``values``, in memory."""
     if values.isna().any():
         raise ValueError("cannot score null values")
-    if values.empty:
-        return pd.Series([], dtype="int8", index=values.index)
-    n = len(values)
+    array = values.to_numpy()
+    if not len(array):
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype=bool)
     # rank "min" - 1 = customers strictly below; integer arithmetic, no float edge at a fifth
     below = values.rank(method="min").to_numpy().astype("int64") - 1
-    scores = 1 + (5 * below) // n
-    top = values.to_numpy() == values.max()
-    if not top.all():
-        scores[top] = 5
-    return pd.Series(scores.astype("int8"), index=values.index)
+    return below, (array == array.max()) & (array.min() < array.max())
+
+
+def scores_from_ranks(below: np.ndarray, n: int, top: np.ndarray) -> np.ndarray:
+    """The quintile score of each customer from their rank among ``n`` buyers.
+
+    Parameters
+    ----------
+    below
+        Per customer, how many of the ``n`` hold a strictly lower value (SQL's
+        ``rank() - 1``).
+    n
+        How many customers are scored together (all buyers, not a batch).
+    top
+        Per customer, whether they hold the highest value while some other customer holds a
+        lower one: these score 5.
+
+    Returns
+    -------
+    numpy.ndarray
+        int8 scores, ``1 + floor(5 * below / n)`` or 5.
+    """
+    below = np.asarray(below, dtype="int64")
+    if len(below) and (below.min() < 0 or below.max() >= n):
+        raise ValueError(f"ranks must lie in [0, {n}), got {below.min()}..{below.max()}")
+    scores = 1 + (5 * below) // max(n, 1)
+    scores[np.asarray(top, dtype=bool)] = 5
+    return scores.astype("int8")
 
 
 def fm_scores(f: pd.Series, m: pd.Series) -> pd.Series:
@@ -122,6 +151,92 @@ def fm_scores(f: pd.Series, m: pd.Series) -> pd.Series:
     round down and F + M = 3 and 7 up, an arbitrary zigzag.
     """
     return ((f.astype(int) + m.astype(int) + 1) // 2).astype("int8")
+
+
+#: The measure each score ranks, as :func:`ranked_buyers_sql` names it.
+MEASURES = {"r": "recency", "f": "frequency", "m": "monetary"}
+
+
+def ranked_buyers_sql(customers: str) -> str:
+    """SQL: per purchasing customer of the ``customers`` mart, what :func:`score_ranked` reads.
+
+    ``<score>_below`` and ``<score>_top`` are :func:`quintile_scores`' ``L`` and top block,
+    ranked by the warehouse over all buyers at once: recency is minus the days since the
+    last purchase (more recent, higher), frequency the purchase days, monetary the net
+    revenue as a double. Ordered by customer_id; runs on DuckDB and Spark.
+    """
+    values = {
+        "recency": "-days_since_last_purchase",
+        "frequency": "purchases",
+        "monetary": "cast(net_revenue as double)",
+    }
+    ranks = ",\n        ".join(
+        f"rank() over (order by {measure}) - 1 as {score}_below,\n        "
+        f"({measure} = max({measure}) over () and min({measure}) over () < "
+        f"max({measure}) over ()) as {score}_top"
+        for score, measure in MEASURES.items()
+    )
+    return f"""
+    with buyers as (
+        select
+            customer_id,
+            is_churned,
+            {", ".join(f"{sql} as {name}" for name, sql in values.items())}
+        from {customers}
+        where has_purchased
+    )
+    select
+        customer_id,
+        is_churned,
+        {ranks}
+    from buyers
+    order by customer_id
+    """
+
+
+def score_ranked(ranked: pd.DataFrame, n: int) -> pd.DataFrame:
+    """RFM scores and segments of customers whose ranks among ``n`` buyers are known.
+
+    Parameters
+    ----------
+    ranked
+        ``customer_id``, ``r_below``, ``r_top``, ``f_below``, ``f_top``, ``m_below``,
+        ``m_top`` (:func:`scores_from_ranks`) and optionally ``is_churned``; any subset of
+        the buyers, e.g. one batch of :func:`ranked_buyers_sql`.
+    n
+        How many buyers the ranks were taken among.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`SEGMENT_COLUMNS`, in the order of ``ranked``.
+    """
+    scores = {
+        score: scores_from_ranks(ranked[f"{score}_below"].to_numpy(), n, ranked[f"{score}_top"])
+        for score in MEASURES
+    }
+    r, f, m = scores["r"], scores["f"], scores["m"]
+    if "is_churned" in ranked.columns:
+        churned = ranked["is_churned"]
+        if churned.isna().any():
+            raise ValueError("is_churned has nulls")
+        r = np.where(churned.to_numpy(dtype=bool), np.int8(1), r).astype("int8")
+    fm = fm_scores(pd.Series(f), pd.Series(m)).to_numpy()
+    # the 125 score texts and 25 segment cells are looked up, not built per customer (3M
+    # buyers: 0.2 s instead of 1 s)
+    cell = (r.astype("int64") - 1) * 5 + (fm - 1)
+    digits = (r.astype("int64") - 1) * 25 + (f - 1) * 5 + (m - 1)
+    return pd.DataFrame(
+        {
+            "customer_id": ranked["customer_id"].to_numpy(),
+            "r": r,
+            "f": f,
+            "m": m,
+            "fm": fm,
+            "rfm_score": pd.array(_SCORE_TEXTS[digits], dtype="str"),
+            "segment": pd.array(_GRID_CELLS[cell], dtype="str"),
+        }
+    )
 
 
 def segment_for(r: int, fm: int) -> str:
@@ -162,82 +277,102 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
     if (customers["purchases"] < 1).any():
         raise ValueError("RFM scores only customers with at least one purchase")
     frame = customers.sort_values("customer_id").reset_index(drop=True)
-    r = quintile_scores(-frame["days_since_last_purchase"].astype("float64"))
+    ranked = pd.DataFrame({"customer_id": frame["customer_id"]})
+    values = {
+        "r": -frame["days_since_last_purchase"].astype("float64"),
+        "f": frame["purchases"].astype("float64"),
+        "m": frame["net_revenue"].astype("float64"),
+    }
+    for score, value in values.items():
+        ranked[f"{score}_below"], ranked[f"{score}_top"] = _ranks(value)
     if "is_churned" in frame.columns:
-        if frame["is_churned"].isna().any():
-            raise ValueError("is_churned has nulls")
-        r = r.mask(frame["is_churned"].astype(bool), np.int8(1))
-    f = quintile_scores(frame["purchases"].astype("float64"))
-    m = quintile_scores(frame["net_revenue"].astype("float64"))
-    fm = fm_scores(f, m)
-    # the 125 score texts and 25 segment cells are looked up, not built per customer (3M
-    # buyers: 0.2 s instead of 1 s)
-    cell = (r.to_numpy().astype("int64") - 1) * 5 + (fm.to_numpy() - 1)
-    digits = (r.to_numpy().astype("int64") - 1) * 25 + (f.to_numpy() - 1) * 5 + (m.to_numpy() - 1)
-    return pd.DataFrame(
-        {
-            "customer_id": frame["customer_id"],
-            "r": r,
-            "f": f,
-            "m": m,
-            "fm": fm,
-            "rfm_score": pd.array(_SCORE_TEXTS[digits], dtype="str"),
-            "segment": pd.array(_GRID_CELLS[cell], dtype="str"),
-        }
-    )
+        ranked["is_churned"] = frame["is_churned"]
+    return score_ranked(ranked, len(frame))
 
 
-def segment_summary(
-    segments: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFrame | None = None
-) -> pd.DataFrame:
+def segment_totals_sql(segments: str, customers: str, predictions: str | None = None) -> str:
+    """SQL: per segment of the ``segments`` table, the sums :func:`segment_summary` reads.
+
+    Each customer's row of ``customers`` (``net_revenue``, ``historical_ltv``) and of
+    ``predictions`` (``predicted_clv``) is joined on ``customer_id``; the warehouse adds them
+    up, so no per-customer table reaches Python (42M customers at 100M orders).
+    ``distinct_customers`` lets :func:`segment_summary` refuse a customer joined twice.
+    Without ``predictions`` the predicted sums are null. Runs on DuckDB and Spark.
+    """
+    predicted = "p.predicted_clv" if predictions else "cast(null as double)"
+    join = f"left join {predictions} as p on p.customer_id = s.customer_id" if predictions else ""
+    return f"""
+    select
+        s.segment,
+        count(*) as customers,
+        count(distinct s.customer_id) as distinct_customers,
+        sum(cast(c.net_revenue as double)) as net_revenue,
+        sum(c.historical_ltv) as historical_ltv_sum,
+        count(c.historical_ltv) as historical_ltv_count,
+        sum({predicted}) as predicted_clv_sum,
+        count({predicted}) as predicted_clv_count
+    from {segments} as s
+    left join {customers} as c on c.customer_id = s.customer_id
+    {join}
+    group by s.segment
+    """
+
+
+SUMMARY_COLUMNS = [
+    "segment",
+    "customers",
+    "share_of_customers",
+    "net_revenue",
+    "share_of_revenue",
+    "average_historical_ltv",
+    "average_predicted_clv",
+]
+
+
+def segment_summary(totals: pd.DataFrame) -> pd.DataFrame:
     """Per segment: customers, shares of customers and revenue, average historical and
     predicted CLV.
 
     Parameters
     ----------
-    segments
-        Output of :func:`score_customers`.
-    customers
-        ``customer_id``, ``net_revenue`` and ``historical_ltv`` per customer.
-    predictions
-        ``customer_id`` and ``predicted_clv``; omitted, the column is null.
+    totals
+        One row per segment, the columns of :func:`segment_totals_sql`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`SUMMARY_COLUMNS`, one row per segment with customers, in the order of
+        :data:`SEGMENTS`. An average over no value (no prediction in the segment) is null.
+
+    Raises
+    ------
+    ValueError
+        On an unknown or repeated segment, or a customer counted twice in a segment (a
+        customer on two rows of an input would add their revenue twice).
     """
-    # one row per customer on every side, checked once here: a merge's own validation
-    # (validate="one_to_one") costs 1.3 s a merge at 3M buyers
-    named = {"segments": segments, "customers": customers}
-    if predictions is not None:
-        named["predictions"] = predictions
-    for name, table in named.items():
-        if not table["customer_id"].is_unique:
-            raise ValueError(f"{name}: customer_id must be unique")
-    frame = segments[["customer_id", "segment"]].merge(
-        customers[["customer_id", "net_revenue", "historical_ltv"]], on="customer_id", how="left"
-    )
-    if predictions is not None:
-        frame = frame.merge(
-            predictions[["customer_id", "predicted_clv"]], on="customer_id", how="left"
+    unknown = sorted(set(totals["segment"]) - set(SEGMENTS))
+    if unknown:
+        raise ValueError(f"unknown segment(s): {unknown}")
+    if totals["segment"].duplicated().any():
+        raise ValueError("each segment must have one row of totals")
+    twice = totals["customers"] != totals["distinct_customers"]
+    if twice.any():
+        raise ValueError(
+            "a customer is counted twice in segment(s) "
+            f"{sorted(totals.loc[twice, 'segment'])}: customer_id must be unique in every input"
         )
-    else:
-        frame["predicted_clv"] = np.nan
-    frame["net_revenue"] = frame["net_revenue"].astype("float64")
-    out = frame.groupby("segment").agg(
-        customers=("customer_id", "size"),
-        net_revenue=("net_revenue", "sum"),
-        average_historical_ltv=("historical_ltv", "mean"),
-        average_predicted_clv=("predicted_clv", "mean"),
-    )
-    out = out.reindex([s for s in SEGMENTS if s in out.index]).reset_index()
+    order = {name: i for i, name in enumerate(SEGMENTS)}
+    out = totals.sort_values("segment", key=lambda s: s.map(order)).reset_index(drop=True)
+    out["customers"] = out["customers"].astype("int64")
+    out["net_revenue"] = out["net_revenue"].astype("float64").fillna(0.0)
+
+    def mean(total: str, count: str) -> pd.Series:
+        counts = out[count].astype("float64")
+        return (out[total].astype("float64") / counts).where(counts > 0)
+
+    out["average_historical_ltv"] = mean("historical_ltv_sum", "historical_ltv_count")
+    out["average_predicted_clv"] = mean("predicted_clv_sum", "predicted_clv_count")
     out["share_of_customers"] = out["customers"] / out["customers"].sum()
     total = out["net_revenue"].sum()
     out["share_of_revenue"] = out["net_revenue"] / total if total > 0 else 0.0
-    return out[
-        [
-            "segment",
-            "customers",
-            "share_of_customers",
-            "net_revenue",
-            "share_of_revenue",
-            "average_historical_ltv",
-            "average_predicted_clv",
-        ]
-    ]
+    return out[SUMMARY_COLUMNS]

@@ -21,7 +21,7 @@ def customer_revenue_deciles(context: dg.AssetExecutionContext, warehouse: Wareh
     """One row per revenue decile of purchasing customers (1 = top 10%), with revenue shares."""
     with warehouse.session() as db:
         customers = db.frame(
-            "select customer_id, cast(net_revenue as double) as net_revenue "
+            "select cast(net_revenue as double) as net_revenue "
             f"from {MARTS_SCHEMA}.customers where has_purchased"
         )
         as_of_date = read_as_of_date(db)

@@ -84,19 +84,28 @@ def backtest_groups(
     holdout view.
 
     ``per_customer``: ``calibration_frequency``, ``holdout_purchases``,
-    ``predicted_purchases``, ``baseline_purchases``. Returns one row per group: ``group``
-    (0, 1, ..., ``top_group``), ``customers``, ``actual``, ``bgnbd``, ``naive``.
+    ``predicted_purchases``, ``baseline_purchases``, and optionally ``customers``, how many
+    customers a row stands for (:attr:`backtest.Backtest.scored`). Returns one row per group:
+    ``group`` (0, 1, ..., ``top_group``), ``customers``, ``actual``, ``bgnbd``, ``naive``.
     """
-    group = per_customer["calibration_frequency"].astype("int64").clip(upper=top_group)
-    grouped = per_customer.assign(group=group).groupby("group")
-    out = pd.DataFrame(
+    weights = (
+        per_customer["customers"].astype("float64")
+        if "customers" in per_customer.columns
+        else pd.Series(1.0, index=per_customer.index)
+    )
+    columns = {"actual": "holdout_purchases", "bgnbd": "predicted_purchases"}
+    columns["naive"] = "baseline_purchases"
+    frame = pd.DataFrame(
         {
-            "customers": grouped.size(),
-            "actual": grouped["holdout_purchases"].mean(),
-            "bgnbd": grouped["predicted_purchases"].mean(),
-            "naive": grouped["baseline_purchases"].mean(),
+            "group": per_customer["calibration_frequency"].astype("int64").clip(upper=top_group),
+            "customers": weights,
+            **{name: per_customer[c].astype("float64") * weights for name, c in columns.items()},
         }
     )
+    sums = frame.groupby("group").sum()
+    out = pd.DataFrame({"customers": sums["customers"].astype("int64")})
+    for name in columns:
+        out[name] = sums[name] / sums["customers"]
     return out.reset_index()
 
 

@@ -77,6 +77,11 @@ def test_backtest_groups_average_each_calibration_frequency_by_hand():
     }
     assert [t.get_text() for t in axes.get_xticklabels()] == ["0", "1", "7+"]
     assert axes.get_ylabel() == "purchases per customer in the 182-day holdout"
+    # rows standing for several customers (backtest.Backtest.scored) weigh by their count
+    counted = backtest_groups(per_customer.assign(customers=[3, 1, 1, 1, 2]))
+    assert counted["customers"].tolist() == [4, 1, 3]
+    assert counted["actual"].tolist() == [0.25, 2.0, pytest.approx(16 / 3)]
+    assert counted["naive"].tolist() == [0.0, 3.0, pytest.approx(28 / 3)]
 
 
 def test_segments_are_drawn_largest_revenue_first_with_their_shares():

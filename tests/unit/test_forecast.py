@@ -80,6 +80,54 @@ def test_score_by_hand():
         backtest.score("m", np.array([1, 2]), np.array([1.0]))
 
 
+def test_score_of_counted_rows_is_scipys_score_of_every_customer():
+    """Rows standing for several customers score as those customers on rows of their own:
+    totals, MAE and Spearman's rho against numpy and scipy on the expanded arrays, on ties
+    in both the actual and the predicted values (a rank that ignores the counts, or a tie
+    that is not averaged, would differ)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    actual = rng.choice([0.0, 0.0, 1.0, 2.0, 5.0], 60)
+    predicted = np.round(rng.gamma(1.0, 1.0, 60), 1)  # rounded: ties
+    customers = rng.choice([1, 1, 2, 7, 40], 60)
+    got = backtest.score("m", actual, predicted, customers)
+    a, p = np.repeat(actual, customers), np.repeat(predicted, customers)
+    assert got.customers == len(a) == customers.sum()
+    assert got.actual_total == pytest.approx(a.sum(), rel=1e-12)
+    assert got.predicted_total == pytest.approx(p.sum(), rel=1e-12)
+    assert got.mae == pytest.approx(np.abs(p - a).mean(), rel=1e-12)
+    assert got.spearman == pytest.approx(stats.spearmanr(a, p).statistic, rel=1e-10)
+    assert got.spearman != pytest.approx(stats.spearmanr(actual, predicted).statistic, rel=1e-3)
+    with pytest.raises(ValueError, match="at least 1"):
+        backtest.score("m", actual, predicted, np.zeros(60))
+
+
+def test_backtest_of_the_grouped_summary_is_the_backtest_of_every_customer(summary):
+    """The asset reads the calibration summary grouped by all its columns, with a count: the
+    fit, both scores and the chart's groups equal those of one row per customer."""
+    from ltv_pipeline.charts import backtest_groups
+
+    columns = [c for c in summary.columns if c.startswith("calibration_")]
+    columns += ["is_in_calibration", "holdout_purchases"]
+    # customers repeated 1-3 times, so that groups of several exist beside one-row groups
+    rng = np.random.default_rng(8)
+    each = summary.loc[summary.index.repeat(rng.integers(1, 4, len(summary))), columns]
+    grouped = each.groupby(columns, as_index=False, dropna=False).size()
+    grouped = grouped.rename(columns={"size": "customers"})
+    assert len(grouped) < len(each) / 1.5
+    one, many = backtest.backtest(each, 182.0), backtest.backtest(grouped, 182.0)
+    fitted_one, fitted_many = one.models.bgnbd.params(), many.models.bgnbd.params()
+    assert fitted_many == pytest.approx(fitted_one, rel=1e-6)
+    for a, b in [(one.model_score, many.model_score), (one.baseline_score, many.baseline_score)]:
+        assert a.customers == b.customers == len(each)
+        for field in ("actual_total", "predicted_total", "mae", "spearman"):
+            assert getattr(b, field) == pytest.approx(getattr(a, field), rel=1e-6), field
+    pd.testing.assert_frame_equal(
+        backtest_groups(one.scored), backtest_groups(many.scored), rtol=1e-6
+    )
+
+
 def test_historical_average_is_the_rate_so_far():
     got = backtest.historical_average(np.array([0, 2, 3]), np.array([10.0, 100.0, 0.0]), 50.0)
     np.testing.assert_allclose(got, [0.0, 1.0, 0.0])
@@ -180,7 +228,8 @@ def test_backtest_beats_the_historical_average(summary):
     assert abs(model.aggregate_error_pct) < 10
     assert model.mae < baseline.mae
     assert model.spearman > baseline.spearman
-    assert len(result.per_customer) == len(summary)
+    assert len(result.scored) == len(summary)
+    assert (result.scored["customers"] == 1).all()
 
 
 def test_backtest_scores_only_customers_with_calibration_history(summary):

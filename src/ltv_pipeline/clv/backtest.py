@@ -18,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ltv_pipeline.clv.bgnbd import expected_purchases
 from ltv_pipeline.clv.forecast import (
@@ -178,24 +177,66 @@ class Score:
         return dict(self.__dict__)
 
 
-def score(model: str, actual: np.ndarray, predicted: np.ndarray) -> Score:
-    """Aggregate error % (signed: predicted total over actual), MAE and Spearman's rho."""
+def score(
+    model: str,
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    customers: np.ndarray | None = None,
+) -> Score:
+    """Aggregate error % (signed: predicted total over actual), MAE and Spearman's rho.
+
+    Parameters
+    ----------
+    model
+        The forecast's name.
+    actual, predicted
+        Per row, what a customer bought in the holdout and what was forecast.
+    customers
+        Per row, how many customers it stands for (identical histories and holdout
+        purchases, so identical forecasts); each row once when omitted. The scores are those
+        of every customer on a row of their own: totals and MAE weight the rows, and
+        Spearman's rho is Pearson's correlation of the customers' average ranks (as
+        :func:`scipy.stats.spearmanr` ranks ties), computed from the counts.
+    """
     actual = np.asarray(actual, dtype=float)
     predicted = np.asarray(predicted, dtype=float)
     if actual.shape != predicted.shape or actual.ndim != 1 or len(actual) == 0:
         raise ValueError("actual and predicted must be non-empty 1-d arrays of one length")
-    actual_total, predicted_total = float(actual.sum()), float(predicted.sum())
+    weights = np.ones(len(actual)) if customers is None else np.asarray(customers, dtype=float)
+    if weights.shape != actual.shape or not (weights >= 1).all():
+        raise ValueError("customers must give a count of at least 1 per row")
+    n = float(weights.sum())
+    actual_total = float((weights * actual).sum())
+    predicted_total = float((weights * predicted).sum())
     error = (predicted_total - actual_total) / actual_total * 100 if actual_total else np.nan
     constant = np.ptp(actual) == 0 or np.ptp(predicted) == 0
-    rho = np.nan if constant else float(stats.spearmanr(actual, predicted).statistic)
     return Score(
         model=model,
-        customers=len(actual),
+        customers=int(n),
         actual_total=actual_total,
         predicted_total=predicted_total,
         aggregate_error_pct=float(error),
-        mae=float(np.mean(np.abs(predicted - actual))),
-        spearman=rho,
+        mae=float((weights * np.abs(predicted - actual)).sum() / n),
+        spearman=np.nan if constant else _weighted_spearman(actual, predicted, weights),
+    )
+
+
+def _average_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each row's rank among all customers (1-based), ties sharing their average rank."""
+    distinct, block = np.unique(values, return_inverse=True)
+    counts = np.bincount(block, weights=weights, minlength=len(distinct))
+    before = np.cumsum(counts) - counts
+    return (before + (counts + 1) / 2)[block]
+
+
+def _weighted_spearman(actual: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> float:
+    ranks_a = _average_ranks(actual, weights)
+    ranks_p = _average_ranks(predicted, weights)
+    n = weights.sum()
+    da = ranks_a - (weights * ranks_a).sum() / n
+    dp = ranks_p - (weights * ranks_p).sum() / n
+    return float(
+        (weights * da * dp).sum() / np.sqrt((weights * da**2).sum() * (weights * dp**2).sum())
     )
 
 
@@ -216,7 +257,9 @@ class Backtest:
     holdout_days: float
     model_score: Score
     baseline_score: Score
-    per_customer: pd.DataFrame
+    #: one row per summary row: ``calibration_frequency``, ``customers``,
+    #: ``holdout_purchases``, ``predicted_purchases`` and ``baseline_purchases``
+    scored: pd.DataFrame
 
 
 def backtest(
@@ -229,17 +272,21 @@ def backtest(
     """Fit on the ``calibration_*`` summary, predict ``holdout_purchases``, score both ways.
 
     Only customers who had bought before the holdout are scored (the others have no
-    calibration history to predict from). Raises :class:`ModelNotFitted` like
-    :func:`fit_models`.
+    calibration history to predict from). A ``customers`` column, if any, counts the
+    customers each row stands for (the summary grouped by every column it has: the same fit
+    and scores as one row per customer, :func:`forecast.fit_models` and :func:`score`).
+    Raises :class:`ModelNotFitted` like :func:`fit_models`.
     """
     cal = summary[summary["is_in_calibration"].astype(bool)]
     if cal.empty:
         raise ModelNotFitted("no customer bought before the holdout")
+    customers = cal["customers"] if "customers" in cal.columns else None
     models = fit_models(
         cal["calibration_frequency"],
         cal["calibration_recency_days"],
         cal["calibration_t_days"],
         cal["calibration_monetary_value"],
+        customers,
         time_unit_days=time_unit_days,
         min_repeat_customers=min_repeat_customers,
     )
@@ -249,12 +296,14 @@ def backtest(
         cal["calibration_t_days"],
         time_unit_days,
     )
+    weights = np.ones(len(cal)) if customers is None else customers.to_numpy(dtype=float)
     actual = cal["holdout_purchases"].to_numpy(dtype=float)
     predicted = expected_purchases(models.bgnbd, holdout_days / time_unit_days, x, tx, T)
     baseline = historical_average(x, cal["calibration_t_days"].to_numpy(float), holdout_days)
-    per_customer = pd.DataFrame(
+    scored = pd.DataFrame(
         {
-            "customer_id": cal["customer_id"].to_numpy(),
+            "calibration_frequency": cal["calibration_frequency"].to_numpy(),
+            "customers": weights.astype("int64"),
             "holdout_purchases": actual,
             "predicted_purchases": predicted,
             "baseline_purchases": baseline,
@@ -263,7 +312,7 @@ def backtest(
     return Backtest(
         models=models,
         holdout_days=holdout_days,
-        model_score=score("bgnbd", actual, predicted),
-        baseline_score=score("historical_average", actual, baseline),
-        per_customer=per_customer,
+        model_score=score("bgnbd", actual, predicted, weights),
+        baseline_score=score("historical_average", actual, baseline, weights),
+        scored=scored,
     )

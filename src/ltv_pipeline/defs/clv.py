@@ -24,7 +24,7 @@ from ltv_pipeline.defs import (
 from ltv_pipeline.defs.dbt import DBT_STEPS, documented_columns, metrics_glossary
 from ltv_pipeline.defs.display import figures_table, parameters_table, png_markdown
 from ltv_pipeline.defs.resources import RawFiles, ReportsDir
-from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
+from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
 
 PREDICTIONS = dg.AssetKey([MARTS_SCHEMA, "customer_predictions"])
 BACKTEST = dg.AssetKey([MARTS_SCHEMA, "clv_backtest"])
@@ -101,7 +101,6 @@ def requested_as_of_date(run_config: Mapping[str, Any]) -> str | None:
 #: The summary columns each fit reads: only these cross into Python (memory at 100M orders).
 FIT_COLUMNS = ("customer_id", "frequency", "recency_days", "t_days", "monetary_value")
 BACKTEST_COLUMNS = (
-    "customer_id",
     "is_in_calibration",
     "calibration_frequency",
     "calibration_recency_days",
@@ -120,10 +119,6 @@ def _summary_sql(columns: tuple[str, ...], where: str = "true") -> str:
         f"select {', '.join(columns)} from {SUMMARY.path[0]}.{SUMMARY.path[1]} "
         f"where {where} order by customer_id"
     )
-
-
-def _summary(db: WarehouseSession, columns: tuple[str, ...], where: str = "true") -> pd.DataFrame:
-    return db.frame(_summary_sql(columns, where))
 
 
 @dg.asset(
@@ -232,7 +227,13 @@ def clv_backtest(
     """One row per forecast (BG/NBD, historical average): holdout purchases predicted vs actual,
     and the verdict on the fit (ok / less_accurate / broken, with the reason)."""
     with warehouse.session() as db:
-        summary = _summary(db, BACKTEST_COLUMNS, where="is_in_calibration")
+        # grouped: customers with the same history and holdout purchases are one row with a
+        # count (the same fit and scores, backtest.backtest), and no customer id crosses over
+        summary = db.frame(
+            f"select {', '.join(BACKTEST_COLUMNS)}, count(*) as customers "
+            f"from {SUMMARY.path[0]}.{SUMMARY.path[1]} where is_in_calibration "
+            "group by all order by all"
+        )
         as_of_date, holdout_start = db.row(
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
         )
@@ -266,13 +267,9 @@ def clv_backtest(
         )
         log = context.log.info if verdict.verdict == backtest.OK else context.log.warning
         log(f"backtest verdict: {verdict.verdict} {verdict.reason}".rstrip())
-    per_customer = (
-        result.per_customer.merge(summary[["customer_id", "calibration_frequency"]])
-        if result is not None
-        else pd.DataFrame(columns=list(CHART_COLUMNS))
-    )
+    scored = result.scored if result is not None else pd.DataFrame(columns=list(CHART_COLUMNS))
     chart = charts.save_png(
-        charts.backtest_figure(charts.backtest_groups(per_customer), holdout_days),
+        charts.backtest_figure(charts.backtest_groups(scored), holdout_days),
         reports.path / "clv_backtest.png",
     )
     table = pd.DataFrame(scores).reindex(columns=["model", *columns])

@@ -308,8 +308,8 @@ def bench_size(
         run["step_rss"] = step_peak_rss(log, run.pop("rss_samples"))
         say(f"{name}: {runs[name]['wall']:.1f}s, {runs[name]['tree_rss'] / GIB:.2f} GiB")
         if name == run_names[-1]:
-            # the last run is measured: its copies (the last good night, the published
-            # snapshots; 30 GiB at 100M) only take the disk the baseline spills to
+            # the last run is measured: its copies (the last good night, as large as the
+            # warehouse, and the published snapshots) only take the disk the baseline spills to
             sizes["warehouse_gb"] = (root / "warehouse.duckdb").stat().st_size / GIB
             sizes["workdir_gb"] = _folder_gb(root)
             (root / "warehouse.last-good.duckdb").unlink(missing_ok=True)
@@ -544,7 +544,7 @@ def main() -> None:
     # GiB per million orders: the work folder holds 0.4 after both runs (4.0 GiB at 10M, 39.5 at
     # 100M), and DuckDB's spill files (the baseline's; the pipeline's under a memory limit) need
     # more: a 100M run with a 4 GiB limit ran out of 68 GiB in its last baseline, which now
-    # runs after the last good copy and the snapshots (about 17 GiB at 100M) are deleted
+    # runs after the last good copy and the snapshots are deleted
     need = max(args.orders) / 1e6 * 0.6
     print(f"workdir {args.workdir}: {free:.0f} GiB free, about {need:.0f} GiB needed", flush=True)
     if need > free:

@@ -1,10 +1,11 @@
 """Pruning dagster-dbt's per-invocation target folders (``defs.dbt.prune_invocation_folders``)."""
 
 import os
+import time
 
 import pytest
 
-from ltv_pipeline.defs.dbt import KEPT_INVOCATIONS, prune_invocation_folders
+from ltv_pipeline.defs.dbt import PRUNE_AFTER_SECONDS, prune_invocation_folders
 
 
 def _folder(target, name, mtime):
@@ -42,14 +43,29 @@ def test_the_latest_folder_is_kept_even_when_its_clock_is_behind(tmp_path):
     older = [_folder(tmp_path, f"dbt_models-{i:07x}-0000000", 2_000 + i) for i in range(3)]
     latest = _folder(tmp_path, "dbt_models-fffffff-0000000", 1_000)
 
-    prune_invocation_folders(latest, keep=1)
+    prune_invocation_folders(latest, keep=2)
 
+    # this invocation is one of the two kept, whatever its folder's time says
     assert latest.exists()
     assert [p.exists() for p in older] == [False, False, True]
+
+
+def test_a_folder_younger_than_the_age_limit_stays_however_many_are_newer(tmp_path):
+    """An invocation that started before ten others finished may still be writing."""
+    now = time.time()
+    running = _folder(tmp_path, "dbt_models-0000001-0000000", now - 600)
+    finished = [_folder(tmp_path, f"dbt_models-000000{i}-0000000", now - i) for i in (2, 3)]
+    old = _folder(tmp_path, "dbt_models-0000009-0000000", now - 7 * 3600)
+    latest = _folder(tmp_path, "dbt_models-fffffff-0000000", now)
+
+    deleted = prune_invocation_folders(latest, keep=1, min_age_seconds=3600)
+
+    assert deleted == [old]
+    assert running.exists() and all(p.exists() for p in finished)
+    assert PRUNE_AFTER_SECONDS >= 3600  # a night's dbt build at 100M orders takes minutes
 
 
 def test_keep_must_be_positive(tmp_path):
     latest = _folder(tmp_path, "dbt_models-0000000-0000000", 1)
     with pytest.raises(ValueError, match="at least 1"):
         prune_invocation_folders(latest, keep=0)
-    assert KEPT_INVOCATIONS >= 1

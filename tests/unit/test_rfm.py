@@ -555,3 +555,24 @@ def test_warehouse_ranks_scored_in_batches_equal_the_in_memory_scores(seed):
         )
     pd.testing.assert_frame_equal(got, expected)
     assert got["f"].min() == 1 and got["f"].max() == 5  # ties at both ends, pinned
+
+
+def test_a_buyer_with_a_null_measure_is_refused_on_the_warehouse_path():
+    """DuckDB sorts a null last (a top rank), Spark first: neither may score it."""
+    import duckdb
+
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "days_since_last_purchase": [5.0, None, 40.0],
+            "purchases": [1, 2, 3],
+            "net_revenue": [10.0, 20.0, 30.0],
+            "is_churned": [False, False, False],
+            "has_purchased": [True, True, True],
+        }
+    )
+    with duckdb.connect() as con:
+        con.register("customers", customers)
+        ranked = con.execute(ranked_buyers_sql("customers")).df()
+    with pytest.raises(ValueError, match="cannot score null values"):
+        score_ranked(ranked, 3)

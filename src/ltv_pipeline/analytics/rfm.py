@@ -163,7 +163,9 @@ def ranked_buyers_sql(customers: str) -> str:
     ``<score>_below`` and ``<score>_top`` are :func:`quintile_scores`' ``L`` and top block,
     ranked by the warehouse over all buyers at once: recency is minus the days since the
     last purchase (more recent, higher), frequency the purchase days, monetary the net
-    revenue as a double. Ordered by customer_id; runs on DuckDB and Spark.
+    revenue as a double. A null measure gives a null ``_top``, which :func:`score_ranked`
+    refuses. Ordered by customer_id; runs on DuckDB and Spark (where the windows without a
+    partition run in one task).
     """
     values = {
         "recency": "-days_since_last_purchase",
@@ -211,6 +213,10 @@ def score_ranked(ranked: pd.DataFrame, n: int) -> pd.DataFrame:
     pandas.DataFrame
         :data:`SEGMENT_COLUMNS`, in the order of ``ranked``.
     """
+    ranks = [f"{score}_{part}" for score in MEASURES for part in ("below", "top")]
+    if ranked[ranks].isna().any().any():
+        # a null measure: the warehouse sorts it first or last depending on the engine
+        raise ValueError("cannot score null values (a buyer without recency, purchases or revenue)")
     scores = {
         score: scores_from_ranks(ranked[f"{score}_below"].to_numpy(), n, ranked[f"{score}_top"])
         for score in MEASURES
@@ -296,7 +302,9 @@ def segment_totals_sql(segments: str, customers: str, predictions: str | None = 
     Each customer's row of ``customers`` (``net_revenue``, ``historical_ltv``) and of
     ``predictions`` (``predicted_clv``) is joined on ``customer_id``; the warehouse adds them
     up, so no per-customer table reaches Python (42M customers at 100M orders).
-    ``distinct_customers`` lets :func:`segment_summary` refuse a customer joined twice.
+    ``distinct_customers`` lets :func:`segment_summary` refuse a customer joined twice
+    within a segment; one customer in two segments is the blocking check
+    ``every_buyer_has_one_segment``'s to catch.
     Without ``predictions`` the predicted sums are null. Runs on DuckDB and Spark.
     """
     predicted = "p.predicted_clv" if predictions else "cast(null as double)"

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,10 @@ def build_dbt_models(
         # warehouse is still locked and the real error hides behind a lock error
         invocation.process.wait()
     _keep_partial_parse(invocation.target_path)
-    prune_invocation_folders(invocation.target_path, keep=KEPT_INVOCATIONS)
+    try:
+        prune_invocation_folders(invocation.target_path, keep=KEPT_INVOCATIONS)
+    except OSError as exc:  # tidying up must not fail a build that succeeded
+        context.log.warning(f"could not prune old dbt invocation folders: {exc}")
     with warehouse.session() as db:
         for event in events:
             if isinstance(event, dg.Output):
@@ -280,28 +284,39 @@ def _keep_partial_parse(invocation_target: Path) -> None:
 #: dbt invocation folders kept under ``dbt_project/target`` (compiled SQL, ``dbt.log``, run
 #: results): enough to look back over a week of nights.
 KEPT_INVOCATIONS = 10
+#: ... and none is deleted before it is this old (seconds): it may still be written.
+PRUNE_AFTER_SECONDS = 6 * 3600
 
 
-def prune_invocation_folders(latest: Path, *, keep: int) -> list[Path]:
-    """Delete all but the ``keep`` newest invocation folders of ``latest``'s step.
+def prune_invocation_folders(
+    latest: Path, *, keep: int, min_age_seconds: float = PRUNE_AFTER_SECONDS
+) -> list[Path]:
+    """Delete the invocation folders of ``latest``'s step beyond the ``keep`` newest, once
+    they are ``min_age_seconds`` old.
 
     dagster-dbt gives each invocation a new folder ``<step>-<run id>-<random>`` under the
     target folder and never removes it: about 6 MB a night at any shop size (the manifest,
     the parse state and dbt's debug log), which a nightly job would pile up without end.
-    The newest are kept (``latest`` among them), so a folder another process is still
-    writing, which is newer than any finished one, is never taken. Returns the deleted
-    folders.
+    The newest are kept (``latest`` among them); the age keeps the folder of an invocation
+    that another process (a run from the UI, a test worker) is still writing, however many
+    have finished since it started. A folder that vanishes meanwhile (another process
+    pruning) is skipped. Returns the deleted folders.
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
     step = latest.name.rsplit("-", 2)[0]
-    folders = [
-        path
-        for path in latest.parent.glob(f"{step}-*-*")
-        if path.is_dir() and path.name.rsplit("-", 2)[0] == step
-    ]
-    folders.sort(key=lambda path: path.stat().st_mtime, reverse=True)
-    stale = [path for path in folders[keep:] if path != latest]
+    dated = []
+    for path in latest.parent.glob(f"{step}-*-*"):
+        if path.name.rsplit("-", 2)[0] != step or path == latest:
+            continue
+        try:
+            if path.is_dir():
+                dated.append((path.stat().st_mtime, path))
+        except OSError:  # deleted by another process since the listing
+            continue
+    dated.sort(reverse=True)
+    cutoff = time.time() - min_age_seconds
+    stale = [path for mtime, path in dated[keep - 1 :] if mtime < cutoff]
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)  # another process may be pruning too
     return stale

@@ -161,38 +161,54 @@ def ranked_buyers_sql(customers: str) -> str:
     """SQL: per purchasing customer of the ``customers`` mart, what :func:`score_ranked` reads.
 
     ``<score>_below`` and ``<score>_top`` are :func:`quintile_scores`' ``L`` and top block,
-    ranked by the warehouse over all buyers at once: recency is minus the days since the
-    last purchase (more recent, higher), frequency the purchase days, monetary the net
-    revenue as a double. A null measure gives a null ``_top``, which :func:`score_ranked`
-    refuses. Ordered by customer_id; runs on DuckDB and Spark (where the windows without a
-    partition run in one task).
+    over all buyers at once: recency is minus the days since the last purchase (more recent,
+    higher), frequency the purchase days, monetary the net revenue as a double. The warehouse
+    counts the buyers of each distinct value and ranks the values, a running sum over a few
+    thousand rows (a few million for revenue), then joins each buyer to their value's rank:
+    three hash joins instead of three sorts of every buyer (30M at 100M orders). A null
+    measure finds no rank and gives null columns, which :func:`score_ranked` refuses.
+    Ordered by customer_id; runs on DuckDB and Spark.
     """
     values = {
-        "recency": "-days_since_last_purchase",
-        "frequency": "purchases",
-        "monetary": "cast(net_revenue as double)",
+        "r": "-days_since_last_purchase",
+        "f": "purchases",
+        "m": "cast(net_revenue as double)",
     }
-    ranks = ",\n        ".join(
-        f"rank() over (order by {measure}) - 1 as {score}_below,\n        "
-        f"({measure} = max({measure}) over () and min({measure}) over () < "
-        f"max({measure}) over ()) as {score}_top"
-        for score, measure in MEASURES.items()
+    ranks = ",\n    ".join(
+        f"""{score}_values as (
+        select {MEASURES[score]} as value, count(*) as buyers
+        from buyers
+        group by {MEASURES[score]}
+    ),
+
+    {score}_ranks as (
+        select
+            value,
+            cast(sum(buyers) over (order by value) - buyers as bigint) as below,
+            (value = max(value) over () and min(value) over () < max(value) over ()) as top
+        from {score}_values
+    )"""
+        for score in MEASURES
     )
     return f"""
     with buyers as (
         select
             customer_id,
             is_churned,
-            {", ".join(f"{sql} as {name}" for name, sql in values.items())}
+            {", ".join(f"{sql} as {MEASURES[score]}" for score, sql in values.items())}
         from {customers}
         where has_purchased
-    )
+    ),
+
+    {ranks}
+
     select
-        customer_id,
-        is_churned,
-        {ranks}
+        buyers.customer_id,
+        buyers.is_churned,
+        {", ".join(f"{s}.below as {s}_below, {s}.top as {s}_top" for s in MEASURES)}
     from buyers
-    order by customer_id
+    {" ".join(f"left join {s}_ranks as {s} on {s}.value = buyers.{m}" for s, m in MEASURES.items())}
+    order by buyers.customer_id
     """
 
 

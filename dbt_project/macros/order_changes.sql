@@ -75,12 +75,24 @@
 {%- endmacro %}
 
 {#- Pre-hook of a per-customer incremental model appended from the touched customers' orders:
-    their old rows go first, so the append leaves exactly their recomputed rows. -#}
+    their old rows go first, so the append leaves exactly their recomputed rows. It also notes
+    that this invocation built the model from the touched customers only
+    (incremental_builds_relation), which lets the model's uniqueness test look at them alone
+    (tests/generic/test_unique_combination.sql). -#}
 {% macro delete_touched_customers() -%}
     {%- if target.type == 'spark' or not is_incremental() -%}
         select 1
     {%- else -%}
         delete from {{ this }}
-        where customer_id in (select customer_id from {{ orders_touched_relation() }})
+        where customer_id in (select customer_id from {{ orders_touched_relation() }});
+        create table if not exists {{ incremental_builds_relation() }} (
+            model_name varchar, invocation_id varchar
+        );
+        delete from {{ incremental_builds_relation() }} where model_name = '{{ this.identifier }}';
+        insert into {{ incremental_builds_relation() }}
+        values ('{{ this.identifier }}', '{{ invocation_id }}')
     {%- endif -%}
 {%- endmacro %}
+
+{#- Which per-customer model the last incremental build of each was, by dbt invocation. -#}
+{% macro incremental_builds_relation() -%}ltv_state.incremental_builds{%- endmacro %}

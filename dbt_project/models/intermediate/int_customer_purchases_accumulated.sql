@@ -2,9 +2,9 @@
     (macros/customer_purchase_totals.sql), kept up to date from the night's changes instead of
     all history, from the purchase days of int_purchases_grouped and the orders of
     int_orders_valued. On DuckDB an incremental run recomputes, from all their purchases and
-    orders, exactly the customers whose orders int_orders_valued merged or deleted (ltv_state.orders_touched, old
-    and new customer of a moved order), and deletes customers left without orders, so it
-    equals a full refresh. On Spark without Delta there is no merge, and a per-customer table
+    orders, exactly the customers whose orders int_orders_valued merged or deleted
+    (ltv_state.orders_touched, old and new customer of a moved order), and deletes customers
+    left without orders, so it equals a full refresh. On Spark without Delta there is no merge, and a per-customer table
     has no partitions to overwrite: there it is rebuilt each run. -#}
 {%- set on_spark = target.type == 'spark' -%}
 {{

@@ -22,17 +22,20 @@ from ltv_pipeline.warehouse import last_good
 from tests.helpers import failure_messages, materialization_metadata, run_pipeline
 
 
-def test_keep_then_restore_puts_the_kept_bytes_back(tmp_path):
+def test_a_night_keeps_the_published_one_and_restore_puts_its_bytes_back(tmp_path):
     wh = tmp_path / "warehouse.duckdb"
-    wh.write_bytes(b"night 1")
+    good = last_good.good_copy(wh)
     assert last_good.begin(wh) is False  # nothing to put back on a first night
     assert last_good.unaudited_marker(wh).exists()
-    last_good.keep(wh)
+    assert not good.exists()  # ...and nothing to keep: a first run copies nothing
+    wh.write_bytes(b"night 1")
+    last_good.mark_published(wh)
     assert not last_good.unaudited_marker(wh).exists()
-    assert last_good.good_copy(wh).read_bytes() == b"night 1"
-    assert last_good.good_copy(wh).stat().st_mode & 0o777 == 0o600
+    assert not good.exists()
 
     assert last_good.begin(wh) is False  # night 1 was published: nothing to put back
+    assert good.read_bytes() == b"night 1"  # kept before night 2 writes
+    assert good.stat().st_mode & 0o777 == 0o600
     wh.write_bytes(b"night 2, failed its audit")
     (tmp_path / "warehouse.duckdb.wal").write_bytes(b"log of night 2")
     assert last_good.restore(wh) is True
@@ -40,6 +43,44 @@ def test_keep_then_restore_puts_the_kept_bytes_back(tmp_path):
     assert not (tmp_path / "warehouse.duckdb.wal").exists()  # it belonged to night 2
     assert not last_good.unaudited_marker(wh).exists()
     assert last_good.restore(wh) is False  # idempotent
+
+    # night 3 keeps night 1 again (restore moved the copy into place)
+    assert last_good.begin(wh) is False
+    assert good.read_bytes() == b"night 1"
+    wh.write_bytes(b"night 3")
+    last_good.mark_published(wh)
+    assert last_good.begin(wh) is False
+    assert good.read_bytes() == b"night 3"
+
+
+def test_a_night_begun_over_a_write_ahead_log_checkpoints_it_unless_its_night_is_undone(
+    tmp_path,
+):
+    """A log left after a published night (a killed reader) holds writes of the night to keep:
+    it is checkpointed before the copy. A log of an unpublished night is dropped instead."""
+    wh = tmp_path / "warehouse.duckdb"
+    wal = tmp_path / "warehouse.duckdb.wal"
+    wh.write_bytes(b"night 1")
+    wal.write_bytes(b"writes of night 1")
+    checkpoints = []
+
+    def checkpoint():
+        checkpoints.append(wal.read_bytes())
+        wh.write_bytes(b"night 1, checkpointed")
+        wal.unlink()
+
+    with pytest.raises(RuntimeError, match="is not empty"):
+        last_good.begin(wh)  # without a way to checkpoint, no copy that lacks the log
+    assert not last_good.unaudited_marker(wh).exists()
+    assert last_good.begin(wh, checkpoint=checkpoint) is False
+    assert checkpoints == [b"writes of night 1"]
+    assert last_good.good_copy(wh).read_bytes() == b"night 1, checkpointed"
+
+    wh.write_bytes(b"night 2, never published")
+    wal.write_bytes(b"writes of night 2")
+    assert last_good.begin(wh, checkpoint=checkpoint) is True
+    assert checkpoints == [b"writes of night 1"]  # night 2's log was dropped, not applied
+    assert wh.read_bytes() == b"night 1, checkpointed"
 
 
 @pytest.mark.parametrize("in_kernel", [True, False])
@@ -140,6 +181,7 @@ def test_a_failed_audit_leaves_raw_marts_and_snapshot_at_the_last_good_night(tmp
     wh = root / "warehouse.duckdb"
 
     assert runs.run_all(), "the first night failed"
+    assert not last_good.good_copy(wh).exists()  # a first run copies nothing
     night_1 = raw_and_marts(wh)
     snapshot_1 = published_files(root / "published")
     assert any(t.startswith("marts.") for t in night_1) and set(RAW_TABLES) <= set(night_1)

@@ -101,7 +101,7 @@ def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         manifest = warehouse.publish(
             MARTS_SCHEMA, tables, published.path, run_id=context.run_id, as_of_date=as_of_date
         )
-        warehouse.keep_last_good()
+        warehouse.mark_published()
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": sum(manifest.row_counts().values()),

@@ -92,14 +92,15 @@ class Warehouse(ConfigurableResource):
 
     def begin_night(self) -> bool:
         """Before the raw load writes: put the last good night back if the last night was not
-        published, and mark this one unaudited; whether it put back
-        (:mod:`ltv_pipeline.warehouse.last_good`). Spark's tables are a metastore of folders:
-        not kept (README)."""
+        published, keep the warehouse as it is then as the last good night, and mark this
+        night unaudited; whether it put back (:mod:`ltv_pipeline.warehouse.last_good`).
+        Spark's tables are a metastore of folders: not kept (README)."""
         return False
 
     def restore_last_good(self) -> bool:
         """Put the last good night back if the last night was not published; whether it did."""
         return False
 
-    def keep_last_good(self) -> None:
-        """Keep the warehouse as it is now as the last good night (after publishing)."""
+    def mark_published(self) -> None:
+        """The night in the warehouse is published: the next night keeps it as the last good
+        one."""

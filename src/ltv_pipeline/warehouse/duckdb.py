@@ -164,15 +164,17 @@ class DuckDBWarehouse(Warehouse):
             )
 
     def begin_night(self) -> bool:
-        return last_good.begin(Path(self.path))
+        def checkpoint() -> None:
+            with self.connect() as con:
+                con.execute("checkpoint")
+
+        return last_good.begin(Path(self.path), checkpoint=checkpoint)
 
     def restore_last_good(self) -> bool:
         return last_good.restore(Path(self.path))
 
-    def keep_last_good(self) -> None:
-        with self.connect() as con:
-            con.execute("checkpoint")
-        last_good.keep(Path(self.path))
+    def mark_published(self) -> None:
+        last_good.mark_published(Path(self.path))
 
 
 def replace_table(

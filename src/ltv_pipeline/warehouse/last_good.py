@@ -1,26 +1,32 @@
-"""The last good night of a DuckDB warehouse: kept when a night is published, put back when
-a night is not.
+"""The last good night of a DuckDB warehouse: kept when a night begins, put back when a
+night is not published.
 
 Write-Audit-Publish for a warehouse that is one file. A night writes the raw layer and the
 marts in the working file, where no reader looks (BI reads only the published snapshot), and
-audits them (dbt tests, blocking checks); the snapshot is published only if every audit passed,
-and only then is the working file copied to ``<stem>.last-good.duckdb``. The raw load marks
-the working file ``<file>.unaudited`` before it writes, and publishing removes the mark. A
+audits them (dbt tests, blocking checks); the snapshot is published only if every audit passed.
+Before the raw load writes, the working file, which holds the last published night, is copied
+to ``<stem>.last-good.duckdb`` and marked ``<file>.unaudited``; publishing removes the mark. A
 mark left behind (a failed audit, a failed step, a kill, a run that loaded raw but did not
 publish) means the file holds a night nobody vouched for: ``ltv run`` puts the last good night
 back at once when its run fails, and the next raw load does in any case (a run from the UI or
 the schedule). Without a good copy (no night published yet) the working file is removed.
 
+The copy is taken when a night begins rather than when one is published, so a first run (a
+new warehouse) copies nothing: at 100M orders that is a 15 GB copy, about 33 s. Between nights
+the good copy is one night older than the working file; it is only read when a mark is left,
+and then it is exactly the night before the unpublished one.
+
 Putting back is always safe: the raw layer is a function of the files in the drop and its file
 registry comes back with it, so the next load re-reads whatever changed since (tested: a night
 equals a fresh load). DuckDB has no table snapshots and ext4 no reflinks, so keeping is a full
-copy of the file, once per published night.
+copy of the file, once per night.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -99,9 +105,18 @@ def sweep(path: Path) -> list[Path]:
     return left
 
 
-def begin(path: Path) -> bool:
+def begin(path: Path, checkpoint: Callable[[], None] | None = None) -> bool:
     """Before a night writes the warehouse at ``path``: put the last good night back if the
-    last writer left its mark (:func:`restore`), then mark the file unaudited.
+    last writer left its mark (:func:`restore`), keep the warehouse as it is then as the last
+    good night (:func:`keep`), and mark it unaudited.
+
+    Parameters
+    ----------
+    path
+        The working warehouse, closed.
+    checkpoint
+        Applies a non-empty write-ahead log to the file (e.g. one a killed reader left after
+        the last publish); without it such a log fails the copy.
 
     Returns
     -------
@@ -109,6 +124,11 @@ def begin(path: Path) -> bool:
         Whether the last good night was put back.
     """
     restored = restore(path)
+    if path.exists():
+        wal = _wal(path)
+        if checkpoint is not None and wal.exists() and wal.stat().st_size:
+            checkpoint()
+        keep(path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     unaudited_marker(path).touch(mode=0o600)
     fsync(path.parent)
@@ -119,7 +139,8 @@ def restore(path: Path) -> bool:
     """Put the last good night back if the warehouse is marked unaudited.
 
     The warehouse must be closed. Its write-ahead log goes first (applied to the good copy it
-    would corrupt it), the marker last, so a kill halfway through restores again.
+    would corrupt it), the marker last, so a kill halfway through restores again. The good copy
+    is renamed into place, not copied: the next night copies it again when it begins.
 
     Returns
     -------
@@ -132,7 +153,7 @@ def restore(path: Path) -> bool:
     _wal(path).unlink(missing_ok=True)
     good = good_copy(path)
     if good.exists():
-        _copy(good, path)
+        os.replace(good, path)
     else:
         path.unlink(missing_ok=True)
     unaudited_marker(path).unlink()
@@ -141,10 +162,10 @@ def restore(path: Path) -> bool:
 
 
 def keep(path: Path) -> None:
-    """Keep the warehouse at ``path`` as the last good night (after its night was published).
+    """Copy the warehouse at ``path`` to its good copy (:func:`good_copy`).
 
-    Call it with the file checkpointed (an empty write-ahead log), so that the file alone
-    holds the night.
+    Call it with the file closed and checkpointed (an empty write-ahead log), so that the file
+    alone holds the night.
 
     Raises
     ------
@@ -155,5 +176,9 @@ def keep(path: Path) -> None:
     if wal.exists() and wal.stat().st_size:
         raise RuntimeError(f"{wal} is not empty: not keeping a copy that would lack its writes")
     _copy(path, good_copy(path))
+
+
+def mark_published(path: Path) -> None:
+    """The night in the warehouse at ``path`` is published: remove its unaudited mark."""
     unaudited_marker(path).unlink(missing_ok=True)
     fsync(path.parent)

@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -244,6 +244,7 @@ def publish(
     *,
     run_id: str,
     as_of_date: date | str,
+    keys: Mapping[str, Sequence[str]] | None = None,
     keep: int = KEEP_VERSIONS,
 ) -> Manifest:
     """Copy ``schema.<table>`` for each table into a new version of the snapshot; swap it in.
@@ -252,10 +253,11 @@ def publish(
     schema, so a reader who opens it queries ``customers`` or ``marts.customers`` alike; plus a
     ``_manifest`` table), ``parquet/<table>.parquet`` and ``manifest.json``; ``current`` points
     to the newest; ``marts.duckdb``, ``parquet`` and ``manifest.json`` are symlinks into
-    ``current``. Rows are written sorted by every column, so the same marts give the same
-    Parquet bytes. Temporaries of killed publishes and versions beyond the newest ``keep`` are
-    swept first; a failure removes this publish's temporary folder and leaves the published
-    version as it was.
+    ``current``. Rows are written sorted by the table's unique key in ``keys``, else by every
+    column, so the same marts give the same Parquet bytes (a key must be unique: ties would
+    leave the order to DuckDB's threads). Temporaries of killed publishes and versions beyond
+    the newest ``keep`` are swept first; a failure removes this publish's temporary folder and
+    leaves the published version as it was.
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, not {keep}")
@@ -268,7 +270,14 @@ def publish(
         staging = out_dir / VERSIONS / f".{version}.tmp"
         try:
             manifest = _write_version(
-                con, schema, tables, staging, run_id=run_id, as_of_date=as_of_date, version=version
+                con,
+                schema,
+                tables,
+                staging,
+                run_id=run_id,
+                as_of_date=as_of_date,
+                version=version,
+                keys=keys or {},
             )
             os.rename(staging, out_dir / VERSIONS / version)  # fails rather than merge folders
             fsync(out_dir / VERSIONS)
@@ -291,6 +300,7 @@ def _write_version(
     run_id: str,
     as_of_date: date | str,
     version: str,
+    keys: Mapping[str, Sequence[str]],
 ) -> Manifest:
     """Write one complete version into the new folder ``folder`` and fsync every file of it.
 
@@ -318,10 +328,13 @@ def _write_version(
                 ).fetchall()
             ]
             copy = f"{SNAPSHOT_ALIAS}.main.{quote(table)}"
-            # sorted by every column, so the same marts give the same Parquet bytes; a scan of
-            # the copy keeps that order (insertion order is preserved)
+            # sorted, so the same marts give the same Parquet bytes; a scan of the copy keeps
+            # that order (insertion order is preserved). By the key where there is one: sorting
+            # the 4.2M customers of 10M orders by every column took 1.75 s, by the key 1.48 s
+            order = ", ".join(quote(c) for c in keys[table]) if keys.get(table) else "all"
             con.execute(
-                f"create table {copy} as select * from {quote(schema)}.{quote(table)} order by all"
+                f"create table {copy} as select * from {quote(schema)}.{quote(table)} "
+                f"order by {order}"
             )
             parquet = parquet_dir / f"{table}.parquet"
             (rows,) = con.execute(

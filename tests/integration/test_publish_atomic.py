@@ -235,3 +235,46 @@ def test_a_snapshot_of_the_old_flat_layout_is_taken_over_and_its_temporaries_swe
         "versions",
     ]
     assert publish.verify(out, new) == []
+
+
+def test_rows_are_published_in_key_order_and_the_same_rows_give_the_same_bytes(tmp_path):
+    """A table with a key is sorted by it (here not its first column, so sorting by every
+    column would give another order); one without by every column. Two warehouses holding the
+    same rows inserted in opposite orders publish byte-equal Parquet files."""
+    rows = [(3, "a", 30.0), (1, "c", 10.0), (2, "b", 20.0), (5, "b", 50.0), (4, "a", 40.0)]
+    shas = []
+    for name, inserted in [("one", rows), ("two", rows[::-1])]:
+        warehouse, out = tmp_path / f"{name}.duckdb", tmp_path / f"published_{name}"
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute("create schema marts")
+            for table in ("keyed", "unkeyed"):
+                con.execute(f"create table marts.{table} (label varchar, id int, value double)")
+                con.executemany(
+                    f"insert into marts.{table} values (?, ?, ?)",
+                    [[label, key, value] for key, label, value in inserted],
+                )
+            manifest = publish.publish(
+                con,
+                "marts",
+                ["keyed", "unkeyed"],
+                out,
+                run_id=name,
+                as_of_date="2026-02-28",
+                keys={"keyed": ["id"]},
+            )
+        parquet = {t.name: out / t.parquet for t in manifest.tables}
+        assert pq.read_table(parquet["keyed"]).column("id").to_pylist() == [1, 2, 3, 4, 5]
+        assert pq.read_table(parquet["unkeyed"]).to_pylist() == [
+            {"label": label, "id": key, "value": value}
+            for label, key, value in sorted((label, key, value) for key, label, value in rows)
+        ]
+        with duckdb.connect(str(out / "marts.duckdb"), read_only=True) as snap:
+            assert [k for (k,) in snap.execute("select id from keyed").fetchall()] == [
+                1,
+                2,
+                3,
+                4,
+                5,
+            ]
+        shas.append({t.name: t.parquet_sha256 for t in manifest.tables})
+    assert shas[0] == shas[1]

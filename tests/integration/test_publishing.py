@@ -27,6 +27,7 @@ import yaml
 from ltv_pipeline import publish, settings
 from ltv_pipeline.dbt_runner import run_dbt
 from ltv_pipeline.definitions import defs
+from ltv_pipeline.defs.dbt import table_keys
 from ltv_pipeline.defs.schedules import all_assets_job
 from ltv_pipeline.runs import summary
 from ltv_pipeline.sample.generate import generate_shop
@@ -276,12 +277,29 @@ def test_full_run_publishes_every_mart_without_pii(shop, first_run):
             ).fetchall()
         }
         assert set(manifest.row_counts()) == marts - {"fct_orders"}
+        # published in key order: each declared key is unique in the warehouse, so the order
+        # is total; the three per-customer marts (the large ones) have one
+        keys = table_keys("marts")
+        assert {
+            t: keys.get(t) for t in ("customers", "customer_predictions", "customer_segments")
+        } == {
+            "customers": ["customer_id"],
+            "customer_predictions": ["customer_id"],
+            "customer_segments": ["customer_id"],
+        }
         for table in manifest.tables:
-            want = con.execute(f"select * from marts.{table.name} order by all").fetchall()
+            key = keys.get(table.name)
+            order = ", ".join(key) if key else "all"
+            want = con.execute(f"select * from marts.{table.name} order by {order}").fetchall()
             got = con.execute(
                 "select * from read_parquet(?)", [str(root / "published" / table.parquet)]
             ).fetchall()
             assert table.rows == len(want) and got == want, table.name
+            if key:
+                (distinct,) = con.execute(
+                    f"select count(distinct ({', '.join(key)},)) from marts.{table.name}"
+                ).fetchone()
+                assert distinct == table.rows, f"{table.name}: {key} is not unique"
         (emails,) = con.execute("select count(*) from raw.customers").fetchone()
         assert emails > 0
     # no PII: no email column, and no value that looks like an address, in any published file

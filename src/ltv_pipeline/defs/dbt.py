@@ -23,9 +23,45 @@ from ltv_pipeline.warehouse.base import Warehouse, WarehouseSession
 
 
 @functools.cache
+def _manifest() -> dict[str, Any]:
+    return json.loads(dbt_project.manifest_path.read_text())
+
+
 def _sources() -> dict[str, dict[str, Any]]:
-    manifest = json.loads(dbt_project.manifest_path.read_text())
-    return {node["name"]: node for node in manifest["sources"].values()}
+    return {node["name"]: node for node in _manifest()["sources"].values()}
+
+
+def table_keys(schema: str) -> dict[str, list[str]]:
+    """The unique key of the tables of ``schema`` that declare one, by table name.
+
+    A dbt model's is the column(s) of its ``unique`` or ``unique_combination`` test over the
+    whole table (not one restricted by ``where`` or to a night's rows); a Python mart's is
+    ``meta.grain`` in its source entry (``_clv__sources.yml``), since no dbt test can run on a
+    table written after dbt's build. Publishing sorts by it (:func:`ltv_pipeline.publish.publish`).
+    """
+    manifest = _manifest()
+    keys: dict[str, list[str]] = {}
+    for node in manifest["nodes"].values():
+        test = node.get("test_metadata") or {}
+        kwargs = test.get("kwargs", {})
+        if (
+            node["resource_type"] != "test"
+            or test.get("name") not in ("unique", "unique_combination")
+            or set(kwargs) - {"column_name", "columns", "model"}
+            or node["config"].get("where")
+            or not node.get("attached_node")
+        ):
+            continue
+        model = manifest["nodes"][node["attached_node"]]
+        if model["schema"] == schema:
+            keys[model["name"]] = (
+                [kwargs["column_name"]] if "column_name" in kwargs else list(kwargs["columns"])
+            )
+    for source in manifest["sources"].values():
+        grain = source["config"].get("meta", {}).get("grain")
+        if source["schema"] == schema and grain:
+            keys[source["name"]] = list(grain)
+    return keys
 
 
 def documented_columns(table: str) -> dict[str, dg.TableSchema]:

@@ -12,7 +12,7 @@ from ltv_pipeline.defs.analytics.cohorts import cohort_retention
 from ltv_pipeline.defs.analytics.concentration import customer_revenue_deciles
 from ltv_pipeline.defs.analytics.rfm import customer_segments, segment_summary_asset
 from ltv_pipeline.defs.clv import clv_backtest, customer_predictions, predicted_value_by_channel
-from ltv_pipeline.defs.dbt import dbt_models
+from ltv_pipeline.defs.dbt import dbt_models, table_keys
 from ltv_pipeline.defs.resources import PublishedDir
 from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
@@ -99,7 +99,12 @@ def published_marts_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
             )
         context.log.info(f"publishing {len(tables)} marts to {published.path}")
         manifest = warehouse.publish(
-            MARTS_SCHEMA, tables, published.path, run_id=context.run_id, as_of_date=as_of_date
+            MARTS_SCHEMA,
+            tables,
+            published.path,
+            run_id=context.run_id,
+            as_of_date=as_of_date,
+            keys=table_keys(MARTS_SCHEMA),
         )
         warehouse.mark_published()
         return dg.MaterializeResult(

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,7 +85,14 @@ class Warehouse(ConfigurableResource):
         raise NotImplementedError
 
     def publish(
-        self, schema: str, tables: list[str], out_dir: Path, *, run_id: str, as_of_date: str
+        self,
+        schema: str,
+        tables: list[str],
+        out_dir: Path,
+        *,
+        run_id: str,
+        as_of_date: str,
+        keys: Mapping[str, Sequence[str]] | None = None,
     ) -> publish_.Manifest:
         """Publish ``schema.<table>`` for each table as the BI snapshot (:mod:`publish`)."""
         raise NotImplementedError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -156,11 +156,18 @@ class DuckDBWarehouse(Warehouse):
             return publish_.mart_tables(con, schema, set())
 
     def publish(
-        self, schema: str, tables: list[str], out_dir: Path, *, run_id: str, as_of_date: str
+        self,
+        schema: str,
+        tables: list[str],
+        out_dir: Path,
+        *,
+        run_id: str,
+        as_of_date: str,
+        keys: Mapping[str, Sequence[str]] | None = None,
     ) -> publish_.Manifest:
         with self.connect() as con:
             return publish_.publish(
-                con, schema, tables, out_dir, run_id=run_id, as_of_date=as_of_date
+                con, schema, tables, out_dir, run_id=run_id, as_of_date=as_of_date, keys=keys
             )
 
     def begin_night(self) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -159,7 +159,14 @@ class SparkWarehouse(Warehouse):
         return sorted(t.name for t in spark.catalog.listTables(schema) if not t.isTemporary)
 
     def publish(
-        self, schema: str, tables: list[str], out_dir: Path, *, run_id: str, as_of_date: str
+        self,
+        schema: str,
+        tables: list[str],
+        out_dir: Path,
+        *,
+        run_id: str,
+        as_of_date: str,
+        keys: Mapping[str, Sequence[str]] | None = None,
     ) -> publish.Manifest:
         """The same snapshot as on DuckDB: each mart is collected to this process (Arrow) and
         written by :func:`publish.publish`. On a cluster, publish Parquet from Spark instead
@@ -174,7 +181,7 @@ class SparkWarehouse(Warehouse):
                     "as select * from data"
                 )
             return publish.publish(
-                con, schema, tables, out_dir, run_id=run_id, as_of_date=as_of_date
+                con, schema, tables, out_dir, run_id=run_id, as_of_date=as_of_date, keys=keys
             )
 
     def release(self) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from ltv_pipeline import ingest
 from ltv_pipeline.ingest import duckdb as ingest_duckdb
-from ltv_pipeline.ingest.rules import TABLES, native_typed, use_utc
+from ltv_pipeline.ingest.rules import TABLES, native_typed, typed_query, use_utc
 
 #: (table, typed column) of each kind: its text rule is the reference.
 RULES = {
@@ -208,6 +208,16 @@ def test_what_only_the_text_can_type_is_read_as_text():
     assert mapped["orders"].kinds["amount"] == "money"
 
 
+def test_blank_tests_of_natively_typed_columns_read_the_native_value():
+    """Printing every row's value to test it for blanks took 1.7 s of a 10M-order load."""
+    orders = TABLES["orders"]
+    native = {"order_id": native_typed("id", '"n_order_id"', "BIGINT", orders.typed["order_id"])}
+    sql = typed_query(orders, "select 1", native)
+    assert 'nullif(trim("order_id")' not in sql
+    assert '"n_order_id" is null' in sql
+    assert "nullif(trim(\"customer_id\"), '') is null" in sql  # read as text: tested as text
+
+
 def _typed_and_text_shop(raw_typed: Path, raw_text: Path, variant: str) -> None:
     """One shop twice: Parquet columns typed, and every column as text. ``doubles``: ids
     BIGINT, times with a zone, money as doubles; ``others``: ids INTEGER, times without a zone,
@@ -264,10 +274,24 @@ def _typed_and_text_shop(raw_typed: Path, raw_text: Path, variant: str) -> None:
         orders["cost"] = pa.array(
             [None if i % 7 == 0 or not abs(a) < 1e15 else int(a) for i, a in enumerate(amounts)]
         )
+    # blanks in typed columns (each is blank exactly when null): an order without a customer,
+    # a time or an amount, a row of nulls, a customer without a signup date, a day's spend
+    amount = "total" if variant == "others" else "amount"
+    blank = {"customer_id": {10}, "ordered_at": {11}, amount: {12}}
+    for column, values in orders.items():
+        array = values if isinstance(values, pa.Array) else pa.array(values)
+        rows = blank.get(column, set()) | {13}
+        orders[column] = pa.array(
+            [None if i in rows else v for i, v in enumerate(array.to_pylist())], array.type
+        )
+    customers["signup_date"] = pa.array(
+        [None if i == 6 else d for i, d in enumerate(customers["signup_date"].to_pylist())],
+        pa.date32(),
+    )
     spend = {
         "date": pa.array([dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(30)]),
         "channel": ["email"] * 30,
-        "spend": pa.array([10.5, 70.605, -1.0] + [12.25] * 27, pa.float64()),
+        "spend": pa.array([10.5, 70.605, -1.0, None] + [12.25] * 26, pa.float64()),
     }
     for name, columns in (("customers", customers), ("orders", orders), ("marketing_spend", spend)):
         typed = pa.table(columns)
@@ -335,6 +359,12 @@ def test_a_typed_parquet_shop_loads_as_the_same_shop_in_text(tmp_path, monkeypat
         "too_early_signup_date",
         "too_precise_spend",
         "negative_spend",
+        "empty_line",
+        "missing_customer_id",
+        "missing_ordered_at",
+        "missing_amount",
+        "missing_signup_date",
+        "missing_spend",
     }
     if variant == "doubles":
         expected |= {"too_precise_amount", "non_numeric_amount"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -875,16 +875,34 @@ def typed_query(table: RawTable, source: str, native: dict[str, str] | None = No
     table's dialect, so both engines run this same query. ``native`` gives, for some typed
     columns, SQL typing them from native values instead (:func:`native_typed`)."""
     d = table.dialect
-    raw_columns = ", ".join(d.q(c) for c in table.columns)
-    exprs = {**table.typed, **(native or {})}
+    native = native or {}
+    raw_columns = ", ".join([d.q(c) for c in table.columns] + [d.q(f"n_{c}") for c in native])
+    exprs = {**table.typed, **native}
     typed = ", ".join(f"{expr} as {d.t(name)}" for name, expr in exprs.items())
-    cases = " ".join(f"when {rule.predicate} then '{rule.reason}'" for rule in table.row_rules)
+    cases = " ".join(
+        f"when {_natively_blank(rule.predicate, native, d)} then '{rule.reason}'"
+        for rule in table.row_rules
+    )
     content = ", ".join(d.t(name) for name in table.typed)
     return (
         f"with src as ({source}), typed as (select source_file, source_line, {raw_columns}, "
         f"{typed} from src) select *, case {cases} end as row_reason, "
         f"{d.row_hash(content)} as content_hash from typed"
     )
+
+
+def _natively_blank(predicate: str, native: Mapping[str, str], d: Dialect) -> str:
+    """``predicate`` with each blank test of a natively typed column made on its native value.
+
+    The text of such a column is its number, date or timestamp printed, never empty or
+    spaces, so it is blank exactly when the native value is null; testing that spares
+    printing every row's value (at 10M orders, 1.7 s of the 5.7 s the orders' query takes).
+    """
+    for column in native:
+        native_value = d.q(f"n_{column}")
+        predicate = predicate.replace(d.not_blank(column), f"{native_value} is not null")
+        predicate = predicate.replace(d.blank(column), f"{native_value} is null")
+    return predicate
 
 
 #: How many reasons a failure for too many quarantined rows lists.

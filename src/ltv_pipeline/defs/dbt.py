@@ -375,10 +375,9 @@ def _table_metadata(db: WarehouseSession, key: dg.AssetKey, currency: str) -> di
 @functools.cache
 def _model_columns(model: str) -> dict[str, str]:
     """Column name -> description of a dbt model, from its YAML (via the manifest)."""
-    manifest = json.loads(dbt_project.manifest_path.read_text())
     (node,) = (
         n
-        for n in manifest["nodes"].values()
+        for n in _manifest()["nodes"].values()
         if n["resource_type"] == "model" and n["name"] == model
     )
     return {name: column.get("description", "") for name, column in node["columns"].items()}

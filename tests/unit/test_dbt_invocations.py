@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ltv_pipeline.defs.dbt import PRUNE_AFTER_SECONDS, prune_invocation_folders
+from ltv_pipeline.defs.dbt import PRUNE_AFTER_SECONDS, prune_invocation_folders, table_keys
 
 
 def _folder(target, name, mtime):
@@ -69,3 +69,17 @@ def test_keep_must_be_positive(tmp_path):
     latest = _folder(tmp_path, "dbt_models-0000000-0000000", 1)
     with pytest.raises(ValueError, match="at least 1"):
         prune_invocation_folders(latest, keep=0)
+
+
+def test_table_keys_come_from_whole_table_uniqueness_tests_only():
+    """A uniqueness test restricted to a night's customers (``touched_only``) does not make a
+    key: it does not say the whole table is unique, and publishing would sort on ties."""
+    intermediate = table_keys("intermediate")
+    assert intermediate["int_orders_valued"] == ["order_id"]
+    assert intermediate["int_customer_purchases_summarized"] == ["customer_id"]
+    assert "int_purchases_grouped" not in intermediate  # touched_only
+    assert "int_purchase_months_grouped" not in intermediate  # touched_only
+    marts = table_keys("marts")
+    assert marts["ltv_summary"] == ["dimension", "dimension_value"]  # unique_combination
+    assert marts["customer_segments"] == ["customer_id"]  # a Python mart's meta.grain
+    assert "segment_summary" not in marts  # no grain declared: sorted by every column

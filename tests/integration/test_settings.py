@@ -186,6 +186,13 @@ def test_dbt_parse_is_skipped_only_when_its_inputs_are_unchanged(tmp_path, monke
     model.write_text(model.read_text() + "\n-- edited\n")
     assert dbt_runner.prepare() is True
     assert dbt_runner.prepare() is False
+    # what dbt writes (an invocation's compiled SQL, its log) is not what it parses
+    invocation = copy / "target" / "dbt_models-1" / "compiled" / "ltv" / "models"
+    invocation.mkdir(parents=True)
+    (invocation / "customers.sql").write_text("select 1")
+    (copy / "logs").mkdir(exist_ok=True)
+    (copy / "logs" / "dbt.log").write_text("a run\n")
+    assert dbt_runner.prepare() is False
     monkeypatch.setenv(settings.DUCKDB_ENV, str(tmp_path / "other.duckdb"))
     assert dbt_runner.prepare() is True
     # the file's name is the database of every relation; its folder is in no node

@@ -83,3 +83,28 @@ def test_table_keys_come_from_whole_table_uniqueness_tests_only():
     assert marts["ltv_summary"] == ["dimension", "dimension_value"]  # unique_combination
     assert marts["customer_segments"] == ["customer_id"]  # a Python mart's meta.grain
     assert "segment_summary" not in marts  # no grain declared: sorted by every column
+
+
+def test_project_files_are_the_parsed_files_without_dbts_output_folders(tmp_path):
+    from ltv_pipeline.dbt_runner import project_files
+
+    for name in [
+        "dbt_project.yml",
+        "models/marts/customers.sql",
+        "models/target/kept.sql",  # a folder named like dbt's output, but not at the top
+        "macros/a-b/m.sql",
+        "macros/a/m.sql",
+        "target/manifest.json",
+        "target/dbt_models-1/compiled/x.sql",
+        "logs/dbt.log",
+        "dbt_packages/pkg/dbt_project.yml",
+    ]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    assert project_files(tmp_path) == [
+        "dbt_project.yml",
+        "macros/a-b/m.sql",
+        "macros/a/m.sql",
+        "models/marts/customers.sql",
+        "models/target/kept.sql",
+    ]

@@ -126,6 +126,25 @@ def test_backtest_of_the_grouped_summary_is_the_backtest_of_every_customer(summa
     pd.testing.assert_frame_equal(
         backtest_groups(one.scored), backtest_groups(many.scored), rtol=1e-6
     )
+    # the fit's input grouped for each model, as the asset also reads it: the same backtest
+    cal = each[each["is_in_calibration"]].rename(columns=lambda c: c.replace("calibration_", ""))
+    fit_inputs = _grouped_for_each_model(cal)
+    split = backtest.backtest(grouped, 182.0, fit_inputs=fit_inputs)
+    assert split.models.metadata() == pytest.approx(many.models.metadata(), rel=1e-7)
+    assert split.model_score.mae == pytest.approx(many.model_score.mae, rel=1e-7)
+
+
+def _grouped_for_each_model(customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One customer a row -> forecast.fit_grouped's tables, grouped by pandas (the asset's
+    are grouped by the warehouse): purchases by (frequency, recency, T), spend by (frequency,
+    spend) over the repeat buyers."""
+    purchases = customers.groupby(["frequency", "recency_days", "t_days"], as_index=False).size()
+    repeat = customers[customers["frequency"] > 0]
+    spend = repeat.groupby(["frequency", "monetary_value"], as_index=False).size()
+    return (
+        purchases.rename(columns={"size": "customers"}),
+        spend.rename(columns={"size": "customers"}),
+    )
 
 
 def test_historical_average_is_the_rate_so_far():
@@ -185,6 +204,49 @@ def test_fit_models_on_the_grouped_summary_is_the_fit_on_every_customer(summary)
     assert len(few) == 3
     with pytest.raises(forecast.ModelNotFitted, match="30 customers with a repeat purchase"):
         forecast.fit_models(*(few[c] for c in cols), few["customers"], min_repeat_customers=31)
+
+
+def test_each_model_fitted_on_its_own_groups_is_the_fit_on_every_customer(summary):
+    """The predictions' fit reads the summary grouped twice, by (frequency, recency, T) for
+    BG/NBD and by (frequency, spend) for Gamma-Gamma: far fewer rows than grouping by all
+    four, and the same fit as one row per customer. A fit that used one table's counts for
+    both, or ignored either table's, gives other parameters."""
+    cols = ("frequency", "recency_days", "t_days", "monetary_value")
+    summary = summary.assign(
+        recency_days=np.ceil(summary["recency_days"]),
+        t_days=np.ceil(summary["t_days"]),
+        # spend in whole currency units, so that repeat buyers share it too
+        monetary_value=np.round(summary["monetary_value"]),
+    )
+    copies = np.random.default_rng(6).integers(1, 4, len(summary))
+    each = summary.loc[summary.index.repeat(copies)]
+    every = forecast.fit_models(*(each[c] for c in cols))
+    purchases, spend = _grouped_for_each_model(each)
+    # rows stand for several customers in both tables
+    assert len(purchases) < len(each) / 1.5
+    assert len(spend) < (each["frequency"] > 0).sum() / 1.5
+    fit = forecast.fit_grouped(purchases, spend)
+    assert fit.metadata() == pytest.approx(every.metadata(), rel=1e-7)
+    # one-time buyers in the spend table (no spend) are not fitted on
+    with_one_time = pd.concat(
+        [spend, pd.DataFrame({"frequency": [0], "monetary_value": [np.nan], "customers": [9]})]
+    )
+    assert forecast.fit_grouped(purchases, with_one_time).metadata() == pytest.approx(
+        every.metadata(), rel=1e-7
+    )
+    # each table's own counts weight its own model
+    uncounted_spend = forecast.fit_grouped(purchases, spend.assign(customers=1))
+    assert uncounted_spend.bgnbd.params() == pytest.approx(every.bgnbd.params(), rel=1e-7)
+    assert uncounted_spend.gamma_gamma.p != pytest.approx(every.gamma_gamma.p, rel=1e-3)
+    uncounted_purchases = forecast.fit_grouped(purchases.assign(customers=1), spend)
+    assert uncounted_purchases.bgnbd.r != pytest.approx(every.bgnbd.r, rel=1e-3)
+    assert uncounted_purchases.gamma_gamma.params() == pytest.approx(
+        every.gamma_gamma.params(), rel=1e-7
+    )
+    # the repeat-buyer minimum counts the spend table's customers, not its rows
+    repeat_buyers = int((each["frequency"] > 0).sum())
+    with pytest.raises(forecast.ModelNotFitted, match=f"{repeat_buyers} customers with a"):
+        forecast.fit_grouped(purchases, spend, min_repeat_customers=repeat_buyers + 1)
 
 
 def test_predict_customers_applies_margin_and_discount(summary):

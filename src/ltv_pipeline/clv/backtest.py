@@ -24,6 +24,7 @@ from ltv_pipeline.clv.forecast import (
     MIN_REPEAT_CUSTOMERS,
     CustomerModels,
     ModelNotFitted,
+    fit_grouped,
     fit_models,
     model_arrays,
 )
@@ -266,6 +267,7 @@ def backtest(
     summary: pd.DataFrame,
     holdout_days: float,
     *,
+    fit_inputs: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     time_unit_days: float = 7.0,
     min_repeat_customers: int = MIN_REPEAT_CUSTOMERS,
 ) -> Backtest:
@@ -275,21 +277,30 @@ def backtest(
     calibration history to predict from). A ``customers`` column, if any, counts the
     customers each row stands for (the summary grouped by every column it has: the same fit
     and scores as one row per customer, :func:`forecast.fit_models` and :func:`score`).
-    Raises :class:`ModelNotFitted` like :func:`fit_models`.
+    ``fit_inputs``, if given, are the same customers' calibration history grouped for each
+    model, :func:`forecast.fit_grouped`'s ``purchases`` and ``spend``: the same fit from
+    fewer rows. Raises :class:`ModelNotFitted` like :func:`fit_models`.
     """
     cal = summary[summary["is_in_calibration"].astype(bool)]
     if cal.empty:
         raise ModelNotFitted("no customer bought before the holdout")
     customers = cal["customers"] if "customers" in cal.columns else None
-    models = fit_models(
-        cal["calibration_frequency"],
-        cal["calibration_recency_days"],
-        cal["calibration_t_days"],
-        cal["calibration_monetary_value"],
-        customers,
-        time_unit_days=time_unit_days,
-        min_repeat_customers=min_repeat_customers,
-    )
+    if fit_inputs is not None:
+        models = fit_grouped(
+            *fit_inputs,
+            time_unit_days=time_unit_days,
+            min_repeat_customers=min_repeat_customers,
+        )
+    else:
+        models = fit_models(
+            cal["calibration_frequency"],
+            cal["calibration_recency_days"],
+            cal["calibration_t_days"],
+            cal["calibration_monetary_value"],
+            customers,
+            time_unit_days=time_unit_days,
+            min_repeat_customers=min_repeat_customers,
+        )
     x, tx, T = model_arrays(
         cal["calibration_frequency"],
         cal["calibration_recency_days"],

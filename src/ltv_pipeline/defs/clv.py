@@ -24,7 +24,7 @@ from ltv_pipeline.defs import (
 from ltv_pipeline.defs.dbt import DBT_STEPS, documented_columns, metrics_glossary
 from ltv_pipeline.defs.display import figures_table, parameters_table, png_markdown
 from ltv_pipeline.defs.resources import RawFiles, ReportsDir
-from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse
+from ltv_pipeline.warehouse.base import MARTS_SCHEMA, Warehouse, WarehouseSession
 
 PREDICTIONS = dg.AssetKey([MARTS_SCHEMA, "customer_predictions"])
 BACKTEST = dg.AssetKey([MARTS_SCHEMA, "clv_backtest"])
@@ -98,8 +98,11 @@ def requested_as_of_date(run_config: Mapping[str, Any]) -> str | None:
     return None
 
 
-#: The summary columns each fit reads: only these cross into Python (memory at 100M orders).
+#: The summary columns the predictions read: only these cross into Python (memory at 100M
+#: orders); each model's fit reads its own, grouped.
 FIT_COLUMNS = ("customer_id", "frequency", "recency_days", "t_days", "monetary_value")
+PURCHASE_FIT_COLUMNS = ("frequency", "recency_days", "t_days")
+SPEND_FIT_COLUMNS = ("frequency", "monetary_value")
 BACKTEST_COLUMNS = (
     "is_in_calibration",
     "calibration_frequency",
@@ -108,6 +111,22 @@ BACKTEST_COLUMNS = (
     "calibration_monetary_value",
     "holdout_purchases",
 )
+
+
+def _calibration_fit_inputs(db: WarehouseSession) -> tuple[pd.DataFrame, pd.DataFrame]:
+    calibration = [f"calibration_{name} as {name}" for name in PURCHASE_FIT_COLUMNS]
+    spent = [f"calibration_{name} as {name}" for name in SPEND_FIT_COLUMNS]
+    table = ".".join(SUMMARY.path)
+    return (
+        db.frame(
+            f"select {', '.join(calibration)}, count(*) as customers from {table} "
+            "where is_in_calibration group by all order by all"
+        ),
+        db.frame(
+            f"select {', '.join(spent)}, count(*) as customers from {table} "
+            "where is_in_calibration and calibration_frequency > 0 group by all order by all"
+        ),
+    )
 
 
 #: Customers predicted at once: about 0.1 GB of arrays, whatever the shop's size.
@@ -132,12 +151,18 @@ def customer_predictions(
     context: dg.AssetExecutionContext, config: ClvConfig, warehouse: Warehouse
 ):
     """One row per customer with a purchase: P(alive), expected purchases, order value and CLV."""
+    summary_table = ".".join(SUMMARY.path)
     with warehouse.session() as db:
-        # the fit reads the summary grouped (the same fit, forecast.fit_models), and the
-        # predictions go through it in batches: memory does not grow with the customers
-        grouped = db.frame(
-            f"select {', '.join(FIT_COLUMNS[1:])}, count(*) as customers "
-            f"from {SUMMARY.path[0]}.{SUMMARY.path[1]} group by all order by all"
+        # each model's fit reads the summary grouped by its own columns (the same fit,
+        # forecast.fit_grouped), and the predictions go through it in batches: memory does not
+        # grow with the customers
+        purchases = db.frame(
+            f"select {', '.join(PURCHASE_FIT_COLUMNS)}, count(*) as customers "
+            f"from {summary_table} group by all order by all"
+        )
+        spend = db.frame(
+            f"select {', '.join(SPEND_FIT_COLUMNS)}, count(*) as customers "
+            f"from {summary_table} where frequency > 0 group by all order by all"
         )
         as_of_date = read_as_of_date(db)
         # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var.
@@ -148,22 +173,20 @@ def customer_predictions(
             "where s.dimension = 'overall'), w.discount_rate "
             "from intermediate.int_reporting_window as w"
         )
-    buyers = int(grouped["customers"].sum())
+    buyers = int(purchases["customers"].sum())
     if not buyers:
         context.log.warning(
             "no customer has a completed order up to the as-of date: predictions are empty"
         )
     context.log.info(
-        f"fitting BG/NBD and Gamma-Gamma on {buyers:,} customers ({len(grouped):,} rows)"
+        f"fitting BG/NBD and Gamma-Gamma on {buyers:,} customers ({len(purchases):,} "
+        f"purchase rows, {len(spend):,} spend rows)"
     )
     started = time.perf_counter()
     try:
-        models = forecast.fit_models(
-            grouped["frequency"],
-            grouped["recency_days"],
-            grouped["t_days"],
-            grouped["monetary_value"],
-            grouped["customers"],
+        models = forecast.fit_grouped(
+            purchases,
+            spend,
             time_unit_days=config.time_unit_days,
             min_repeat_customers=config.min_repeat_customers,
         )
@@ -234,6 +257,8 @@ def clv_backtest(
             f"from {SUMMARY.path[0]}.{SUMMARY.path[1]} where is_in_calibration "
             "group by all order by all"
         )
+        # and the fit's input grouped for each model (forecast.fit_grouped)
+        fit_inputs = _calibration_fit_inputs(db)
         as_of_date, holdout_start = db.row(
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
         )
@@ -246,6 +271,7 @@ def clv_backtest(
         result = backtest.backtest(
             summary,
             holdout_days,
+            fit_inputs=fit_inputs,
             time_unit_days=config.time_unit_days,
             min_repeat_customers=config.min_repeat_customers,
         )

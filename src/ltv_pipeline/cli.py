@@ -221,7 +221,7 @@ def entry() -> None:
 
     After a run, Python spends about 1 s freeing the modules and objects of Dagster, dbt,
     pandas and matplotlib (450,000 objects), memory the process gives back anyway: 7% of a
-    20k-order run (bench/results/pipeline.md). The libraries' own exit handlers (log handlers
+    20k-order run (bench/results/fixed_cost_ab.md). The libraries' own exit handlers (log handlers
     flushed, temporary files removed, file locks released) still run, because this handler is
     registered before any of theirs and handlers run last-registered first. An exception or
     ``SystemExit`` leaving :func:`main` takes Python's ordinary exit.

@@ -54,7 +54,8 @@ def parse_inputs() -> str:
     return digest.hexdigest()
 
 
-#: What dbt writes into the project folder: not among what it parses.
+#: What dbt writes into the project folder: its output, and the packages `dbt deps`
+#: installs from the project's own package list (which the digest reads).
 DBT_OUTPUT_FOLDERS = frozenset({"target", "logs", "dbt_packages"})
 
 

@@ -375,7 +375,10 @@ def _purchase_summary_from_csv(raw: Path, as_of: pd.Timestamp, holdout_start: pd
     cal = orders[orders["at"] < holdout_start]
     gc = cal.groupby("customer_id")
     out["calibration_frequency"] = gc.size() - 1
+    out["calibration_recency_days"] = (gc["at"].max() - gc["at"].min()) / day
     out["calibration_t_days"] = (holdout_start - day - gc["at"].min()) / day
+    cal_repeat = cal[cal["n"] > 0].groupby("customer_id")["amount"].mean()
+    out["calibration_monetary_value"] = cal_repeat.reindex(out.index)
     out["holdout_purchases"] = (
         orders[orders["at"] >= holdout_start]
         .groupby("customer_id")
@@ -419,11 +422,23 @@ def test_clv_summary_and_fit_match_an_independent_computation(clean):
             assert terms[f"ltv_summary.{column}"] == meaning, (key, column)
         assert terms["customer_predictions.predicted_clv"].startswith("Predicted 12-month")
         assert len(terms) == 6  # the five metrics, and the fitted parameters
-    # the fit the asset reports equals a direct fit on the independent summary (weeks)
-    model = fitted_parameters(result, "marts/customer_predictions")
-    direct = clv.fit_bgnbd(want["frequency"], want["recency_days"] / 7, want["t_days"] / 7)
-    for name, value in direct.params().items():
-        assert model[f"bgnbd_{name}"] == pytest.approx(value, rel=1e-6), name
+    # the fits the assets report equal direct fits on the independent summary (weeks): the
+    # predictions' on every buyer, the backtest's on the calibration history, each model's
+    # on its own columns (the assets read each model's input grouped on its own)
+    cal = want[want["calibration_frequency"].notna()]
+    for key, rows, prefix in [
+        ("marts/customer_predictions", want, ""),
+        ("marts/clv_backtest", cal, "calibration_"),
+    ]:
+        model = fitted_parameters(result, key)
+        x = rows[f"{prefix}frequency"].astype(float)
+        direct = clv.fit_bgnbd(x, rows[f"{prefix}recency_days"] / 7, rows[f"{prefix}t_days"] / 7)
+        for name, value in direct.params().items():
+            assert model[f"bgnbd_{name}"] == pytest.approx(value, rel=1e-6), (key, name)
+        repeat = x > 0
+        spend = clv.fit_gamma_gamma(x[repeat], rows[f"{prefix}monetary_value"][repeat])
+        for name, value in spend.params().items():
+            assert model[f"gamma_gamma_{name}"] == pytest.approx(value, rel=1e-6), (key, name)
 
 
 def test_predictions_in_batches_equal_one_pass_and_the_independent_summary(

@@ -113,19 +113,23 @@ BACKTEST_COLUMNS = (
 )
 
 
-def _calibration_fit_inputs(db: WarehouseSession) -> tuple[pd.DataFrame, pd.DataFrame]:
-    calibration = [f"calibration_{name} as {name}" for name in PURCHASE_FIT_COLUMNS]
-    spent = [f"calibration_{name} as {name}" for name in SPEND_FIT_COLUMNS]
+def _fit_inputs(
+    db: WarehouseSession, prefix: str = "", where: str = "true"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`forecast.fit_grouped`'s ``purchases`` and ``spend``: the summary's
+    ``<prefix><column>`` columns of the rows ``where`` holds, grouped by each model's own."""
     table = ".".join(SUMMARY.path)
+
+    def grouped(columns: tuple[str, ...], also: str) -> pd.DataFrame:
+        named = ", ".join(f"{prefix}{name} as {name}" for name in columns)
+        return db.frame(
+            f"select {named}, count(*) as customers from {table} "
+            f"where ({where}) and {also} group by all order by all"
+        )
+
     return (
-        db.frame(
-            f"select {', '.join(calibration)}, count(*) as customers from {table} "
-            "where is_in_calibration group by all order by all"
-        ),
-        db.frame(
-            f"select {', '.join(spent)}, count(*) as customers from {table} "
-            "where is_in_calibration and calibration_frequency > 0 group by all order by all"
-        ),
+        grouped(PURCHASE_FIT_COLUMNS, "true"),
+        grouped(SPEND_FIT_COLUMNS, f"{prefix}frequency > 0"),
     )
 
 
@@ -151,19 +155,11 @@ def customer_predictions(
     context: dg.AssetExecutionContext, config: ClvConfig, warehouse: Warehouse
 ):
     """One row per customer with a purchase: P(alive), expected purchases, order value and CLV."""
-    summary_table = ".".join(SUMMARY.path)
     with warehouse.session() as db:
         # each model's fit reads the summary grouped by its own columns (the same fit,
         # forecast.fit_grouped), and the predictions go through it in batches: memory does not
         # grow with the customers
-        purchases = db.frame(
-            f"select {', '.join(PURCHASE_FIT_COLUMNS)}, count(*) as customers "
-            f"from {summary_table} group by all order by all"
-        )
-        spend = db.frame(
-            f"select {', '.join(SPEND_FIT_COLUMNS)}, count(*) as customers "
-            f"from {summary_table} where frequency > 0 group by all order by all"
-        )
+        purchases, spend = _fit_inputs(db)
         as_of_date = read_as_of_date(db)
         # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var.
         # ltv_summary has no overall row when nobody bought (every order refunded): then
@@ -258,7 +254,7 @@ def clv_backtest(
             "group by all order by all"
         )
         # and the fit's input grouped for each model (forecast.fit_grouped)
-        fit_inputs = _calibration_fit_inputs(db)
+        fit_inputs = _fit_inputs(db, "calibration_", "is_in_calibration")
         as_of_date, holdout_start = db.row(
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
         )

@@ -113,42 +113,56 @@ BACKTEST_COLUMNS = (
 )
 
 
-def _fit_inputs(
-    db: WarehouseSession, prefix: str = "", where: str = "true"
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`forecast.fit_grouped`'s ``purchases`` and ``spend``: the summary's
-    ``<prefix><column>`` columns of the rows ``where`` holds, grouped by each model's own.
+def _grouped(
+    db: WarehouseSession, sets: dict[str, tuple[str, ...]], where: str
+) -> dict[str, pd.DataFrame]:
+    """The summary's rows where ``where`` holds, grouped by each named set of columns, each
+    row with its ``customers``: one query (``grouping sets``) for all of them.
 
-    Both come from one query, a ``union all`` of the two groupings told apart by ``part``: on
-    Spark each query is a job of its own, about 1 s at 1M orders (bench/results/spark_1m.md).
+    One query, not one per grouping: on Spark each is a job with its shuffles, about 1 s at 1M
+    orders (bench/results/spark_1m.md). A part's rows come in the order of its columns.
     """
+    every = tuple(dict.fromkeys(column for columns in sets.values() for column in columns))
     table = ".".join(SUMMARY.path)
-    every = tuple(dict.fromkeys(PURCHASE_FIT_COLUMNS + SPEND_FIT_COLUMNS))
+    grouping_sets = ", ".join("(" + ", ".join(columns) + ")" for columns in sets.values())
+    grouped = db.frame(
+        f"select grouping_id({', '.join(every)}) as grouping_set, {', '.join(every)}, "
+        f"count(*) as customers from {table} where {where} "
+        f"group by grouping sets ({grouping_sets}) order by all"
+    )
+    parts = {}
+    for name, columns in sets.items():
+        # grouping_id: a bit per column, the first the highest, set where it is not grouped
+        unused = sum(1 << (len(every) - 1 - i) for i, c in enumerate(every) if c not in columns)
+        rows = grouped.loc[grouped["grouping_set"] == unused, [*columns, "customers"]]
+        rows = rows.reset_index(drop=True)
+        # a column another set leaves null comes back nullable (pandas' Int64, boolean): where
+        # this set has no null in it, it is made a plain numpy column again
+        plain = {
+            c: t.numpy_dtype
+            for c, t in rows.dtypes.items()
+            if hasattr(t, "numpy_dtype") and not rows[c].isna().any()
+        }
+        parts[name] = rows.astype(plain)
+    return parts
 
-    def grouped(part: str, columns: tuple[str, ...], also: str) -> str:
-        named = ", ".join(
-            f"{prefix}{name} as {name}" if name in columns else f"null as {name}" for name in every
-        )
-        keys = ", ".join(f"{prefix}{name}" for name in columns)
-        return (
-            f"select '{part}' as part, {named}, count(*) as customers from {table} "
-            f"where ({where}) and {also} group by {keys}"
-        )
 
-    both = db.frame(
-        f"{grouped('purchases', PURCHASE_FIT_COLUMNS, 'true')} union all "
-        f"{grouped('spend', SPEND_FIT_COLUMNS, f'{prefix}frequency > 0')} "
-        f"order by {', '.join(str(i) for i in range(1, len(every) + 2))}"
+def _fit_inputs(parts: dict[str, pd.DataFrame], prefix: str = "") -> tuple[pd.DataFrame, ...]:
+    """:func:`forecast.fit_grouped`'s ``purchases`` and ``spend`` from :func:`_grouped`'s
+    parts of those names, whose columns are the summary's ``<prefix><column>``."""
+    purchases, spend = parts["purchases"], parts["spend"]
+    spend = spend[spend[f"{prefix}frequency"] > 0].reset_index(drop=True)
+    return tuple(
+        frame.rename(columns=lambda c: c.removeprefix(prefix)) for frame in (purchases, spend)
     )
 
-    def part(name: str, columns: tuple[str, ...]) -> pd.DataFrame:
-        rows = both.loc[both["part"] == name, [*columns, "customers"]].reset_index(drop=True)
-        # a column the other part fills with nulls comes back nullable (pandas' Int64); its
-        # own rows have none, so it is made a plain numpy column again for the fit
-        masked = {c: t.numpy_dtype for c, t in rows.dtypes.items() if hasattr(t, "numpy_dtype")}
-        return rows.astype(masked)
 
-    return part("purchases", PURCHASE_FIT_COLUMNS), part("spend", SPEND_FIT_COLUMNS)
+def _fit_sets(prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """Each model's grouping of the summary's ``<prefix><column>`` columns."""
+    return {
+        "purchases": tuple(prefix + c for c in PURCHASE_FIT_COLUMNS),
+        "spend": tuple(prefix + c for c in SPEND_FIT_COLUMNS),
+    }
 
 
 #: Customers predicted at once: about 0.1 GB of arrays, whatever the shop's size.
@@ -177,7 +191,7 @@ def customer_predictions(
         # each model's fit reads the summary grouped by its own columns (the same fit,
         # forecast.fit_grouped), and the predictions go through it in batches: memory does not
         # grow with the customers
-        purchases, spend = _fit_inputs(db)
+        purchases, spend = _fit_inputs(_grouped(db, _fit_sets(), "true"))
         as_of_date = read_as_of_date(db)
         # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var.
         # ltv_summary has no overall row when nobody bought (every order refunded): then
@@ -266,13 +280,12 @@ def clv_backtest(
     with warehouse.session() as db:
         # grouped: customers with the same history and holdout purchases are one row with a
         # count (the same fit and scores, backtest.backtest), and no customer id crosses over
-        summary = db.frame(
-            f"select {', '.join(BACKTEST_COLUMNS)}, count(*) as customers "
-            f"from {SUMMARY.path[0]}.{SUMMARY.path[1]} where is_in_calibration "
-            "group by all order by all"
+        # and the fit's input grouped for each model (forecast.fit_grouped), in one query
+        parts = _grouped(
+            db, {"scores": BACKTEST_COLUMNS, **_fit_sets("calibration_")}, "is_in_calibration"
         )
-        # and the fit's input grouped for each model (forecast.fit_grouped)
-        fit_inputs = _fit_inputs(db, "calibration_", "is_in_calibration")
+        summary = parts["scores"]
+        fit_inputs = _fit_inputs(parts, "calibration_")
         as_of_date, holdout_start = db.row(
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
         )

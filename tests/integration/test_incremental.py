@@ -168,6 +168,70 @@ def test_a_night_with_late_changed_and_removed_rows_equals_a_fresh_load(
     assert 11 not in customers and predicted <= customers
 
 
+def test_a_night_finds_changes_that_keep_every_days_count_and_totals(
+    workdir, first_night, tmp_path_factory, monkeypatch
+):
+    """The change capture compares the orders of a day only when the day's summary differs:
+    here no day's order count, amount total, cost total or set of customers changes, yet
+    three days' orders do. Two orders of one day swap amounts and costs (1201, 1202), two
+    orders of one day swap customers (302, 402) and two orders swap days (401, 1001). A
+    summary of counts and sums would see nothing; the night must equal a fresh load."""
+    raw = _after_first_night(workdir, first_night)
+    swaps = {
+        "1201,12,2025-05-08T09:00:00Z,completed,500,400,USD": (
+            "1201,12,2025-05-08T09:00:00Z,completed,100,80,USD"
+        ),
+        "1202,12,2025-05-08T15:00:00Z,completed,100,80,USD": (
+            "1202,12,2025-05-08T15:00:00Z,completed,500,400,USD"
+        ),
+        "302,3,2025-02-20T09:00:00Z": "302,4,2025-02-20T09:00:00Z",
+        "402,4,2025-02-20T09:00:00Z": "402,3,2025-02-20T09:00:00Z",
+        "401,4,2025-01-20T09:00:00Z": "401,4,2025-01-31T09:00:00Z",
+        "1001,10,2025-01-31T09:00:00Z": "1001,10,2025-01-20T09:00:00Z",
+    }
+    edited = ORDERS
+    for old, new in swaps.items():
+        assert edited.count(old) == 1
+        edited = edited.replace(old, new)
+    (raw / "orders.csv").write_text(edited)
+    assert run_pipeline().success
+    nightly = _marts_state(workdir / "warehouse.duckdb")
+    orders = {r[0]: r for r in nightly["intermediate.int_orders_valued"]}
+    # (order_id, customer_id, ordered_at, ordered_date, status, amount, cost, ...)
+    assert (orders[1201][5], orders[1202][5]) == (100, 500)
+    assert (orders[302][1], orders[402][1]) == (4, 3)
+    assert (str(orders[401][3]), str(orders[1001][3])) == ("2025-01-31", "2025-01-20")
+
+    fresh = tmp_path_factory.mktemp("fresh")
+    shutil.copytree(raw, fresh / "raw")
+    monkeypatch.setenv("LTV_DATA_DIR", str(fresh))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(fresh / "warehouse.duckdb"))
+    assert run_pipeline().success
+    assert _marts_state(fresh / "warehouse.duckdb") == nightly
+
+
+def test_a_night_with_a_new_default_margin_rate_revalues_the_orders_without_a_cost(
+    workdir, first_night
+):
+    """No file changes, but the margin rate for orders without a cost does: order 103 (80,
+    no cost) is worth 80 x 0.5 = 40 of margin, and the night equals a full refresh with the
+    same rate. Its day's summary differs only through the margin the valuation now gives."""
+    _after_first_night(workdir, first_night)
+    warehouse = workdir / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        (before,) = con.execute(
+            "select gross_margin from intermediate.int_orders_valued where order_id = 103"
+        ).fetchone()
+    assert before == pytest.approx(80 * 0.35)
+    assert run_pipeline(dbt_vars={"default_margin_rate": 0.5}).success
+    nightly = _marts_state(warehouse)
+    orders = {r[0]: r for r in nightly["intermediate.int_orders_valued"]}
+    assert orders[103][-1] == pytest.approx(40.0)
+    assert orders[101][-1] == pytest.approx(100 - 60)  # a cost: the rate does not apply
+    assert run_pipeline(full_refresh=True, dbt_vars={"default_margin_rate": 0.5}).success
+    assert _marts_state(warehouse) == nightly
+
+
 def test_drift_between_orders_and_the_raw_layer_fails_a_test_and_the_next_night_mends_it(
     workdir, first_night
 ):
@@ -262,32 +326,39 @@ def _compiled_test(run_id: str, test: str) -> str:
     return path.read_text()
 
 
-def test_a_nights_uniqueness_test_groups_the_touched_customers_alone(workdir, first_night):
-    """On a night, the uniqueness test of an appended per-customer model groups only the
-    customers the night rewrote (the rest are the last build's rows, unique then); a full
+@pytest.mark.parametrize(
+    ("test", "table", "key", "touched", "untouched"),
+    [
+        # a per-customer model appended from the touched customers: customer 5 bought again
+        ("int_purchases_grouped_customer_day_unique", "int_purchases_grouped", "customer_id", 5, 3),
+        # the orders, merged by the touched orders: 1401 is the night's new order
+        ("int_orders_valued_order_id_unique", "int_orders_valued", "order_id", 1401, 302),
+    ],
+)
+def test_a_nights_uniqueness_test_groups_the_touched_rows_alone(
+    workdir, first_night, test, table, key, touched, untouched
+):
+    """On a night, the uniqueness test of a model the night rewrote for the touched orders
+    only groups the rows it rewrote (the rest are the last build's rows, unique then); a full
     build, or the test run on its own, groups every row. Shown by running the SQL each build
-    ran against duplicates planted afterwards: one of a customer the night touched (5) and one
-    of a customer it did not (3)."""
+    ran against duplicates planted afterwards: one row the night touched and one it did not."""
     raw = _after_first_night(workdir, first_night)
     warehouse = str(workdir / "warehouse.duckdb")
     (raw / "orders.csv").write_text(ORDERS + "1401,5,2025-06-21T10:00:00Z,completed,45,20,USD\n")
     night = run_pipeline()
     assert night.success
-    test = "int_purchases_grouped_customer_day_unique"
     nightly_sql = _compiled_test(night.run_id, test)
     assert "orders_touched" in nightly_sql
-    table = "intermediate.int_purchases_grouped"
+    table = f"intermediate.{table}"
 
-    def one_row_of(customer: int) -> str:
-        return f"(from {table} where customer_id = {customer} limit 1)"
+    def plant_duplicates(con) -> None:
+        for value in (untouched, touched):
+            con.execute(f"insert into {table} (from {table} where {key} = {value} limit 1)")
 
     with duckdb.connect(warehouse) as con:
         assert con.execute(nightly_sql).fetchall() == []
-        for customer in (3, 5):
-            con.execute(
-                f"insert into {table} (from {table} where customer_id = {customer} limit 1)"
-            )
-        assert {row[0] for row in con.execute(nightly_sql).fetchall()} == {5}
+        plant_duplicates(con)
+        assert {row[0] for row in con.execute(nightly_sql).fetchall()} == {touched}
 
     # the test on its own (another invocation) groups every row: both duplicates
     select = ["--select", test, "--quiet"]
@@ -297,8 +368,5 @@ def test_a_nights_uniqueness_test_groups_the_touched_customers_alone(workdir, fi
     assert full.success
     full_sql = _compiled_test(full.run_id, test)
     with duckdb.connect(warehouse) as con:
-        for customer in (3, 5):
-            con.execute(
-                f"insert into {table} (from {table} where customer_id = {customer} limit 1)"
-            )
-        assert {row[0] for row in con.execute(full_sql).fetchall()} == {3, 5}
+        plant_duplicates(con)
+        assert {row[0] for row in con.execute(full_sql).fetchall()} == {touched, untouched}

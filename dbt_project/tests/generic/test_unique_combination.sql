@@ -1,14 +1,15 @@
 {#- Fails for each combination of columns that appears more than once (dbt_utils' test, which
     cannot be installed without the dbt hub).
 
-    touched_only, for a per-customer model kept by delete_touched_customers() (the columns
-    include customer_id): when this very invocation built the model incrementally, only the
-    touched customers' rows are grouped. The others are the rows of the last build, unique
-    then, and a duplicate always shares its customer_id, so this finds every duplicate while
-    grouping a night's customers instead of all history (76M customer-months at 100M orders,
-    where the full group ran out of a 3.5 GiB DuckDB limit). Any other build (full, Spark,
-    `ltv dbt test` on its own) groups every row. -#}
-{% test unique_combination(model, columns, touched_only=false) %}
+    touched_only, for a model a night rewrites for the touched orders only (the per-customer
+    models of delete_touched_customers(), whose columns include customer_id, and
+    int_orders_valued, keyed by order_id): when this very invocation built the model
+    incrementally, only the rows whose touched_key is among the touched orders' are grouped.
+    The others are the rows of the last build, unique then, and a duplicate always shares its
+    touched_key, so this finds every duplicate while grouping a night's rows instead of all
+    history (76M customer-months at 100M orders, where the full group ran out of a 3.5 GiB
+    DuckDB limit). Any other build (full, Spark, `ltv dbt test` on its own) groups every row. -#}
+{% test unique_combination(model, columns, touched_only=false, touched_key='customer_id') %}
 {%- set builds = none -%}
 {%- if touched_only and target.type != 'spark' and execute -%}
     {%- set builds = adapter.get_relation(
@@ -19,7 +20,7 @@ select {{ columns | join(', ') }}, count(*) as copies
 from {{ model }}
 {%- if builds %}
 where
-    customer_id in (select customer_id from {{ orders_touched_relation() }})
+    {{ touched_key }} in (select {{ touched_key }} from {{ orders_touched_relation() }})
     or not exists (
         select 1 from {{ builds }}
         where model_name = '{{ model.identifier }}' and invocation_id = '{{ invocation_id }}'

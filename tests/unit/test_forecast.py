@@ -147,6 +147,28 @@ def _grouped_for_each_model(customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
     )
 
 
+def test_group_for_fit_sums_the_counts_of_each_models_groups(summary):
+    """forecast.group_for_fit (the backtest regroups its summary with it) gives the tables
+    pandas groups here by hand, from one row per customer and from a summary grouped by more
+    columns with counts (the counts of rows that fall in one model group are added up)."""
+    cols = ["frequency", "recency_days", "t_days", "monetary_value"]
+    rng = np.random.default_rng(3)
+    each = summary.loc[summary.index.repeat(rng.integers(1, 4, len(summary))), cols]
+    each = each.reset_index(drop=True)
+    purchases, spend = _grouped_for_each_model(each)
+    got = forecast.group_for_fit(*(each[c] for c in cols))
+    pd.testing.assert_frame_equal(got[0], purchases, check_dtype=False)
+    pd.testing.assert_frame_equal(got[1], spend, check_dtype=False)
+    # grouped by a fifth column too (as the backtest's summary is, by holdout purchases):
+    # several rows per model group, whose counts must be added
+    wider = each.assign(extra=rng.integers(0, 3, len(each)))
+    counted = wider.groupby([*cols, "extra"], as_index=False, dropna=False).size()
+    assert len(counted) > len(purchases)
+    got = forecast.group_for_fit(*(counted[c] for c in cols), counted["size"])
+    pd.testing.assert_frame_equal(got[0], purchases, check_dtype=False)
+    pd.testing.assert_frame_equal(got[1], spend, check_dtype=False)
+
+
 def test_historical_average_is_the_rate_so_far():
     got = backtest.historical_average(np.array([0, 2, 3]), np.array([10.0, 100.0, 0.0]), 50.0)
     np.testing.assert_allclose(got, [0.0, 1.0, 0.0])

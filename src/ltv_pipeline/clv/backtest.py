@@ -25,7 +25,7 @@ from ltv_pipeline.clv.forecast import (
     CustomerModels,
     ModelNotFitted,
     fit_grouped,
-    fit_models,
+    group_for_fit,
     model_arrays,
 )
 
@@ -277,30 +277,26 @@ def backtest(
     calibration history to predict from). A ``customers`` column, if any, counts the
     customers each row stands for (the summary grouped by every column it has: the same fit
     and scores as one row per customer, :func:`forecast.fit_models` and :func:`score`).
-    ``fit_inputs``, if given, are the same customers' calibration history grouped for each
-    model, :func:`forecast.fit_grouped`'s ``purchases`` and ``spend``: the same fit from
-    fewer rows. Raises :class:`ModelNotFitted` like :func:`fit_models`.
+    The fit reads ``fit_inputs``, the same customers' calibration history grouped for each
+    model (:func:`forecast.fit_grouped`'s ``purchases`` and ``spend``); by default the summary
+    regrouped so (:func:`forecast.group_for_fit`): the same fit from fewer rows. Raises
+    :class:`ModelNotFitted` like :func:`fit_models`.
     """
     cal = summary[summary["is_in_calibration"].astype(bool)]
     if cal.empty:
         raise ModelNotFitted("no customer bought before the holdout")
     customers = cal["customers"] if "customers" in cal.columns else None
-    if fit_inputs is not None:
-        models = fit_grouped(
-            *fit_inputs,
-            time_unit_days=time_unit_days,
-            min_repeat_customers=min_repeat_customers,
-        )
-    else:
-        models = fit_models(
+    if fit_inputs is None:
+        fit_inputs = group_for_fit(
             cal["calibration_frequency"],
             cal["calibration_recency_days"],
             cal["calibration_t_days"],
             cal["calibration_monetary_value"],
             customers,
-            time_unit_days=time_unit_days,
-            min_repeat_customers=min_repeat_customers,
         )
+    models = fit_grouped(
+        *fit_inputs, time_unit_days=time_unit_days, min_repeat_customers=min_repeat_customers
+    )
     x, tx, T = model_arrays(
         cal["calibration_frequency"],
         cal["calibration_recency_days"],

@@ -107,6 +107,36 @@ def fit_models(
     )
 
 
+def group_for_fit(
+    frequency: pd.Series,
+    recency_days: pd.Series,
+    t_days: pd.Series,
+    monetary_value: pd.Series,
+    customers: pd.Series | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`fit_grouped`'s ``purchases`` and ``spend`` from a summary of one row per
+    customer, or per group of customers with equal values (``customers`` counts them).
+
+    A summary grouped by more columns than a model reads (the backtest's, by its holdout
+    purchases too) has several rows for one of that model's groups: regrouped, the fit reads
+    fewer rows and gives the same parameters.
+    """
+    counts = np.ones(len(frequency)) if customers is None else customers.to_numpy()
+    frame = pd.DataFrame(
+        {
+            "frequency": frequency.to_numpy(),
+            "recency_days": recency_days.to_numpy(),
+            "t_days": t_days.to_numpy(),
+            "monetary_value": monetary_value.to_numpy(),
+            "customers": counts,
+        }
+    )
+    purchases = frame.groupby(["frequency", "recency_days", "t_days"], as_index=False)
+    repeat = frame[frame["frequency"] > 0]
+    spend = repeat.groupby(["frequency", "monetary_value"], as_index=False)
+    return purchases["customers"].sum(), spend["customers"].sum()
+
+
 def fit_grouped(
     purchases: pd.DataFrame,
     spend: pd.DataFrame,

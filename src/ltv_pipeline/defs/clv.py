@@ -113,22 +113,21 @@ BACKTEST_COLUMNS = (
 )
 
 
-def _grouped(
-    db: WarehouseSession, sets: dict[str, tuple[str, ...]], where: str
-) -> dict[str, pd.DataFrame]:
-    """The summary's rows where ``where`` holds, grouped by each named set of columns, each
-    row with its ``customers``: one query (``grouping sets``) for all of them.
+def _fit_inputs(db: WarehouseSession) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`forecast.fit_grouped`'s ``purchases`` and ``spend``: the summary grouped by each
+    model's columns, each row with its ``customers``, from one query (``grouping sets``).
 
-    One query, not one per grouping: on Spark each is a job with its shuffles, about 1 s at 1M
-    orders (bench/results/spark_1m.md). A part's rows come in the order of its columns.
+    One query, not one per model: on Spark each query is a job with its shuffles (at 1M orders
+    two queries made the step slower than the one grouping of all four columns before). Each
+    part's rows come in the order of its columns.
     """
-    every = tuple(dict.fromkeys(column for columns in sets.values() for column in columns))
-    table = ".".join(SUMMARY.path)
-    grouping_sets = ", ".join("(" + ", ".join(columns) + ")" for columns in sets.values())
+    every = tuple(dict.fromkeys(PURCHASE_FIT_COLUMNS + SPEND_FIT_COLUMNS))
+    sets = {"purchases": PURCHASE_FIT_COLUMNS, "spend": SPEND_FIT_COLUMNS}
     grouped = db.frame(
         f"select grouping_id({', '.join(every)}) as grouping_set, {', '.join(every)}, "
-        f"count(*) as customers from {table} where {where} "
-        f"group by grouping sets ({grouping_sets}) order by all"
+        f"count(*) as customers from {'.'.join(SUMMARY.path)} group by grouping sets "
+        f"({', '.join('(' + ', '.join(columns) + ')' for columns in sets.values())}) "
+        "order by all"
     )
     parts = {}
     for name, columns in sets.items():
@@ -136,33 +135,16 @@ def _grouped(
         unused = sum(1 << (len(every) - 1 - i) for i, c in enumerate(every) if c not in columns)
         rows = grouped.loc[grouped["grouping_set"] == unused, [*columns, "customers"]]
         rows = rows.reset_index(drop=True)
-        # a column another set leaves null comes back nullable (pandas' Int64, boolean): where
-        # this set has no null in it, it is made a plain numpy column again
+        # a column the other set leaves null comes back nullable (pandas' Int64): where this
+        # set has no null in it, it is made a plain numpy column again
         plain = {
             c: t.numpy_dtype
             for c, t in rows.dtypes.items()
             if hasattr(t, "numpy_dtype") and not rows[c].isna().any()
         }
         parts[name] = rows.astype(plain)
-    return parts
-
-
-def _fit_inputs(parts: dict[str, pd.DataFrame], prefix: str = "") -> tuple[pd.DataFrame, ...]:
-    """:func:`forecast.fit_grouped`'s ``purchases`` and ``spend`` from :func:`_grouped`'s
-    parts of those names, whose columns are the summary's ``<prefix><column>``."""
-    purchases, spend = parts["purchases"], parts["spend"]
-    spend = spend[spend[f"{prefix}frequency"] > 0].reset_index(drop=True)
-    return tuple(
-        frame.rename(columns=lambda c: c.removeprefix(prefix)) for frame in (purchases, spend)
-    )
-
-
-def _fit_sets(prefix: str = "") -> dict[str, tuple[str, ...]]:
-    """Each model's grouping of the summary's ``<prefix><column>`` columns."""
-    return {
-        "purchases": tuple(prefix + c for c in PURCHASE_FIT_COLUMNS),
-        "spend": tuple(prefix + c for c in SPEND_FIT_COLUMNS),
-    }
+    spend = parts["spend"]
+    return parts["purchases"], spend[spend["frequency"] > 0].reset_index(drop=True)
 
 
 #: Customers predicted at once: about 0.1 GB of arrays, whatever the shop's size.
@@ -191,7 +173,7 @@ def customer_predictions(
         # each model's fit reads the summary grouped by its own columns (the same fit,
         # forecast.fit_grouped), and the predictions go through it in batches: memory does not
         # grow with the customers
-        purchases, spend = _fit_inputs(_grouped(db, _fit_sets(), "true"))
+        purchases, spend = _fit_inputs(db)
         as_of_date = read_as_of_date(db)
         # the margin rate is defined once, in ltv_summary; the discount rate is a dbt var.
         # ltv_summary has no overall row when nobody bought (every order refunded): then
@@ -280,12 +262,13 @@ def clv_backtest(
     with warehouse.session() as db:
         # grouped: customers with the same history and holdout purchases are one row with a
         # count (the same fit and scores, backtest.backtest), and no customer id crosses over
-        # and the fit's input grouped for each model (forecast.fit_grouped), in one query
-        parts = _grouped(
-            db, {"scores": BACKTEST_COLUMNS, **_fit_sets("calibration_")}, "is_in_calibration"
+        # (the fit regroups it for each model in pandas, forecast.group_for_fit: on Spark a
+        # second grouping in the query made the step 1.4-2.4 s slower at 1M orders)
+        summary = db.frame(
+            f"select {', '.join(BACKTEST_COLUMNS)}, count(*) as customers "
+            f"from {SUMMARY.path[0]}.{SUMMARY.path[1]} where is_in_calibration "
+            "group by all order by all"
         )
-        summary = parts["scores"]
-        fit_inputs = _fit_inputs(parts, "calibration_")
         as_of_date, holdout_start = db.row(
             "select as_of_date, holdout_start_date from intermediate.int_reporting_window"
         )
@@ -298,7 +281,6 @@ def clv_backtest(
         result = backtest.backtest(
             summary,
             holdout_days,
-            fit_inputs=fit_inputs,
             time_unit_days=config.time_unit_days,
             min_repeat_customers=config.min_repeat_customers,
         )

@@ -257,11 +257,14 @@ select
     order_status = 'completed' as is_purchase,
     order_cost is null as is_cost_imputed,
     case when order_status = 'completed' then order_amount else 0 end as net_revenue,
-    case
-        when order_status <> 'completed' then 0
-        when order_cost is not null then order_amount - order_cost
-        else order_amount * {{default_margin_rate}}
-    end as gross_margin
+    -- typed decimal(21,4) whatever the rate's literal, as the pipeline's order_gross_margin
+    cast(
+        case
+            when order_status <> 'completed' then 0
+            when order_cost is not null then order_amount - order_cost
+            else order_amount * {{default_margin_rate}}
+        end as decimal(21, 4)
+    ) as gross_margin
 from orders;
 
 -- purchases: completed orders of one customer on one UTC day, up to as_of_date
@@ -273,10 +276,12 @@ select
     any_value(country_code) as country_code,
     sum(order_amount) as net_revenue,
     sum(
-        case
-            when order_cost is not null then order_amount - order_cost
-            else order_amount * {{default_margin_rate}}
-        end
+        cast(
+            case
+                when order_cost is not null then order_amount - order_cost
+                else order_amount * {{default_margin_rate}}
+            end as decimal(21, 4)
+        )
     ) as gross_margin
 from orders
 where order_status = 'completed'

@@ -133,6 +133,16 @@ def _marts_state(path) -> dict[str, list[tuple]]:
         }
 
 
+def _fresh_load_state(raw, tmp_path_factory, monkeypatch) -> dict[str, list[tuple]]:
+    """:func:`_marts_state` after a first run on a copy of ``raw`` into a new warehouse."""
+    fresh = tmp_path_factory.mktemp("fresh")
+    shutil.copytree(raw, fresh / "raw")
+    monkeypatch.setenv("LTV_DATA_DIR", str(fresh))
+    monkeypatch.setenv("LTV_DUCKDB_PATH", str(fresh / "warehouse.duckdb"))
+    assert run_pipeline().success
+    return _marts_state(fresh / "warehouse.duckdb")
+
+
 def test_a_night_with_late_changed_and_removed_rows_equals_a_fresh_load(
     workdir, first_night, tmp_path_factory, monkeypatch
 ):
@@ -153,12 +163,7 @@ def test_a_night_with_late_changed_and_removed_rows_equals_a_fresh_load(
     assert run_pipeline().success
     nightly = _marts_state(workdir / "warehouse.duckdb")
 
-    fresh = tmp_path_factory.mktemp("fresh")
-    shutil.copytree(raw, fresh / "raw")
-    monkeypatch.setenv("LTV_DATA_DIR", str(fresh))
-    monkeypatch.setenv("LTV_DUCKDB_PATH", str(fresh / "warehouse.duckdb"))
-    assert run_pipeline().success
-    assert _marts_state(fresh / "warehouse.duckdb") == nightly
+    assert _fresh_load_state(raw, tmp_path_factory, monkeypatch) == nightly
 
     orders = {r[0]: r for r in nightly["intermediate.int_orders_valued"]}
     assert orders[101][5] == 999 and 202 not in orders and 1101 not in orders
@@ -202,12 +207,7 @@ def test_a_night_finds_changes_that_keep_every_days_count_and_totals(
     assert (orders[302][1], orders[402][1]) == (4, 3)
     assert (str(orders[401][3]), str(orders[1001][3])) == ("2025-01-31", "2025-01-20")
 
-    fresh = tmp_path_factory.mktemp("fresh")
-    shutil.copytree(raw, fresh / "raw")
-    monkeypatch.setenv("LTV_DATA_DIR", str(fresh))
-    monkeypatch.setenv("LTV_DUCKDB_PATH", str(fresh / "warehouse.duckdb"))
-    assert run_pipeline().success
-    assert _marts_state(fresh / "warehouse.duckdb") == nightly
+    assert _fresh_load_state(raw, tmp_path_factory, monkeypatch) == nightly
 
 
 def test_a_night_with_a_new_default_margin_rate_revalues_the_orders_without_a_cost(

@@ -13,7 +13,8 @@
     model is summed up: its orders and the sum of a hash of every compared column (the gross
     margin as the valuation would now give it on the staged side). A group by day is a scan,
     where comparing order by order is a join of every order with its stored row: at 100M
-    orders the join and the delete of gone orders took 48 s of a 470 s night. Then only the
+    orders the model (the join, the merge and the delete of gone orders) took 55.5 s of a
+    467 s night (bench/results/pipeline_100m.md). Then only the
     days whose sums differ are compared order by order, as before. A changed order changes
     the sum of the day it is now on (its row there is new: an order id is unique on both
     sides); a gone order, of the day it was on. Two different days with equal counts and equal

@@ -121,10 +121,12 @@ def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir,
 
 
 def _marts_state(path) -> dict[str, list[tuple]]:
-    """Every intermediate and mart table, sorted (what a night must equal)."""
+    """Every intermediate and mart table and view, sorted (what a night must equal)."""
     with duckdb.connect(str(path), read_only=True) as con:
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ('intermediate', 'marts') union all "
+            "select schema_name, view_name from duckdb_views() "
             "where schema_name in ('intermediate', 'marts') order by all"
         ).fetchall()
         return {

@@ -595,6 +595,14 @@ def test_orders_on_one_day_are_one_purchase(workdir):
         "select customer_id, purchases, average_purchase_value from marts.customers order by 1",
     )
     assert purchases == [(1, 2, 47.0), (2, 1, 25.0)]
+    # a backfill regroups the spells' months from the purchases: once, into a table
+    assert _query(workdir / "warehouse.duckdb", _SPELLS_TYPE) == [("BASE TABLE",)]
+
+
+_SPELLS_TYPE = (
+    "select table_type from information_schema.tables "
+    "where table_schema = 'intermediate' and table_name = 'int_customer_spells_classified'"
+)
 
 
 #: Purchase days of a hand-made shop whose spells end on the edges that month arithmetic gets
@@ -665,6 +673,7 @@ def test_spells_at_the_edges_match_the_reference_day_by_day(churn_days, tmp_path
     assert as_of == dt.date(2025, 6, 15)
 
     assert _churn_and_cohorts_match(warehouse, ref) >= 4, "the shop is made to churn"
+    assert _query(warehouse, _SPELLS_TYPE) == [("VIEW",)]  # its readers do its arithmetic
 
     # the reference's customer-months, decided day by day
     _, purchases, _, _ = load_reference(tmp_path / "raw", Params(churn_days=churn_days))

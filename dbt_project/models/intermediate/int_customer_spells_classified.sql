@@ -15,6 +15,13 @@
     Purchases are purchase days (int_purchases_grouped). The months and their neighbours come
     from int_purchase_months_grouped, kept up to date from the night's orders; a backfill (var
     as_of_date set) computes them from the purchases up to that date with the same macro. -#}
+{#- A view on DuckDB (unlike the other intermediate models): every column is row-wise
+    arithmetic on one row of int_purchase_months_grouped, so its five readers scan that table
+    instead of this model writing 7.6M rows each night (10M orders; bench/results). A table on
+    Spark, and for a backfill, whose months are regrouped from the purchases. -#}
+{{ config(
+    materialized='view' if target.type == 'duckdb' and not as_of_date_is_set() else 'table'
+) }}
 -- depends_on: {{ ref('int_purchases_grouped') }}
 -- depends_on: {{ ref('int_purchase_months_grouped') }}
 with

@@ -333,6 +333,14 @@ def _compiled_test(run_id: str, test: str) -> str:
     [
         # a per-customer model appended from the touched customers: customer 5 bought again
         ("int_purchases_grouped_customer_day_unique", "int_purchases_grouped", "customer_id", 5, 3),
+        # one row per customer, the same way
+        (
+            "int_customer_purchases_accumulated_customer_id_unique",
+            "int_customer_purchases_accumulated",
+            "customer_id",
+            5,
+            3,
+        ),
         # the orders, merged by the touched orders: 1401 is the night's new order
         ("int_orders_valued_order_id_unique", "int_orders_valued", "order_id", 1401, 302),
     ],

@@ -20,10 +20,17 @@ reporting_window as (
 
 ),
 
+{#- the columns used, not spells.*: DuckDB materializes this CTE for its four readers
+    (7.6M rows at 10M orders; 1.86 s instead of 2.3 s) -#}
 spells as (
 
     select
-        spells.*,
+        spells.cohort_month,
+        spells.is_new,
+        spells.months_since_acquisition,
+        spells.month_number,
+        spells.active_at_end_until,
+        spells.churned_month_number,
         reporting_window.window_end_number,
         customers.acquisition_channel,
         customers.country_code,

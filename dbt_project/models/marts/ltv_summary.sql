@@ -12,13 +12,16 @@ reporting_window as (
 
 {#- Each (channel, country) cell's sums first, then the segments from the cells: the segments
     are unions of cells, and every sum here is of integers or decimals, so this is exact and
-    joins 4.2M customers once instead of three times (at 10M orders 1.4 s -> 0.3 s). -#}
+    joins 4.2M customers once instead of three times (at 10M orders 1.4 s -> 0.3 s). Customers
+    are counted on the customers side: with every aggregate on the windows side, DuckDB 2.0
+    pre-groups the windows by customer_id before the join, a key that is already unique
+    (10M orders: 1.24 s instead of 0.36 s for this model). -#}
 cells as (
 
     select
         customers.acquisition_channel,
         customers.country_code,
-        count(*) as customers,
+        count(customers.customer_id) as customers,
         sum(case when windows.window_purchases > 0 then 1 else 0 end) as window_customers,
         sum(windows.window_purchases) as window_purchases,
         sum(windows.window_net_revenue) as window_net_revenue,

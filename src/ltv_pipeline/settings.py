@@ -87,8 +87,13 @@ def warehouse() -> str:
 
 
 def dbt_executable() -> Path:
-    """The dbt installed beside this Python, so a venv works without being on PATH."""
-    return Path(sys.executable).with_name("dbt")
+    """The dbt installed beside this Python, so a venv works without being on PATH.
+
+    That is ``ltv-dbt`` (dbt's own command line, exiting without the interpreter's teardown:
+    :func:`ltv_pipeline.cli.dbt_entry`) where the install has made it, else dbt's ``dbt``.
+    """
+    quick = Path(sys.executable).with_name("ltv-dbt")
+    return quick if quick.exists() else Path(sys.executable).with_name("dbt")
 
 
 MEMORY_LIMIT_ENV = "LTV_DUCKDB_MEMORY_LIMIT"

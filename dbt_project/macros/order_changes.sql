@@ -196,3 +196,77 @@
 
 {#- Which model the last incremental build of each was, by dbt invocation. -#}
 {% macro incremental_builds_relation() -%}ltv_state.incremental_builds{%- endmacro %}
+
+{#- For a per-customer model that depends on as_of_date only through month-level values (the
+    as-of month, the LTV window's months, the churn setting: window_build_key()), kept on DuckDB
+    as delete and append. Each build's key is noted in ltv_state.month_builds (post-hook
+    note_month_build()). A night whose key equals the last build's recomputes only the
+    touched customers (ltv_state.orders_touched): every other customer's row depends on
+    nothing that changed. Any other night (the first of a new month, the window's end moving on
+    a month's last day, a new churn setting, after a backfill or with no key noted) deletes
+    every row, and the model appends every customer. -#}
+{% macro month_builds_relation() -%}ltv_state.month_builds{%- endmacro %}
+
+{#- The key, from int_reporting_window: everything of as_of_date the customer windows read. A
+    backfill's key names its date, so no later build takes its rows as current. -#}
+{% macro window_build_key(reporting_window) -%}
+    (
+        select {{ dbt.concat([
+            "cast(" ~ month_number('as_of_date') ~ " as " ~ dbt.type_string() ~ ")",
+            "'|'",
+            "cast(" ~ month_number('window_start') ~ " as " ~ dbt.type_string() ~ ")",
+            "'|'",
+            "cast(" ~ month_number('window_end') ~ " as " ~ dbt.type_string() ~ ")",
+            "'|" ~ churn_inactivity_days() ~ "|'",
+            ("cast(as_of_date as " ~ dbt.type_string() ~ ")") if as_of_date_is_set() else "'latest'",
+        ]) }}
+        from {{ reporting_window }}
+    )
+{%- endmacro %}
+
+{#- Whether the last build of this model had the key ``build_key``. -#}
+{% macro is_same_month_build(build_key) -%}
+    exists (
+        select 1 from {{ month_builds_relation() }} as builds
+        where builds.model_name = '{{ this.identifier }}' and builds.build_key = {{ build_key }}
+    )
+{%- endmacro %}
+
+{#- Pre-hook: deletes the customers the model is about to append. -#}
+{% macro delete_customers_to_recompute(build_key) -%}
+    {%- if target.type == 'spark' or not is_incremental() -%}
+        select 1
+    {%- else -%}
+        create schema if not exists ltv_state;
+        create table if not exists {{ month_builds_relation() }} (
+            model_name varchar, build_key varchar
+        );
+        delete from {{ this }}
+        where
+            customer_id in (select customer_id from {{ orders_touched_relation() }})
+            or not {{ is_same_month_build(build_key) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The model's filter on an incremental build: the customers the pre-hook deleted. -#}
+{% macro customers_to_recompute(build_key) -%}
+    (
+        customer_id in (select customer_id from {{ orders_touched_relation() }})
+        or not {{ is_same_month_build(build_key) }}
+    )
+{%- endmacro %}
+
+{#- Post-hook of every DuckDB build (full, incremental or backfill): notes its key. -#}
+{% macro note_month_build(build_key) -%}
+    {%- if target.type == 'spark' -%}
+        select 1
+    {%- else -%}
+        create schema if not exists ltv_state;
+        create table if not exists {{ month_builds_relation() }} (
+            model_name varchar, build_key varchar
+        );
+        delete from {{ month_builds_relation() }} where model_name = '{{ this.identifier }}';
+        insert into {{ month_builds_relation() }}
+        select '{{ this.identifier }}', {{ build_key }}
+    {%- endif -%}
+{%- endmacro %}

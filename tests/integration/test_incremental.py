@@ -120,6 +120,68 @@ def test_customer_totals_are_updated_only_for_customers_with_new_orders(workdir,
         assert sorted(con.execute(query).fetchall()) == [(3, 3, 200), (4, 5, 150), (5, 2, 165)]
 
 
+def test_customer_windows_recompute_the_touched_customers_in_a_month_and_all_in_a_new_one(
+    workdir, first_night
+):
+    """The customer windows depend on as_of_date only through its month, the window's months
+    and the churn setting: a night in the same month recomputes the touched customers alone
+    (an untouched customer's marked row stays), and a night with a new churn setting or in a
+    new month recomputes everyone (the mark goes). Values worked out from the fixture's orders
+    by hand; the default window is the 12 months before the as-of month."""
+    raw = _after_first_night(workdir, first_night)
+    warehouse = str(workdir / "warehouse.duckdb")
+    table = "intermediate.int_customer_windows_aggregated"
+    query = (
+        f"select customer_id, purchases, net_revenue, window_purchases, window_net_revenue "
+        f"from {table} where customer_id in (3, 5) order by customer_id"
+    )
+
+    def mark_customer_3() -> None:
+        with duckdb.connect(warehouse) as con:
+            con.execute(f"update {table} set net_revenue = 999 where customer_id = 3")
+
+    # as of 2025-07-03: customer 3 bought 60 + 40 (Feb) and 100 (May), customer 5 120 (Jun 5)
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert con.execute(query).fetchall() == [(3, 3, 200, 3, 200), (5, 1, 120, 1, 120)]
+    mark_customer_3()
+
+    # same month (as of Jul 4): customer 5 buys 45; the window still ends on Jul 1
+    orders = ORDERS + "1401,5,2025-07-04T10:00:00Z,completed,45,20,USD\n"
+    (raw / "orders.csv").write_text(orders)
+    assert run_pipeline().success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert con.execute(query).fetchall() == [(3, 3, 999, 3, 200), (5, 2, 165, 1, 120)]
+
+    # the same day with another churn setting: every row is recomputed
+    assert run_pipeline(dbt_vars={"churn_inactivity_days": 60}).success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert con.execute(query).fetchall() == [(3, 3, 200, 3, 200), (5, 2, 165, 1, 120)]
+    mark_customer_3()
+
+    # a new month (as of Aug 1): every row again; the window now ends on Aug 1
+    orders += "1402,5,2025-08-01T10:00:00Z,completed,10,5,USD\n"
+    (raw / "orders.csv").write_text(orders)
+    assert run_pipeline(dbt_vars={"churn_inactivity_days": 60}).success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert con.execute(query).fetchall() == [(3, 3, 200, 3, 200), (5, 3, 175, 2, 165)]
+        nightly = con.execute(f"select * from {table} order by all").fetchall()
+
+    assert run_pipeline(full_refresh=True, dbt_vars={"churn_inactivity_days": 60}).success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert con.execute(f"select * from {table} order by all").fetchall() == nightly
+
+    # a backfill in the month of the next night leaves its own rows (without the Aug 5 order);
+    # the night after it, with no new order, recomputes everyone rather than keep them
+    orders += "1403,5,2025-08-05T10:00:00Z,completed,7,3,USD\n"
+    (raw / "orders.csv").write_text(orders)
+    churn = {"churn_inactivity_days": 60}
+    customer_5 = f"select purchases, net_revenue from {table} where customer_id = 5"
+    for as_of, expected in ((None, (4, 182)), ("2025-08-02", (3, 175)), (None, (4, 182))):
+        assert run_pipeline(as_of_date=as_of, dbt_vars=churn).success
+        with duckdb.connect(warehouse, read_only=True) as con:
+            assert con.execute(customer_5).fetchall() == [expected], as_of
+
+
 def _marts_state(path) -> dict[str, list[tuple]]:
     """Every intermediate and mart table and view, sorted (what a night must equal)."""
     with duckdb.connect(str(path), read_only=True) as con:

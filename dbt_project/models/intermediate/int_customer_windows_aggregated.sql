@@ -2,7 +2,26 @@
     purchases, net revenue and gross margin in the LTV lookback window, and the months they
     were active in it (active at the start or buying: ARPU's denominator), the window's share
     of each spell's listed months (int_customer_spells_classified); and the customer's purchase
-    totals up to as_of_date from the same spells, which marts.customers reads. -#}
+    totals up to as_of_date from the same spells, which marts.customers reads.
+    A customer's row depends on as_of_date only through month-level values (the as-of month
+    the spells are listed up to, the window's months): on DuckDB a night in the same month
+    recomputes the touched customers alone, and the first night of a month everyone (macro
+    delete_customers_to_recompute). A table on Spark, which has no delete, and for a backfill. -#}
+{%- set reporting_window = ref('int_reporting_window') -%}
+{%- set build_key = window_build_key(reporting_window) -%}
+{%- set rebuilt = target.type == 'spark' or as_of_date_is_set() -%}
+{{
+    config(
+        materialized='table' if rebuilt else 'incremental',
+        incremental_strategy=none if rebuilt else 'append',
+        on_schema_change='fail',
+        pre_hook=(
+            "select 1" if rebuilt else "{{ delete_customers_to_recompute("
+            ~ "window_build_key(ref('int_reporting_window'))) }}"
+        ),
+        post_hook="{{ note_month_build(window_build_key(ref('int_reporting_window'))) }}",
+    )
+}}
 with
 
 reporting_window as (
@@ -26,6 +45,9 @@ spells as (
 
     from {{ ref('int_customer_spells_classified') }} as spells
     cross join reporting_window
+    {% if is_incremental() %}
+        where {{ customers_to_recompute(build_key) }}
+    {% endif %}
 
 ),
 

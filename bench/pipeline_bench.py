@@ -42,7 +42,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -67,9 +67,13 @@ STAGES = {
 
 GENERATE = """
 import json, sys, time
+from datetime import date
 from pathlib import Path
 from ltv_pipeline.sample.generate import generate_shop
-s = generate_shop(Path(sys.argv[1]), orders=int(sys.argv[2]), fmt="parquet", seed=int(sys.argv[3]))
+window = {"end_date": date.fromisoformat(sys.argv[4])} if sys.argv[4:] else {}
+s = generate_shop(
+    Path(sys.argv[1]), orders=int(sys.argv[2]), fmt="parquet", seed=int(sys.argv[3]), **window
+)
 print(json.dumps({"customers": s.customers, "orders": s.orders, "seconds": s.seconds}))
 """
 
@@ -281,6 +285,7 @@ def bench_size(
     pandas_budget: float,
     run_names: tuple[str, ...] = RUNS,
     baseline_runs: int = 2,
+    end_date: str | None = None,
 ) -> dict:
     say = lambda msg: print(f"[{n:,}] {msg}", flush=True)  # noqa: E731
     root = workdir / str(n)
@@ -290,7 +295,8 @@ def bench_size(
     home.mkdir()
     py = str(BIN / "python")
     say("generating")
-    gen = measure([py, "-c", GENERATE, str(raw), str(n), str(SEED)], root / "generate.log")
+    generate = [py, "-c", GENERATE, str(raw), str(n), str(SEED)]
+    gen = measure(generate + ([end_date] if end_date else []), root / "generate.log")
     say(f"generated {gen['result']['orders']:,} orders in {gen['wall']:.1f}s")
     full = root / "orders_full.parquet"
     os.replace(raw / "orders.parquet", full)
@@ -564,7 +570,14 @@ def main() -> None:
         help="runs of the baseline after each ltv run; the quickest is compared (default 2; "
         "each is 6-7 min at 100M)",
     )
+    parser.add_argument(
+        "--end-date",
+        help="the shop's last day, YYYY-MM-DD (the generator's default 2026-06-30 is a month's "
+        "last day, whose night moves the LTV window; another day gives a night in the month)",
+    )
     args = parser.parse_args()
+    if args.end_date:
+        date.fromisoformat(args.end_date)  # a bad date fails before anything is generated
     if args.baseline_runs < 1:
         parser.error("--baseline-runs must be at least 1")
     command = " ".join([".venv/bin/python", "bench/pipeline_bench.py", *sys.argv[1:]])
@@ -594,7 +607,14 @@ def main() -> None:
             prev = results[-1]
             estimate = prev["pandas"]["tree_rss"] * n / prev["orders"]
         results.append(
-            bench_size(n, args.workdir, budget - estimate, tuple(args.runs), args.baseline_runs)
+            bench_size(
+                n,
+                args.workdir,
+                budget - estimate,
+                tuple(args.runs),
+                args.baseline_runs,
+                args.end_date,
+            )
         )
         if not args.keep:
             shutil.rmtree(args.workdir / str(n), ignore_errors=True)

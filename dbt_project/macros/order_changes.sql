@@ -244,7 +244,16 @@
         delete from {{ this }}
         where
             customer_id in (select customer_id from {{ orders_touched_relation() }})
-            or not {{ is_same_month_build(build_key) }}
+            or not {{ is_same_month_build(build_key) }};
+        {#- what note_incremental_build() notes, on a night of the touched customers alone:
+            the uniqueness test then groups those (unique_combination, touched_only) -#}
+        create table if not exists {{ incremental_builds_relation() }} (
+            model_name varchar, invocation_id varchar
+        );
+        delete from {{ incremental_builds_relation() }} where model_name = '{{ this.identifier }}';
+        insert into {{ incremental_builds_relation() }}
+        select '{{ this.identifier }}', '{{ invocation_id }}'
+        where {{ is_same_month_build(build_key) }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -403,6 +403,14 @@ def _compiled_test(run_id: str, test: str) -> str:
             5,
             3,
         ),
+        # kept by month: a night in the month (as of Jul 3 still) appends the touched ones
+        (
+            "int_customer_windows_aggregated_customer_id_unique",
+            "int_customer_windows_aggregated",
+            "customer_id",
+            5,
+            3,
+        ),
         # the orders, merged by the touched orders: 1401 is the night's new order
         ("int_orders_valued_order_id_unique", "int_orders_valued", "order_id", 1401, 302),
     ],

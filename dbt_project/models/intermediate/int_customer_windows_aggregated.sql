@@ -5,8 +5,9 @@
     totals up to as_of_date from the same spells, which marts.customers reads.
     A customer's row depends on as_of_date only through month-level values (the as-of month
     the spells are listed up to, the window's months): on DuckDB a night in the same month
-    recomputes the touched customers alone, and the first night of a month everyone (macro
-    delete_customers_to_recompute). A table on Spark, which has no delete, and for a backfill. -#}
+    recomputes the touched customers alone, and the first night of a month (or a month's last
+    day, which moves the window's end) everyone (macro delete_customers_to_recompute). A table
+    on Spark, which has no delete, and for a backfill. -#}
 {%- set reporting_window = ref('int_reporting_window') -%}
 {%- set build_key = window_build_key(reporting_window) -%}
 {%- set rebuilt = target.type == 'spark' or as_of_date_is_set() -%}

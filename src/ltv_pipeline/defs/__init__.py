@@ -3,8 +3,8 @@
 asset."""
 
 import datetime as dt
+import importlib.metadata
 import sys
-from importlib import metadata
 
 import dagster as dg
 import pandas as pd
@@ -40,7 +40,7 @@ def import_dagster_dbt_without_dbt_core() -> None:
             del sys.modules["dbt.version"]
     # dagster-dbt then lists "dbt-fusion" among the code location's libraries; say which dbt
     DagsterLibraryRegistry.register(
-        "dbt-core", metadata.version("dbt-core"), is_dagster_package=False
+        "dbt-core", importlib.metadata.version("dbt-core"), is_dagster_package=False
     )
 
 

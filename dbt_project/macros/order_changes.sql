@@ -121,8 +121,29 @@
         where
             stored.order_id in (select order_id from changed)
             or stored.order_id not in (select order_id from staged);
-        {{ note_incremental_build() }}
+        {{ note_incremental_build() }};
+        {{ note_order_capture() }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Numbers the captures (ltv_state.order_captures: the last one's number and dbt invocation),
+    so that a model kept from the touched orders can tell whether it saw every capture since
+    its last build (is_same_month_build). -#}
+{% macro order_captures_relation() -%}ltv_state.order_captures{%- endmacro %}
+
+{% macro create_order_captures() -%}
+    create table if not exists {{ order_captures_relation() }} (
+        capture_number bigint, invocation_id varchar
+    )
+{%- endmacro %}
+
+{% macro note_order_capture() -%}
+    {{ create_order_captures() }};
+    insert into {{ order_captures_relation() }}
+    select coalesce(max(capture_number), 0) + 1, '{{ invocation_id }}'
+    from {{ order_captures_relation() }};
+    delete from {{ order_captures_relation() }}
+    where capture_number < (select max(capture_number) from {{ order_captures_relation() }})
 {%- endmacro %}
 
 {#- After the merge: the orders that left the raw layer leave the model too. Only touched
@@ -199,13 +220,27 @@
 
 {#- For a per-customer model that depends on as_of_date only through month-level values (the
     as-of month, the LTV window's months, the churn setting: window_build_key()), kept on DuckDB
-    as delete and append. Each build's key is noted in ltv_state.month_builds (post-hook
-    note_month_build()). A night whose key equals the last build's recomputes only the
-    touched customers (ltv_state.orders_touched): every other customer's row depends on
-    nothing that changed. Any other night (the first of a new month, the window's end moving on
-    a month's last day, a new churn setting, after a backfill or with no key noted) deletes
-    every row, and the model appends every customer. -#}
+    as delete and append. Each build notes its key and the order capture it saw in
+    ltv_state.month_builds (post-hook note_month_build()). A build recomputes only the touched
+    customers (ltv_state.orders_touched) when its key equals the last build's and the last build
+    saw the capture just before this invocation's: every other customer's row depends on
+    nothing that changed. Any other build deletes every row, and the model appends every
+    customer: the first night of a new month, the window's end moving on a month's last day, a
+    new churn setting, after a backfill, with no key noted, and after a capture this model did
+    not see (it failed or was left out of a night, or ran without one). -#}
 {% macro month_builds_relation() -%}ltv_state.month_builds{%- endmacro %}
+
+{% macro create_month_builds() -%}
+    create schema if not exists ltv_state;
+    create table if not exists {{ month_builds_relation() }} (
+        model_name varchar, build_key varchar, capture_number bigint
+    );
+    {{ create_order_captures() }};
+    {#- as the capture makes it: absent until a warehouse's first night -#}
+    create table if not exists {{ orders_touched_relation() }} (
+        order_id bigint, customer_id bigint
+    )
+{%- endmacro %}
 
 {#- The key, from int_reporting_window: everything of as_of_date the customer windows read. A
     backfill's key names its date, so no later build takes its rows as current. -#}
@@ -224,11 +259,18 @@
     )
 {%- endmacro %}
 
-{#- Whether the last build of this model had the key ``build_key``. -#}
+{#- Whether the last build of this model had the key ``build_key`` and saw the capture just
+    before the one this invocation made. -#}
 {% macro is_same_month_build(build_key) -%}
     exists (
-        select 1 from {{ month_builds_relation() }} as builds
-        where builds.model_name = '{{ this.identifier }}' and builds.build_key = {{ build_key }}
+        select 1
+        from {{ month_builds_relation() }} as builds
+        inner join {{ order_captures_relation() }} as captures
+            on builds.capture_number = captures.capture_number - 1
+        where
+            builds.model_name = '{{ this.identifier }}'
+            and builds.build_key = {{ build_key }}
+            and captures.invocation_id = '{{ invocation_id }}'
     )
 {%- endmacro %}
 
@@ -237,10 +279,7 @@
     {%- if target.type == 'spark' or not is_incremental() -%}
         select 1
     {%- else -%}
-        create schema if not exists ltv_state;
-        create table if not exists {{ month_builds_relation() }} (
-            model_name varchar, build_key varchar
-        );
+        {{ create_month_builds() }};
         delete from {{ this }}
         where
             customer_id in (select customer_id from {{ orders_touched_relation() }})
@@ -270,12 +309,13 @@
     {%- if target.type == 'spark' -%}
         select 1
     {%- else -%}
-        create schema if not exists ltv_state;
-        create table if not exists {{ month_builds_relation() }} (
-            model_name varchar, build_key varchar
-        );
+        {{ create_month_builds() }};
         delete from {{ month_builds_relation() }} where model_name = '{{ this.identifier }}';
         insert into {{ month_builds_relation() }}
-        select '{{ this.identifier }}', {{ build_key }}
+        select
+            '{{ this.identifier }}',
+            {{ build_key }},
+            {#- 0 before a warehouse's first capture: the next night's is number 1 -#}
+            (select coalesce(max(capture_number), 0) from {{ order_captures_relation() }})
     {%- endif -%}
 {%- endmacro %}

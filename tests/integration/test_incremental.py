@@ -3,6 +3,7 @@ and a fresh load."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -125,58 +126,115 @@ def test_customer_windows_recompute_the_touched_customers_in_a_month_and_all_in_
 ):
     """The customer windows depend on as_of_date only through its month, the window's months
     and the churn setting: a night in the same month recomputes the touched customers alone
-    (an untouched customer's marked row stays), and a night with a new churn setting or in a
-    new month recomputes everyone (the mark goes). Values worked out from the fixture's orders
-    by hand; the default window is the 12 months before the as-of month."""
+    (an untouched customer's marked row stays), and any night where one of those moved
+    recomputes everyone (the mark goes), as does a night after one the model missed. Values
+    worked out from the fixture's orders by hand; the default window is the 12 months before
+    the as-of month's, and the default churn setting 180 days."""
     raw = _after_first_night(workdir, first_night)
     warehouse = str(workdir / "warehouse.duckdb")
     table = "intermediate.int_customer_windows_aggregated"
     query = (
-        f"select customer_id, purchases, net_revenue, window_purchases, window_net_revenue "
-        f"from {table} where customer_id in (3, 5) order by customer_id"
+        "select customer_id, purchases, net_revenue, window_purchases, window_net_revenue, "
+        f"window_active_months from {table} where customer_id in (2, 3, 5) order by customer_id"
     )
+
+    def night(orders: str | None = None, **kwargs) -> list[tuple]:
+        if orders is not None:
+            (raw / "orders.csv").write_text(orders)
+        assert run_pipeline(**kwargs).success
+        with duckdb.connect(warehouse, read_only=True) as con:
+            return con.execute(query).fetchall()
 
     def mark_customer_3() -> None:
         with duckdb.connect(warehouse) as con:
             con.execute(f"update {table} set net_revenue = 999 where customer_id = 3")
 
-    # as of 2025-07-03: customer 3 bought 60 + 40 (Feb) and 100 (May), customer 5 120 (Jun 5)
+    # As of 2025-07-03, window Jul 2024 - Jun 2025. Customer 2 bought Jan 5 and Feb 5 (its Mar
+    # order refunded): active Jan to Jun with 180 days (listed to the as-of month), Jan to Apr
+    # with 60 (Feb 5 + 61 days lapses in April). Customer 3: 60 + 40 in Feb, 100 on May 1,
+    # active Feb to Jun. Customer 5: 120 on Jun 5.
     with duckdb.connect(warehouse, read_only=True) as con:
-        assert con.execute(query).fetchall() == [(3, 3, 200, 3, 200), (5, 1, 120, 1, 120)]
+        assert con.execute(query).fetchall() == [
+            (2, 2, 200, 2, 200, 6),
+            (3, 3, 200, 3, 200, 5),
+            (5, 1, 120, 1, 120, 1),
+        ]
     mark_customer_3()
 
-    # same month (as of Jul 4): customer 5 buys 45; the window still ends on Jul 1
+    # the same month (as of Jul 4): customer 5 buys 45, after the window; 3 keeps its mark
     orders = ORDERS + "1401,5,2025-07-04T10:00:00Z,completed,45,20,USD\n"
-    (raw / "orders.csv").write_text(orders)
-    assert run_pipeline().success
-    with duckdb.connect(warehouse, read_only=True) as con:
-        assert con.execute(query).fetchall() == [(3, 3, 999, 3, 200), (5, 2, 165, 1, 120)]
+    assert night(orders) == [
+        (2, 2, 200, 2, 200, 6),
+        (3, 3, 999, 3, 200, 5),
+        (5, 2, 165, 1, 120, 1),
+    ]
 
-    # the same day with another churn setting: every row is recomputed
-    assert run_pipeline(dbt_vars={"churn_inactivity_days": 60}).success
+    # a dbt build that leaves the windows out revalues the orders without a cost at a margin
+    # rate of 0.5 (customer 1's Jun 20 order of 80: 0.35 gave 28); the next night at that
+    # rate, with customer 5's Jul 5 order, finds only that order new, yet must recompute
+    # customer 1 too: the windows missed a capture, so everyone is recomputed
+    margin = {"default_margin_rate": 0.5}
+    select = ["--select", "int_orders_valued+", "--exclude", "int_customer_windows_aggregated+"]
+    assert dbt_runner.run_dbt(["build", *select, "--vars", json.dumps(margin)]) == 0
+    orders += "1402,5,2025-07-05T10:00:00Z,completed,5,2,USD\n"
+    assert night(orders, dbt_vars=margin) == [
+        (2, 2, 200, 2, 200, 6),
+        (3, 3, 200, 3, 200, 5),
+        (5, 3, 170, 1, 120, 1),
+    ]
     with duckdb.connect(warehouse, read_only=True) as con:
-        assert con.execute(query).fetchall() == [(3, 3, 200, 3, 200), (5, 2, 165, 1, 120)]
+        # (100 - 60) + (50 - 20) + 80 x 0.5
+        assert con.execute(
+            f"select gross_margin, window_gross_margin from {table} where customer_id = 1"
+        ).fetchall() == [(110, 110)]
     mark_customer_3()
 
-    # a new month (as of Aug 1): every row again; the window now ends on Aug 1
-    orders += "1402,5,2025-08-01T10:00:00Z,completed,10,5,USD\n"
-    (raw / "orders.csv").write_text(orders)
-    assert run_pipeline(dbt_vars={"churn_inactivity_days": 60}).success
-    with duckdb.connect(warehouse, read_only=True) as con:
-        assert con.execute(query).fetchall() == [(3, 3, 200, 3, 200), (5, 3, 175, 2, 165)]
-        nightly = con.execute(f"select * from {table} order by all").fetchall()
+    # the same day with another churn setting: everyone (customer 2 now lapses in April)
+    churn = {"churn_inactivity_days": 60}
+    assert night(dbt_vars=churn) == [
+        (2, 2, 200, 2, 200, 4),
+        (3, 3, 200, 3, 200, 5),
+        (5, 3, 170, 1, 120, 1),
+    ]
+    mark_customer_3()
 
-    assert run_pipeline(full_refresh=True, dbt_vars={"churn_inactivity_days": 60}).success
+    # another lookback (6 months: Jan - Jun 2025), the window's start alone moving: everyone
+    assert night(dbt_vars={**churn, "ltv_lookback_months": 6}) == [
+        (2, 2, 200, 2, 200, 4),
+        (3, 3, 200, 3, 200, 5),
+        (5, 3, 170, 1, 120, 1),
+    ]
+    assert night(dbt_vars=churn)[1] == (3, 3, 200, 3, 200, 5)
+    mark_customer_3()
+
+    # a new month (as of Aug 1): everyone; the window, Aug 2024 - Jul 2025, takes in July
+    orders += "1403,5,2025-08-01T10:00:00Z,completed,10,5,USD\n"
+    assert night(orders, dbt_vars=churn) == [
+        (2, 2, 200, 2, 200, 4),
+        (3, 3, 200, 3, 200, 6),
+        (5, 4, 180, 3, 170, 2),
+    ]
+    mark_customer_3()
+
+    # a month's last day (as of Aug 31, customer 13 buying): the window's end moves to Sep 1
+    orders += "1304,13,2025-08-31T10:00:00Z,completed,20,5,USD\n"
+    assert night(orders, dbt_vars=churn) == [
+        (2, 2, 200, 2, 200, 4),
+        (3, 3, 200, 3, 200, 6),
+        (5, 4, 180, 4, 180, 3),
+    ]
+    with duckdb.connect(warehouse, read_only=True) as con:
+        nightly = con.execute(f"select * from {table} order by all").fetchall()
+    assert run_pipeline(full_refresh=True, dbt_vars=churn).success
     with duckdb.connect(warehouse, read_only=True) as con:
         assert con.execute(f"select * from {table} order by all").fetchall() == nightly
 
-    # a backfill in the month of the next night leaves its own rows (without the Aug 5 order);
-    # the night after it, with no new order, recomputes everyone rather than keep them
-    orders += "1403,5,2025-08-05T10:00:00Z,completed,7,3,USD\n"
+    # a backfill in the night's month leaves its own rows (without the Aug 5 order); the
+    # night after it, with no new order, recomputes everyone rather than keep them
+    orders += "1405,5,2025-08-05T10:00:00Z,completed,7,3,USD\n"
     (raw / "orders.csv").write_text(orders)
-    churn = {"churn_inactivity_days": 60}
     customer_5 = f"select purchases, net_revenue from {table} where customer_id = 5"
-    for as_of, expected in ((None, (4, 182)), ("2025-08-02", (3, 175)), (None, (4, 182))):
+    for as_of, expected in ((None, (5, 187)), ("2025-08-02", (4, 180)), (None, (5, 187))):
         assert run_pipeline(as_of_date=as_of, dbt_vars=churn).success
         with duckdb.connect(warehouse, read_only=True) as con:
             assert con.execute(customer_5).fetchall() == [expected], as_of

@@ -344,6 +344,31 @@ def _summary_in_duckdb(frames: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     return segment_summary(totals)
 
 
+def test_segment_sums_do_not_depend_on_the_order_of_the_rows():
+    """The same customers stored in two orders (a night's delete and append against a fresh
+    load) give the same summary to the last bit. As doubles, 0.1 + 0.2 + 0.3 is
+    0.6000000000000001 and 0.3 + 0.2 + 0.1 is 0.6."""
+    values = [0.1, 0.2, 0.3]
+    outs = []
+    for order in ([0, 1, 2], [2, 1, 0]):
+        ids = [order[i] + 1 for i in range(3)]
+        column = [values[i] for i in order]
+        outs.append(
+            _summary_in_duckdb(
+                {
+                    "segments": pd.DataFrame({"customer_id": ids, "segment": ["Lost"] * 3}),
+                    "customers": pd.DataFrame(
+                        {"customer_id": ids, "net_revenue": column, "historical_ltv": column}
+                    ),
+                    "predictions": pd.DataFrame({"customer_id": ids, "predicted_clv": column}),
+                }
+            )
+        )
+    assert outs[0].equals(outs[1])
+    assert outs[0].loc[0, "net_revenue"] == 0.6
+    assert outs[0].loc[0, "average_historical_ltv"] == 0.6 / 3
+
+
 def test_segment_summary_shares_and_averages():
     segments = pd.DataFrame(
         {"customer_id": [1, 2, 3, 4], "segment": ["Lost", "Lost", "Champions", "Lost"]}

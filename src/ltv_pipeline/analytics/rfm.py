@@ -312,6 +312,10 @@ def score_customers(customers: pd.DataFrame) -> pd.DataFrame:
     return score_ranked(ranked, len(frame))
 
 
+#: What :func:`segment_totals_sql` sums doubles as: exact, so the sum is the same in any order.
+EXACT_SUM_TYPE = "decimal(38, 9)"
+
+
 def segment_totals_sql(segments: str, customers: str, predictions: str | None = None) -> str:
     """SQL: per segment of the ``segments`` table, the sums :func:`segment_summary` reads.
 
@@ -322,18 +326,25 @@ def segment_totals_sql(segments: str, customers: str, predictions: str | None = 
     within a segment; one customer in two segments is the blocking check
     ``every_buyer_has_one_segment``'s to catch.
     Without ``predictions`` the predicted sums are null. Runs on DuckDB and Spark.
+
+    The doubles are summed as decimals (to 1e-9 of the currency), exactly, then cast back: a
+    sum of doubles depends on the order the engine's threads meet the rows in, so the same
+    customers stored in another physical order (a night's delete and append against a fresh
+    load's single insert) gave summaries differing in the last bits.
     """
-    predicted = "p.predicted_clv" if predictions else "cast(null as double)"
+    predicted = (
+        f"cast(p.predicted_clv as {EXACT_SUM_TYPE})" if predictions else "cast(null as double)"
+    )
     join = f"left join {predictions} as p on p.customer_id = s.customer_id" if predictions else ""
     return f"""
     select
         s.segment,
         count(*) as customers,
         count(distinct s.customer_id) as distinct_customers,
-        sum(cast(c.net_revenue as double)) as net_revenue,
-        sum(c.historical_ltv) as historical_ltv_sum,
+        cast(sum(cast(c.net_revenue as {EXACT_SUM_TYPE})) as double) as net_revenue,
+        cast(sum(cast(c.historical_ltv as {EXACT_SUM_TYPE})) as double) as historical_ltv_sum,
         count(c.historical_ltv) as historical_ltv_count,
-        sum({predicted}) as predicted_clv_sum,
+        cast(sum({predicted}) as double) as predicted_clv_sum,
         count({predicted}) as predicted_clv_count
     from {segments} as s
     left join {customers} as c on c.customer_id = s.customer_id

@@ -205,14 +205,16 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Notes that this invocation built the model from the touched orders only. -#}
-{% macro note_incremental_build() -%}
+{#- Notes that this invocation built the model from the touched orders only; with
+    ``only_if`` (a SQL condition), only when it holds, and otherwise that it did not. -#}
+{% macro note_incremental_build(only_if='true') -%}
     create table if not exists {{ incremental_builds_relation() }} (
         model_name varchar, invocation_id varchar
     );
     delete from {{ incremental_builds_relation() }} where model_name = '{{ this.identifier }}';
     insert into {{ incremental_builds_relation() }}
-    values ('{{ this.identifier }}', '{{ invocation_id }}')
+    select '{{ this.identifier }}', '{{ invocation_id }}'
+    where {{ only_if }}
 {%- endmacro %}
 
 {#- Which model the last incremental build of each was, by dbt invocation. -#}
@@ -284,15 +286,9 @@
         where
             customer_id in (select customer_id from {{ orders_touched_relation() }})
             or not {{ is_same_month_build(build_key) }};
-        {#- what note_incremental_build() notes, on a night of the touched customers alone:
-            the uniqueness test then groups those (unique_combination, touched_only) -#}
-        create table if not exists {{ incremental_builds_relation() }} (
-            model_name varchar, invocation_id varchar
-        );
-        delete from {{ incremental_builds_relation() }} where model_name = '{{ this.identifier }}';
-        insert into {{ incremental_builds_relation() }}
-        select '{{ this.identifier }}', '{{ invocation_id }}'
-        where {{ is_same_month_build(build_key) }}
+        {#- on a night of the touched customers alone, the uniqueness test then groups those
+            (unique_combination, touched_only) -#}
+        {{ note_incremental_build(only_if=is_same_month_build(build_key)) }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -100,7 +100,7 @@
 
         changed as (
 
-            select staged.order_id, staged.customer_id
+            select staged.order_id, staged.customer_id, staged.ordered_date
             from staged
             left join stored on staged.order_id = stored.order_id
             where
@@ -114,9 +114,9 @@
 
         )
 
-        select order_id, customer_id from changed
+        select order_id, customer_id, ordered_date from changed
         union
-        select stored.order_id, stored.customer_id
+        select stored.order_id, stored.customer_id, stored.ordered_date
         from stored
         where
             stored.order_id in (select order_id from changed)
@@ -240,8 +240,28 @@
     {{ create_order_captures() }};
     {#- as the capture makes it: absent until a warehouse's first night -#}
     create table if not exists {{ orders_touched_relation() }} (
-        order_id bigint, customer_id bigint
+        order_id bigint, customer_id bigint, ordered_date date
     )
+{%- endmacro %}
+
+{#- on-run-start (DuckDB): the state tables, made before any model runs. Two models' hooks
+    creating the same schema or table at once, on two threads, conflict in DuckDB ("Catalog
+    write-write conflict"); once they exist, the hooks' "if not exists" writes nothing. A
+    warehouse whose last capture predates the orders' date gets that column, empty until its
+    next capture. -#}
+{% macro create_ltv_state() -%}
+    {%- if target.type == 'spark' -%}
+        select 1
+    {%- else -%}
+        {{ create_month_builds() }};
+        alter table {{ orders_touched_relation() }} add column if not exists ordered_date date;
+        create table if not exists {{ incremental_builds_relation() }} (
+            model_name varchar, invocation_id varchar
+        );
+        create table if not exists {{ decided_builds_relation() }} (
+            model_name varchar, build_key varchar, is_rebuild boolean
+        )
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The key, from int_reporting_window: everything of as_of_date the customer windows read. A
@@ -313,5 +333,107 @@
             {{ build_key }},
             {#- 0 before a warehouse's first capture: the next night's is number 1 -#}
             (select coalesce(max(capture_number), 0) from {{ order_captures_relation() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- For a model of complete months alone (int_tenure_months_aggregated), kept on DuckDB as a
+    table rebuilt only when something it reads changed. Its rows depend on the orders dated
+    before window_end (the first day after the last complete month), the acquisition channel and
+    country of the customers who bought by then, window_end itself and the churn setting: an
+    order in the as-of month changes none of them (the spells of earlier months end there at
+    the latest, int_customer_spells_classified). The key holds window_end's month, the churn
+    setting, a hash sum of those customers' (customer_id, channel, country) and, in a backfill,
+    its date. The pre-hook decides once (ltv_state.decided_builds): rebuild when the key differs
+    from the last build's, the last build did not see the capture just before this invocation's
+    (is_same_month_build), or a touched order (new, changed or gone, at its old and new date) is
+    dated before window_end; then it deletes every row and the model appends them all again,
+    and otherwise the model appends nothing. The post-hook notes the key in
+    ltv_state.month_builds. -#}
+{% macro complete_months_build_key() -%}
+    {%- set reporting_window = ref('int_reporting_window') -%}
+    (
+        select {{ dbt.concat([
+            "cast(" ~ month_number('window_end') ~ " as " ~ dbt.type_string() ~ ")",
+            "'|" ~ churn_inactivity_days() ~ "|'",
+            "cast((" ~ complete_months_customers_hash('reporting_window.window_end') ~ ") as "
+                ~ dbt.type_string() ~ ")",
+            "'|'",
+            ("cast(as_of_date as " ~ dbt.type_string() ~ ")") if as_of_date_is_set() else "'latest'",
+        ]) }}
+        from {{ reporting_window }} as reporting_window
+    )
+{%- endmacro %}
+
+{#- A hash sum of (customer_id, acquisition_channel, country_code) over the customers whose
+    first purchase is before ``window_end``: all that the complete months read of the customer
+    file (0.2 s at 10M orders). Customers who signed up since, or bought first in the as-of
+    month, leave it unchanged. -#}
+{% macro complete_months_customers_hash(window_end) -%}
+    select coalesce(
+        sum(hash(customers.customer_id, customers.acquisition_channel, customers.country_code)),
+        0
+    )
+    from {{ ref('stg_shop__customers') }} as customers
+    semi join {{ ref('int_customer_purchases_accumulated') }} as totals
+        on
+            customers.customer_id = totals.customer_id
+            and totals.first_purchase_date < {{ window_end }}
+{%- endmacro %}
+
+{% macro decided_builds_relation() -%}ltv_state.decided_builds{%- endmacro %}
+
+{#- Pre-hook (DuckDB, any build): decides whether this build is a rebuild (see above) and
+    notes it with the key; on an incremental build that rebuilds, deletes every row. -#}
+{% macro decide_complete_months_build() -%}
+    {%- if target.type == 'spark' -%}
+        select 1
+    {%- else -%}
+        delete from {{ decided_builds_relation() }} where model_name = '{{ this.identifier }}';
+        insert into {{ decided_builds_relation() }}
+        select
+            '{{ this.identifier }}',
+            decided.build_key,
+            {%- if is_incremental() %}
+                not {{ is_same_month_build('decided.build_key') }}
+                or exists (
+                    select 1
+                    from {{ orders_touched_relation() }} as touched
+                    where
+                        touched.ordered_date is null
+                        or touched.ordered_date
+                        < (select window_end from {{ ref('int_reporting_window') }})
+                )
+            {%- else %}
+                true
+            {%- endif %}
+        from (select {{ complete_months_build_key() }} as build_key) as decided;
+        {%- if is_incremental() %}
+            delete from {{ this }} where {{ is_complete_months_rebuild() }}
+        {%- endif %}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The pre-hook's decision, as a SQL condition. -#}
+{% macro is_complete_months_rebuild() -%}
+    (
+        select decided.is_rebuild
+        from {{ decided_builds_relation() }} as decided
+        where decided.model_name = '{{ this.identifier }}'
+    )
+{%- endmacro %}
+
+{#- Post-hook: notes the key the pre-hook computed as this model's last build. -#}
+{% macro note_decided_build() -%}
+    {%- if target.type == 'spark' -%}
+        select 1
+    {%- else -%}
+        delete from {{ month_builds_relation() }} where model_name = '{{ this.identifier }}';
+        insert into {{ month_builds_relation() }}
+        select
+            decided.model_name,
+            decided.build_key,
+            (select coalesce(max(capture_number), 0) from {{ order_captures_relation() }})
+        from {{ decided_builds_relation() }} as decided
+        where decided.model_name = '{{ this.identifier }}'
     {%- endif -%}
 {%- endmacro %}

@@ -240,6 +240,103 @@ def test_customer_windows_recompute_the_touched_customers_in_a_month_and_all_in_
             assert con.execute(customer_5).fetchall() == [expected], as_of
 
 
+def test_tenure_table_is_rebuilt_only_when_a_complete_month_changed(workdir, first_night):
+    """The tenure life table reads complete months alone: a night whose orders all fall in the
+    as-of month keeps it (a marked row stays), while a new churn setting, a late order dated
+    in a complete month, a buyer's channel changed and a new month each rebuild it (the mark
+    goes). Values by hand: with 60 churn days the complete months Jan - Jun 2025 give
+    test_marts_fixture's life table (the July orders of customers 10 and 13 change no complete
+    month)."""
+    raw = _after_first_night(workdir, first_night)
+    warehouse = str(workdir / "warehouse.duckdb")
+    table = "intermediate.int_tenure_months_aggregated"
+    churn = {"churn_inactivity_days": 60}
+
+    def night(orders: str | None = None, customers: str | None = None, **kwargs):
+        if orders is not None:
+            (raw / "orders.csv").write_text(orders)
+        if customers is not None:
+            (raw / "customers.csv").write_text(customers)
+        assert run_pipeline(dbt_vars=churn, **kwargs).success
+        with duckdb.connect(warehouse, read_only=True) as con:
+            return {
+                value: con.execute(
+                    "select tenure_month, exposed_customers, active_customers, "
+                    f"churned_customers from {table} where dimension_value = ? "
+                    "order by tenure_month",
+                    [value],
+                ).fetchall()
+                for value in ("all", "organic_search")
+            }
+
+    def mark() -> None:
+        with duckdb.connect(warehouse) as con:
+            con.execute(
+                f"update {table} set exposed_customers = 999 "
+                "where dimension = 'overall' and tenure_month = 0"
+            )
+
+    # a new churn setting (the first night ran with 180 days): rebuilt
+    hand = [(0, 10, 10, 0), (1, 9, 9, 0), (2, 8, 3, 5), (3, 7, 4, 1), (4, 7, 4, 0), (5, 6, 2, 1)]
+    # customer 9 (Apr cohort) active at the end of Apr and May, churned in Jun; customer 12
+    # (May cohort) active at the end of May and Jun
+    organic = [(0, 2, 2, 0), (1, 2, 2, 0), (2, 1, 0, 1)]
+    assert night() == {"all": hand, "organic_search": organic}
+    mark()
+
+    # customer 5 buys on Jul 4, in the as-of month: kept
+    orders = ORDERS + "1401,5,2025-07-04T10:00:00Z,completed,45,20,USD\n"
+    assert night(orders)["all"][0] == (0, 999, 10, 0)
+
+    # a late order of customer 6 (Jan cohort) dated Mar 5, before its lapse on Mar 13: it now
+    # stays active to the end of Apr and churns in May (tenure months 2-4): rebuilt
+    orders += "1402,6,2025-03-05T10:00:00Z,completed,25,10,USD\n"
+    late = [(0, 10, 10, 0), (1, 9, 9, 0), (2, 8, 4, 4), (3, 7, 5, 1), (4, 7, 4, 1), (5, 6, 2, 1)]
+    assert night(orders) == {"all": late, "organic_search": organic}
+    mark()
+
+    # customer 6's channel changes from email to organic_search, no order changes: rebuilt,
+    # and the Jan cohort's customer 6 joins the organic rows
+    customers = CUSTOMERS.replace(
+        "6,c6@x.com,2025-01-01,email,US", "6,c6@x.com,2025-01-01,organic_search,US"
+    )
+    assert night(customers=customers) == {
+        "all": late,
+        "organic_search": [
+            (0, 3, 3, 0),
+            (1, 3, 3, 0),
+            (2, 2, 1, 1),
+            (3, 1, 1, 0),
+            (4, 1, 0, 1),
+            (5, 1, 0, 0),
+        ],
+    }
+    mark()
+
+    # a new month (as of Aug 1; Jul complete, the Jan cohort's tenure month 6): rebuilt
+    orders += "1403,5,2025-08-01T10:00:00Z,completed,10,5,USD\n"
+    assert [row[:2] for row in night(orders)["all"]] == [
+        (0, 11),
+        (1, 10),
+        (2, 9),
+        (3, 8),
+        (4, 7),
+        (5, 7),
+        (6, 6),
+    ]
+    mark()
+
+    # the next month (as of Sep 1): nobody bought first in August, so the buyers' channels
+    # are the same; the month alone rebuilds it, as a full refresh builds it
+    orders += "1404,4,2025-09-01T10:00:00Z,completed,10,5,USD\n"
+    assert len(night(orders)["all"]) == 8
+    with duckdb.connect(warehouse, read_only=True) as con:
+        kept = con.execute(f"select * from {table} order by all").fetchall()
+    assert run_pipeline(full_refresh=True, dbt_vars=churn).success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert con.execute(f"select * from {table} order by all").fetchall() == kept
+
+
 def _marts_state(path) -> dict[str, list[tuple]]:
     """Every intermediate and mart table and view, sorted (what a night must equal)."""
     with duckdb.connect(str(path), read_only=True) as con:

@@ -7,9 +7,25 @@
     the acquisition calendar. Active at the end of a month and churned in it are
     int_customer_spells_classified's states (churn_inactivity_days): each spell adds one to the
     tenure months it keeps active at their end (a +1 where they begin, a -1 after), summed up
-    month by month. -#}
+    month by month.
+    It reads complete months alone, so on DuckDB a night that changed none of them appends
+    nothing: the table is rebuilt only on a new month, a new churn setting, a customer's channel
+    or country changed, or an order dated before window_end new, changed or gone (macro
+    decide_complete_months_build). A table on Spark and for a backfill. -#}
+{%- set rebuilt = target.type == 'spark' or as_of_date_is_set() -%}
+{{
+    config(
+        materialized='table' if rebuilt else 'incremental',
+        incremental_strategy=none if rebuilt else 'append',
+        on_schema_change='fail',
+        pre_hook="{{ decide_complete_months_build() }}",
+        post_hook="{{ note_decided_build() }}",
+    )
+}}
+-- depends_on: {{ ref('int_customer_purchases_accumulated') }}
 with
 
+{# on a night that keeps the table, no row: every CTE below reads this one #}
 reporting_window as (
 
     select
@@ -17,6 +33,9 @@ reporting_window as (
         {{ month_number('window_end') }} as window_end_number
 
     from {{ ref('int_reporting_window') }}
+    {% if is_incremental() %}
+        where {{ is_complete_months_rebuild() }}
+    {% endif %}
 
 ),
 

@@ -39,8 +39,14 @@
 {%- endmacro %}
 
 {% macro capture_order_changes() -%}
-    {%- if target.type == 'spark' or not is_incremental() -%}
+    {%- if target.type == 'spark' -%}
         select 1
+    {%- elif not is_incremental() -%}
+        {#- a first build or a full refresh touches no order, but it is still numbered as a
+            capture: a model kept from the touched orders that was left out of it (a full
+            refresh of a selection) then sees that it missed one, and rebuilds everyone -#}
+        delete from {{ orders_touched_relation() }};
+        {{ note_order_capture() }}
     {%- else -%}
         create schema if not exists ltv_state;
         create or replace table {{ orders_touched_relation() }} as

@@ -313,6 +313,31 @@ def test_tenure_table_is_rebuilt_only_when_a_complete_month_changed(workdir, fir
     }
     mark()
 
+    # customer 6's March order is refunded and the orders rebuilt by a full refresh that
+    # leaves the tenure table out; the next night's only new order is in the as-of month, yet
+    # the table must be rebuilt (it missed a capture): customer 6 churns in March again
+    with duckdb.connect(warehouse) as con:
+        con.execute("update raw.orders set status = 'refunded' where order_id = 1402")
+    select = ["--select", "int_orders_valued+", "--exclude", "int_tenure_months_aggregated+"]
+    args = ["build", "--full-refresh", *select, "--vars", json.dumps(churn)]
+    assert dbt_runner.run_dbt(args) == 0
+    orders = orders.replace(
+        "1402,6,2025-03-05T10:00:00Z,completed", "1402,6,2025-03-05T10:00:00Z,refunded"
+    )
+    orders += "1405,4,2025-07-05T10:00:00Z,completed,10,5,USD\n"
+    assert night(orders) == {
+        "all": hand,
+        "organic_search": [
+            (0, 3, 3, 0),
+            (1, 3, 3, 0),
+            (2, 2, 0, 2),
+            (3, 1, 0, 0),
+            (4, 1, 0, 0),
+            (5, 1, 0, 0),
+        ],
+    }
+    mark()
+
     # a new month (as of Aug 1; Jul complete, the Jan cohort's tenure month 6): rebuilt
     orders += "1403,5,2025-08-01T10:00:00Z,completed,10,5,USD\n"
     assert [row[:2] for row in night(orders)["all"]] == [

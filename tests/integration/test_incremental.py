@@ -313,6 +313,12 @@ def test_tenure_table_is_rebuilt_only_when_a_complete_month_changed(workdir, fir
     }
     mark()
 
+    # customer 4's Apr 20 order is deleted from the file: rebuilt (the mark goes), with the
+    # same counts, since the Mar 20 purchase keeps customer 4 active to May 19 and May 20 buys
+    orders = orders.replace("404,4,2025-04-20T09:00:00Z,completed,30,10,USD\n", "")
+    assert night(orders)["all"] == late
+    mark()
+
     # customer 6's March order is refunded and the orders rebuilt by a full refresh that
     # leaves the tenure table out; the next night's only new order is in the as-of month, yet
     # the table must be rebuilt (it missed a capture): customer 6 churns in March again
@@ -338,8 +344,9 @@ def test_tenure_table_is_rebuilt_only_when_a_complete_month_changed(workdir, fir
     }
     mark()
 
-    # a new month (as of Aug 1; Jul complete, the Jan cohort's tenure month 6): rebuilt
-    orders += "1403,5,2025-08-01T10:00:00Z,completed,10,5,USD\n"
+    # a month's last day (as of Jul 31): July is complete (the Jan cohort's tenure month 6),
+    # so window_end moves to Aug 1: rebuilt
+    orders += "1406,5,2025-07-31T10:00:00Z,completed,10,5,USD\n"
     assert [row[:2] for row in night(orders)["all"]] == [
         (0, 11),
         (1, 10),
@@ -350,6 +357,10 @@ def test_tenure_table_is_rebuilt_only_when_a_complete_month_changed(workdir, fir
         (6, 6),
     ]
     mark()
+
+    # the first day of the new month (as of Aug 1) has the same complete months: kept
+    orders += "1403,5,2025-08-01T10:00:00Z,completed,10,5,USD\n"
+    assert night(orders)["all"][0] == (0, 999, 11, 0)
 
     # the next month (as of Sep 1): nobody bought first in August, so the buyers' channels
     # are the same; the month alone rebuilds it, as a full refresh builds it

@@ -432,16 +432,8 @@
 
 {#- Post-hook: notes the key the pre-hook computed as this model's last build. -#}
 {% macro note_decided_build() -%}
-    {%- if target.type == 'spark' -%}
-        select 1
-    {%- else -%}
-        delete from {{ month_builds_relation() }} where model_name = '{{ this.identifier }}';
-        insert into {{ month_builds_relation() }}
-        select
-            decided.model_name,
-            decided.build_key,
-            (select coalesce(max(capture_number), 0) from {{ order_captures_relation() }})
-        from {{ decided_builds_relation() }} as decided
-        where decided.model_name = '{{ this.identifier }}'
-    {%- endif -%}
+    {{ note_month_build(
+        "(select decided.build_key from " ~ decided_builds_relation()
+        ~ " as decided where decided.model_name = '" ~ this.identifier ~ "')"
+    ) }}
 {%- endmacro %}

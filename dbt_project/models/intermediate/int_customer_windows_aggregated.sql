@@ -56,23 +56,26 @@ windowed as (
 
     select
         customer_id,
-        sum(case when is_in_window then purchases else 0 end) as window_purchases,
-        sum(case when is_in_window then net_revenue else 0 end) as window_net_revenue,
-        sum(case when is_in_window then gross_margin else 0 end) as window_gross_margin,
+        {{ as_count('sum(case when is_in_window then purchases else 0 end)') }}
+            as window_purchases,
+        {{ sum_money('case when is_in_window then net_revenue else 0 end') }}
+            as window_net_revenue,
+        {{ sum_money('case when is_in_window then gross_margin else 0 end', 4) }}
+            as window_gross_margin,
         {#- months [month_number, listed_until] within [window start, window end) -#}
-        sum(
+        cast(sum(
             greatest(
                 least(listed_until, window_end_number - 1)
                 - greatest(month_number, window_start_number)
                 + 1,
                 0
             )
-        ) as window_active_months,
+        ) as {{ dbt.type_bigint() }}) as window_active_months,
         min(first_purchase_in_month) as first_purchase_date,
         max(last_purchase_in_month) as last_purchase_date,
         {{ as_count('sum(purchases)') }} as purchases,
-        sum(net_revenue) as net_revenue,
-        sum(gross_margin) as gross_margin
+        {{ sum_money('net_revenue') }} as net_revenue,
+        {{ sum_money('gross_margin', 4) }} as gross_margin
 
     from spells
     group by customer_id

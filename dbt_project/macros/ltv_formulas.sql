@@ -27,13 +27,23 @@
     cast({{ expression }} as decimal(18, {{ scale }}))
 {%- endmacro %}
 
-{#- A per-customer sum of money, exact and 8 bytes wide: DuckDB widens any DECIMAL sum to 38
-    digits (a 16-byte HUGEINT), which every later join, sort and write of the 3-9M-row
+{#- A per-customer sum of money, exact and 8 bytes wide on DuckDB, which widens any DECIMAL
+    sum to 38 digits (a 16-byte HUGEINT) that every later join, sort and write of the 3-9M-row
     intermediate tables then carries (a customer-month grouping of 10M orders 3.3 s instead of
-    3.0 s). One customer's sum stays far below 18 digits; a sum that did not would fail the
-    cast on DuckDB rather than be cut. -#}
+    3.0 s). DECIMAL(18, scale) holds 16 digits before the point for money and 14 for margins
+    (scale 4): far beyond any customer's sum, and a sum beyond it fails the build with DuckDB's
+    conversion error rather than being cut. On Spark the sum keeps its own type: with ANSI off
+    (dbt-spark's session mode) an overflowing cast would give null without a word. -#}
 {% macro sum_money(expression, scale=2) -%}
+    {{ return(adapter.dispatch('sum_money')(expression, scale)) }}
+{%- endmacro %}
+
+{% macro duckdb__sum_money(expression, scale) -%}
     cast(sum({{ expression }}) as decimal(18, {{ scale }}))
+{%- endmacro %}
+
+{% macro default__sum_money(expression, scale) -%}
+    sum({{ expression }})
 {%- endmacro %}
 
 {#- APF: purchases per customer per year, from purchases over the lookback window. -#}

@@ -5,17 +5,21 @@ import pandas as pd
 import pytest
 
 from ltv_pipeline.analytics.rfm import (
+    MEASURES,
+    SEGMENT_COLUMNS,
     SEGMENT_GRID,
     SEGMENTS,
     SUMMARY_COLUMNS,
     fm_scores,
+    measure_ranks_sql,
     quintile_scores,
-    ranked_buyers_sql,
     score_customers,
-    score_ranked,
+    score_values,
+    segment_cells,
     segment_for,
     segment_summary,
     segment_totals_sql,
+    segments_sql,
 )
 
 
@@ -549,13 +553,32 @@ def test_segment_assets_read_purchases_and_stamp_the_as_of_date(tmp_path):
     }
 
 
+def _warehouse_segments(con, customers: str) -> pd.DataFrame:
+    """The customer_segments asset's path: value ranks in the warehouse, distinct values and
+    cells scored in Python, every buyer joined in the warehouse."""
+    from ltv_pipeline.warehouse.duckdb import DuckDBSession
+
+    db = DuckDBSession(con)
+    (buyers,) = db.row(f"select count(*) from {customers} where has_purchased")
+    inputs = {
+        f"_rfm_{s}_scores": score_values(db.frame(measure_ranks_sql(customers, s)), buyers)
+        for s in MEASURES
+    }
+    inputs["_rfm_cells"] = segment_cells()
+    sql = segments_sql(customers, {s: f"_rfm_{s}_scores" for s in MEASURES}, "_rfm_cells")
+    rows = db.replace_table_query("main.segments", sql, inputs)
+    got = db.frame("select * from main.segments order by customer_id")
+    assert rows == len(got)
+    return got
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_warehouse_ranks_scored_in_batches_equal_the_in_memory_scores(seed):
-    """The asset's path (ranks from ranked_buyers_sql in DuckDB, scored batch by batch) gives
-    each customer what score_customers gives from pandas ranks, on a shop of heavy ties: most
-    buyers bought once, revenue on a few price points, recency in a few days, a churned
-    third, and non-buyers the SQL must leave out. A batch scored against its own size
-    instead of all buyers, or a rank that counts ties, would differ."""
+def test_warehouse_segments_equal_the_in_memory_scores(seed):
+    """The asset's path (:func:`_warehouse_segments`) gives each customer what
+    score_customers gives from pandas ranks, on a shop of heavy ties: most buyers bought once,
+    revenue on a few price points, recency in a few days, a churned third, and non-buyers the
+    SQL must leave out. Values scored against their own count instead of all buyers, a rank
+    that counts ties, or a cell keyed without the churn flag would differ."""
     import duckdb
 
     rng = np.random.default_rng(seed)
@@ -574,12 +597,30 @@ def test_warehouse_ranks_scored_in_batches_equal_the_in_memory_scores(seed):
     expected = score_customers(buyers.drop(columns="has_purchased")).reset_index(drop=True)
     with duckdb.connect() as con:
         con.register("customers", customers)
-        reader = con.sql(ranked_buyers_sql("customers")).to_arrow_reader(37)
-        got = pd.concat(
-            [score_ranked(batch.to_pandas(), len(buyers)) for batch in reader], ignore_index=True
-        )
+        got = _warehouse_segments(con, "customers")
+    assert list(got.columns) == SEGMENT_COLUMNS
+    for column in ("rfm_score", "segment"):
+        got[column] = got[column].astype(expected[column].dtype)
     pd.testing.assert_frame_equal(got, expected)
     assert got["f"].min() == 1 and got["f"].max() == 5  # ties at both ends, pinned
+    assert got["r"].min() == 1 and got["r"].max() == 5
+
+
+def test_segment_cells_by_hand():
+    """A few of the 250 cells, from the module's rules: FM = (F + M) / 2 half up, churned R = 1."""
+    cells = segment_cells().set_index(["r_score", "f", "m", "is_churned"])
+    assert len(cells) == 250
+    assert cells.index.is_unique
+
+    def cell(r, f, m, churned):
+        row = cells.loc[(r, f, m, churned)]
+        return int(row["r"]), int(row["fm"]), row["rfm_score"], row["segment"]
+
+    assert cell(5, 5, 4, False) == (5, 5, "554", "Champions")  # (5 + 4) / 2 = 4.5 -> 5
+    assert cell(5, 5, 4, True) == (1, 5, "154", "Can't Lose Them")
+    assert cell(4, 1, 2, False) == (4, 2, "412", "Potential Loyalist")  # 1.5 -> 2
+    assert cell(3, 1, 1, True) == (1, 1, "111", "Lost")
+    assert cell(2, 3, 2, False) == (2, 3, "232", "At Risk")  # 2.5 -> 3
 
 
 def test_a_buyer_with_a_null_measure_is_refused_on_the_warehouse_path():
@@ -598,6 +639,8 @@ def test_a_buyer_with_a_null_measure_is_refused_on_the_warehouse_path():
     )
     with duckdb.connect() as con:
         con.register("customers", customers)
-        ranked = con.execute(ranked_buyers_sql("customers")).df()
+        recency = con.execute(measure_ranks_sql("customers", "r")).df()
+        frequency = con.execute(measure_ranks_sql("customers", "f")).df()
     with pytest.raises(ValueError, match="cannot score null values"):
-        score_ranked(ranked, 3)
+        score_values(recency, 3)
+    assert score_values(frequency, 3)["score"].tolist() == [1, 2, 5]  # 0, 1 below; the top

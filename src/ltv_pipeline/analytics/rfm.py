@@ -153,62 +153,152 @@ def fm_scores(f: pd.Series, m: pd.Series) -> pd.Series:
     return ((f.astype(int) + m.astype(int) + 1) // 2).astype("int8")
 
 
-#: The measure each score ranks, as :func:`ranked_buyers_sql` names it.
+#: The measure each score ranks, as :func:`measure_ranks_sql` names it.
 MEASURES = {"r": "recency", "f": "frequency", "m": "monetary"}
+#: Each measure from a row of the customers mart: recency is minus the days since the last
+#: purchase (more recent, higher), frequency the purchase days, monetary the net revenue as a
+#: double. Written once, for the ranks and for the join that looks a buyer's value up.
+MEASURE_SQL = {
+    "recency": "-days_since_last_purchase",
+    "frequency": "purchases",
+    "monetary": "cast(net_revenue as double)",
+}
 
 
-def ranked_buyers_sql(customers: str) -> str:
-    """SQL: per purchasing customer of the ``customers`` mart, what :func:`score_ranked` reads.
+def _buyers_sql(customers: str) -> str:
+    measures = ", ".join(f"{sql} as {name}" for name, sql in MEASURE_SQL.items())
+    return f"select customer_id, is_churned, {measures} from {customers} where has_purchased"
 
-    ``<score>_below`` and ``<score>_top`` are :func:`quintile_scores`' ``L`` and top block,
-    over all buyers at once: recency is minus the days since the last purchase (more recent,
-    higher), frequency the purchase days, monetary the net revenue as a double. The warehouse
-    counts the buyers of each distinct value and ranks the values, a running sum over a few
-    thousand rows (a few million for revenue), then joins each buyer to their value's rank:
-    three hash joins instead of three sorts of every buyer (30M at 100M orders). A null
-    measure finds no rank and gives null columns, which :func:`score_ranked` refuses.
-    Ordered by customer_id; runs on DuckDB and Spark.
+
+def measure_ranks_sql(customers: str, score: str) -> str:
+    """SQL: per distinct value of one measure among the buyers of the ``customers`` mart, the
+    ``value``, ``below`` and ``top`` that :func:`score_values` reads.
+
+    ``below`` and ``top`` are :func:`quintile_scores`' ``L`` and top block, over all buyers:
+    the warehouse counts the buyers of each distinct value and ranks the values, a running sum
+    over a few thousand rows (a few million for revenue at 100M orders) instead of a sort of
+    every buyer. ``score`` is ``r``, ``f`` or ``m`` (:data:`MEASURES`). A null measure is a
+    value of its own, which :func:`score_values` refuses. Runs on DuckDB and Spark.
     """
-    values = {
-        "r": "-days_since_last_purchase",
-        "f": "purchases",
-        "m": "cast(net_revenue as double)",
-    }
-    ranks = ",\n    ".join(
-        f"""{score}_values as (
+    return f"""
+    with buyers as ({_buyers_sql(customers)}),
+
+    counted as (
         select {MEASURES[score]} as value, count(*) as buyers
         from buyers
         group by {MEASURES[score]}
-    ),
-
-    {score}_ranks as (
-        select
-            value,
-            cast(sum(buyers) over (order by value) - buyers as bigint) as below,
-            (value = max(value) over () and min(value) over () < max(value) over ()) as top
-        from {score}_values
-    )"""
-        for score in MEASURES
     )
-    return f"""
-    with buyers as (
-        select
-            customer_id,
-            is_churned,
-            {", ".join(f"{sql} as {MEASURES[score]}" for score, sql in values.items())}
-        from {customers}
-        where has_purchased
-    ),
-
-    {ranks}
 
     select
-        buyers.customer_id,
-        buyers.is_churned,
-        {", ".join(f"{s}.below as {s}_below, {s}.top as {s}_top" for s in MEASURES)}
+        value,
+        cast(sum(buyers) over (order by value) - buyers as bigint) as below,
+        (value = max(value) over () and min(value) over () < max(value) over ()) as top
+    from counted
+    """
+
+
+def score_values(ranks: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The score of each distinct value of a measure (a result of :func:`measure_ranks_sql`).
+
+    Parameters
+    ----------
+    ranks
+        ``value``, ``below`` and ``top`` per distinct value.
+    n
+        How many buyers the ranks were taken among.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``value`` and its int8 ``score`` (:func:`scores_from_ranks`).
+
+    Raises
+    ------
+    ValueError
+        On a null value (a buyer without recency, purchases or revenue).
+    """
+    if ranks["value"].isna().any():
+        # the warehouse sorts a null first or last depending on the engine
+        raise ValueError("cannot score null values (a buyer without recency, purchases or revenue)")
+    return pd.DataFrame(
+        {
+            "value": ranks["value"].to_numpy(),
+            "score": scores_from_ranks(ranks["below"].to_numpy(), n, ranks["top"]),
+        }
+    )
+
+
+def _segment_columns(
+    r: np.ndarray, f: np.ndarray, m: np.ndarray, churned: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The published r (1 when churned: the recency floor), f, m, fm, rfm_score and segment of
+    quintile scores ``r``, ``f`` and ``m`` (int8 arrays)."""
+    if churned is not None:
+        r = np.where(churned, np.int8(1), r).astype("int8")
+    fm = fm_scores(pd.Series(f), pd.Series(m)).to_numpy()
+    # the 125 score texts and 25 segment cells are looked up, not built per customer (3M
+    # buyers: 0.2 s instead of 1 s)
+    cell = (r.astype("int64") - 1) * 5 + (fm - 1)
+    digits = (r.astype("int64") - 1) * 25 + (f.astype("int64") - 1) * 5 + (m - 1)
+    return {
+        "r": r,
+        "f": f,
+        "m": m,
+        "fm": fm,
+        "rfm_score": pd.array(_SCORE_TEXTS[digits], dtype="str"),
+        "segment": pd.array(_GRID_CELLS[cell], dtype="str"),
+    }
+
+
+def segment_cells() -> pd.DataFrame:
+    """Every combination of quintile scores and churn flag, with what a buyer holding it gets.
+
+    Returns
+    -------
+    pandas.DataFrame
+        250 rows: the keys ``r_score``, ``f``, ``m`` (the quintile scores, int8) and
+        ``is_churned``, and the published ``r`` (1 when churned), ``fm``, ``rfm_score`` and
+        ``segment``, the same as :func:`score_ranked` gives a buyer with those scores.
+    """
+    grid = np.array(
+        [
+            (r, f, m, churned)
+            for r in range(1, 6)
+            for f in range(1, 6)
+            for m in range(1, 6)
+            for churned in (False, True)
+        ]
+    )
+    r, f, m = (grid[:, i].astype("int8") for i in range(3))
+    churned = grid[:, 3].astype(bool)
+    columns = _segment_columns(r, f, m, churned)
+    return pd.DataFrame(
+        {"r_score": r, "is_churned": churned, **{k: columns[k] for k in SEGMENT_COLUMNS[1:]}}
+    )
+
+
+def segments_sql(customers: str, scores: dict[str, str], cells: str) -> str:
+    """SQL: :data:`SEGMENT_COLUMNS` per purchasing customer of the ``customers`` mart.
+
+    Each buyer's measures are looked up in the tables of ``scores`` (``r``, ``f``, ``m`` ->
+    a table of ``value`` and ``score``, :func:`score_values`) and the scores in ``cells``
+    (:func:`segment_cells`): the warehouse joins, Python scores only the distinct values and
+    the 250 cells, so no per-buyer frame passes through Python (30M buyers at 100M orders).
+    A buyer whose value or churn flag finds no row (a null) is left out, which the blocking
+    check ``every_buyer_has_one_segment`` reports. Runs on DuckDB and Spark.
+    """
+    lookups = " ".join(
+        f"inner join {scores[s]} as {s} on {s}.value = buyers.{m}" for s, m in MEASURES.items()
+    )
+    return f"""
+    with buyers as ({_buyers_sql(customers)})
+
+    select buyers.customer_id, {", ".join(f"cells.{c}" for c in SEGMENT_COLUMNS[1:])}
     from buyers
-    {" ".join(f"left join {s}_ranks as {s} on {s}.value = buyers.{m}" for s, m in MEASURES.items())}
-    order by buyers.customer_id
+    {lookups}
+    inner join {cells} as cells
+        on cells.r_score = r.score and cells.f = f.score and cells.m = m.score
+        and cells.is_churned = buyers.is_churned
     """
 
 
@@ -220,7 +310,7 @@ def score_ranked(ranked: pd.DataFrame, n: int) -> pd.DataFrame:
     ranked
         ``customer_id``, ``r_below``, ``r_top``, ``f_below``, ``f_top``, ``m_below``,
         ``m_top`` (:func:`scores_from_ranks`) and optionally ``is_churned``; any subset of
-        the buyers, e.g. one batch of :func:`ranked_buyers_sql`.
+        the buyers.
     n
         How many buyers the ranks were taken among.
 
@@ -237,28 +327,13 @@ def score_ranked(ranked: pd.DataFrame, n: int) -> pd.DataFrame:
         score: scores_from_ranks(ranked[f"{score}_below"].to_numpy(), n, ranked[f"{score}_top"])
         for score in MEASURES
     }
-    r, f, m = scores["r"], scores["f"], scores["m"]
+    churned = None
     if "is_churned" in ranked.columns:
-        churned = ranked["is_churned"]
-        if churned.isna().any():
+        if ranked["is_churned"].isna().any():
             raise ValueError("is_churned has nulls")
-        r = np.where(churned.to_numpy(dtype=bool), np.int8(1), r).astype("int8")
-    fm = fm_scores(pd.Series(f), pd.Series(m)).to_numpy()
-    # the 125 score texts and 25 segment cells are looked up, not built per customer (3M
-    # buyers: 0.2 s instead of 1 s)
-    cell = (r.astype("int64") - 1) * 5 + (fm - 1)
-    digits = (r.astype("int64") - 1) * 25 + (f - 1) * 5 + (m - 1)
-    return pd.DataFrame(
-        {
-            "customer_id": ranked["customer_id"].to_numpy(),
-            "r": r,
-            "f": f,
-            "m": m,
-            "fm": fm,
-            "rfm_score": pd.array(_SCORE_TEXTS[digits], dtype="str"),
-            "segment": pd.array(_GRID_CELLS[cell], dtype="str"),
-        }
-    )
+        churned = ranked["is_churned"].to_numpy(dtype=bool)
+    columns = _segment_columns(scores["r"], scores["f"], scores["m"], churned)
+    return pd.DataFrame({"customer_id": ranked["customer_id"].to_numpy(), **columns})
 
 
 def segment_for(r: int, fm: int) -> str:

@@ -50,6 +50,12 @@ class WarehouseSession(Protocol):
         ``order_by``; returns the row count. The old table stays until the last batch is in."""
         ...
 
+    def replace_table_query(self, table: str, sql: str, inputs: Mapping[str, pd.DataFrame]) -> int:
+        """Replace ``schema.name`` with the result of ``sql``, which reads the warehouse and the
+        small frames of ``inputs`` under their names; returns the row count. Rows are in no
+        particular order (publishing sorts by the key)."""
+        ...
+
 
 class Warehouse(ConfigurableResource):
     """Where Python assets read and write: one subclass per engine, picked by LTV_WAREHOUSE

@@ -73,6 +73,18 @@ class DuckDBSession:
             raise
         return rows
 
+    def replace_table_query(self, table: str, sql: str, inputs: Mapping[str, pd.DataFrame]) -> int:
+        schema = table.split(".")[0]
+        self.con.execute(f"create schema if not exists {schema}")
+        for name, frame in inputs.items():
+            self.con.register(name, frame)
+        try:
+            (rows,) = self.con.execute(f"create or replace table {table} as {sql}").fetchone()
+        finally:
+            for name in inputs:
+                self.con.unregister(name)
+        return int(rows)
+
 
 class DuckDBWarehouse(Warehouse):
     """The working warehouse. Connections are opened per use and always closed.

@@ -103,6 +103,19 @@ class SparkSQLSession:
     ) -> int:
         return self.replace_table(table, pd.concat(list(batches), ignore_index=True), order_by)
 
+    def replace_table_query(self, table: str, sql: str, inputs: Mapping[str, pd.DataFrame]) -> int:
+        schema = table.split(".")[0]
+        self.spark.sql(f"create database if not exists {schema}")
+        for name, frame in inputs.items():
+            data = self.spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
+            data.createOrReplaceTempView(name)
+        try:
+            self.spark.sql(sql).write.mode("overwrite").format("parquet").saveAsTable(table)
+        finally:
+            for name in inputs:
+                self.spark.catalog.dropTempView(name)
+        return int(self.spark.table(table).count())
+
 
 class SparkWarehouse(Warehouse):
     """Spark: a local session (``master``) or, through ``SPARK_REMOTE``, a cluster's."""

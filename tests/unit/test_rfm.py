@@ -413,10 +413,10 @@ def test_segment_summary_without_predictions_or_revenue():
     assert out["share_of_customers"].tolist() == [0.5, 0.5]
 
 
-@pytest.mark.parametrize("side", ["segments", "customers", "predictions"])
+@pytest.mark.parametrize("side", ["customers", "predictions"])
 def test_segment_summary_refuses_a_customer_twice(side):
-    """A customer on two rows of any input would be counted twice (or its revenue would):
-    refused, naming the segment."""
+    """A customer on two rows of a joined input would be counted twice (or its revenue would):
+    refused, naming the segment. (Two rows of segments are every_buyer_has_one_segment's.)"""
     frames = {
         "segments": pd.DataFrame({"customer_id": [1, 2], "segment": ["Lost", "Champions"]}),
         "customers": pd.DataFrame(
@@ -434,7 +434,7 @@ def test_segment_summary_refuses_unknown_or_repeated_segments():
         {
             "segment": ["Lost"],
             "customers": [1],
-            "distinct_customers": [1],
+            "segment_rows": [1],
             "net_revenue": [1.0],
             "historical_ltv_sum": [1.0],
             "historical_ltv_count": [1],
@@ -644,3 +644,38 @@ def test_a_buyer_with_a_null_measure_is_refused_on_the_warehouse_path():
     with pytest.raises(ValueError, match="cannot score null values"):
         score_values(recency, 3)
     assert score_values(frequency, 3)["score"].tolist() == [1, 2, 5]  # 0, 1 below; the top
+
+
+def test_the_blocking_segment_check_catches_what_the_summary_no_longer_counts(tmp_path):
+    """segment_totals_sql leaves a customer on two rows of customer_segments to the blocking
+    check every_buyer_has_one_segment, which runs before segment_summary: it must catch one,
+    as well as a buyer without a segment and a segment for somebody who never bought."""
+    import duckdb
+
+    from ltv_pipeline.defs.analytics.rfm import every_buyer_has_one_segment
+    from ltv_pipeline.warehouse.duckdb import DuckDBWarehouse
+
+    assert all(spec.blocking for spec in every_buyer_has_one_segment.check_specs)
+    path = tmp_path / "warehouse.duckdb"
+    clean = "(1, 'Lost', 1, 1, 1), (2, 'Champions', 5, 5, 5)"
+    cases = {
+        clean: "",
+        clean + ", (2, 'Lost', 1, 1, 1)": "1 duplicate customers",
+        "(1, 'Lost', 1, 1, 1)": "1 buyers without a segment",
+        clean + ", (3, 'Lost', 1, 1, 1)": "1 segments for non-buyers",
+    }
+    for rows, problem in cases.items():
+        with duckdb.connect(str(path)) as con:
+            con.execute("create schema if not exists marts")
+            con.execute(
+                "create or replace table marts.customers as select * from "
+                "(values (1, true), (2, true), (3, false)) as t(customer_id, has_purchased)"
+            )
+            con.execute(
+                "create or replace table marts.customer_segments as select * from "
+                f"(values {rows}) as t(customer_id, segment, r, f, m)"
+            )
+        result = every_buyer_has_one_segment(warehouse=DuckDBWarehouse(path=str(path)))
+        assert result.passed == (not problem), rows
+        if problem:
+            assert result.description == problem

@@ -397,9 +397,11 @@ def segment_totals_sql(segments: str, customers: str, predictions: str | None = 
     Each customer's row of ``customers`` (``net_revenue``, ``historical_ltv``) and of
     ``predictions`` (``predicted_clv``) is joined on ``customer_id``; the warehouse adds them
     up, so no per-customer table reaches Python (42M customers at 100M orders).
-    ``distinct_customers`` lets :func:`segment_summary` refuse a customer joined twice
-    within a segment; one customer in two segments is the blocking check
-    ``every_buyer_has_one_segment``'s to catch.
+    ``segment_rows``, the segment's rows of ``segments`` before the joins, lets
+    :func:`segment_summary` refuse a customer joined twice (a customer on two rows of
+    ``customers`` or ``predictions``). A customer on two rows of ``segments`` is the blocking
+    check ``every_buyer_has_one_segment``'s to catch, which runs first: counting distinct
+    customers here instead took 0.3 s of the 0.8 s query at 10M orders.
     Without ``predictions`` the predicted sums are null. Runs on DuckDB and Spark.
 
     The doubles are summed as decimals (to 1e-9 of the currency), exactly, then cast back: a
@@ -412,19 +414,31 @@ def segment_totals_sql(segments: str, customers: str, predictions: str | None = 
     )
     join = f"left join {predictions} as p on p.customer_id = s.customer_id" if predictions else ""
     return f"""
-    select
-        s.segment,
-        count(*) as customers,
-        count(distinct s.customer_id) as distinct_customers,
-        cast(sum(cast(c.net_revenue as {EXACT_SUM_TYPE})) as double) as net_revenue,
-        cast(sum(cast(c.historical_ltv as {EXACT_SUM_TYPE})) as double) as historical_ltv_sum,
-        count(c.historical_ltv) as historical_ltv_count,
-        cast(sum({predicted}) as double) as predicted_clv_sum,
-        count({predicted}) as predicted_clv_count
-    from {segments} as s
-    left join {customers} as c on c.customer_id = s.customer_id
-    {join}
-    group by s.segment
+    with joined as (
+        select
+            s.segment,
+            count(*) as customers,
+            cast(sum(cast(c.net_revenue as {EXACT_SUM_TYPE})) as double) as net_revenue,
+            cast(sum(cast(c.historical_ltv as {EXACT_SUM_TYPE})) as double)
+                as historical_ltv_sum,
+            count(c.historical_ltv) as historical_ltv_count,
+            cast(sum({predicted}) as double) as predicted_clv_sum,
+            count({predicted}) as predicted_clv_count
+        from {segments} as s
+        left join {customers} as c on c.customer_id = s.customer_id
+        {join}
+        group by s.segment
+    ),
+
+    rows_per_segment as (
+        select segment, count(*) as segment_rows
+        from {segments}
+        group by segment
+    )
+
+    select joined.*, rows_per_segment.segment_rows
+    from joined
+    inner join rows_per_segment on rows_per_segment.segment = joined.segment
     """
 
 
@@ -458,14 +472,15 @@ def segment_summary(totals: pd.DataFrame) -> pd.DataFrame:
     ------
     ValueError
         On an unknown or repeated segment, or a customer counted twice in a segment (a
-        customer on two rows of an input would add their revenue twice).
+        customer on two rows of ``customers`` or ``predictions`` would add their revenue
+        twice).
     """
     unknown = sorted(set(totals["segment"]) - set(SEGMENTS))
     if unknown:
         raise ValueError(f"unknown segment(s): {unknown}")
     if totals["segment"].duplicated().any():
         raise ValueError("each segment must have one row of totals")
-    twice = totals["customers"] != totals["distinct_customers"]
+    twice = totals["customers"] != totals["segment_rows"]
     if twice.any():
         raise ValueError(
             "a customer is counted twice in segment(s) "

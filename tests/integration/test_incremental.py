@@ -525,12 +525,12 @@ def _split_by_month(orders_csv, folder, withheld_day: str) -> str:
 
 def _warehouse_state(path: str) -> dict[str, list[tuple]]:
     """Every table the pipeline writes, sorted; the load registry (which holds load times)
-    is the only table left out."""
+    and the last load's scope (a night's keys, a full load's every key) are left out."""
     with duckdb.connect(path, read_only=True) as con:
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables() "
             "where schema_name in ('raw', 'intermediate', 'marts', 'clv') "
-            "and table_name <> '_files' order by all"
+            "and table_name not in ('_files', '_load_scope', '_load_scope_keys') order by all"
         ).fetchall()
         return {
             f"{s}.{t}": con.execute(f'select * from {s}."{t}" order by all').fetchall()
@@ -641,3 +641,71 @@ def test_a_nights_uniqueness_test_groups_the_touched_rows_alone(
     with duckdb.connect(warehouse) as con:
         plant_duplicates(con)
         assert {row[0] for row in con.execute(full_sql).fetchall()} == {touched, untouched}
+
+
+def test_a_nights_staging_key_tests_check_the_keys_the_raw_load_re_decided(workdir, first_night):
+    """The raw load records what it may have changed (raw._load_scope); on a night the
+    staging views' key tests group and look up those keys alone (macros/loaded_keys.sql), and
+    after a full load every key. Here a new day file brings order 1401 and customer 5 moves
+    country (so the customer file, read again whole, puts every customer in scope, and 5's
+    order 501 is re-decided with it). Shown by running the SQL each build ran against
+    duplicates and dangling references planted afterwards, inside the scope and outside it."""
+    raw = _after_first_night(workdir, first_night)
+    (raw / "orders").mkdir()
+    header = ORDERS.splitlines()[0]
+    (raw / "orders" / "2025-06-21.csv").write_text(
+        f"{header}\n1401,5,2025-06-21T10:00:00Z,completed,45,20,USD\n"
+    )
+    (raw / "customers.csv").write_text(
+        CUSTOMERS.replace("5,c5@x.com,2025-06-01,email,US", "5,c5@x.com,2025-06-01,email,DE")
+    )
+    night = run_pipeline()
+    assert night.success
+    warehouse = str(workdir / "warehouse.duckdb")
+    with duckdb.connect(warehouse, read_only=True) as con:
+        scope = con.execute("select * from raw._load_scope order by all").fetchall()
+        keys = con.execute("select * from raw._load_scope_keys order by all").fetchall()
+    assert scope == [("customers", False), ("marketing_spend", False), ("orders", False)]
+    assert keys == [("customers", c) for c in range(1, 14)] + [("orders", 501), ("orders", 1401)]
+    tests = {
+        "unique": "stg_shop__orders_order_id_unique",
+        "reference": "stg_shop__orders_customer_id_in_customers",
+        "customers": "stg_shop__customers_customer_id_unique",
+    }
+    nightly = {name: _compiled_test(night.run_id, test) for name, test in tests.items()}
+    assert all("_load_scope_keys" in sql for sql in nightly.values())
+
+    def plant(con) -> None:
+        # order 1401 and customer 2 twice (in scope), order 302 twice (not); order 501 (in
+        # scope) and 902 (not) moved to customers nobody knows
+        for table, key, value in (("orders", "order_id", 1401), ("orders", "order_id", 302)):
+            con.execute(f"insert into raw.{table} (from raw.{table} where {key} = {value})")
+        con.execute("insert into raw.customers (from raw.customers where customer_id = 2)")
+        con.execute("update raw.orders set customer_id = 998 where order_id = 501")
+        con.execute("update raw.orders set customer_id = 999 where order_id = 902")
+
+    def found(con, sqls) -> dict[str, set]:
+        return {name: {row[0] for row in con.execute(sql).fetchall()} for name, sql in sqls.items()}
+
+    with duckdb.connect(warehouse) as con:
+        assert found(con, nightly) == {"unique": set(), "reference": set(), "customers": set()}
+        plant(con)
+        assert found(con, nightly) == {"unique": {1401}, "reference": {998}, "customers": {2}}
+
+    # a full load re-decides every key, and its tests read every row
+    full = run_pipeline(full_refresh=True)
+    assert full.success
+    with duckdb.connect(warehouse) as con:
+        assert con.execute("select * from raw._load_scope order by all").fetchall() == [
+            ("customers", True),
+            ("marketing_spend", True),
+            ("orders", True),
+        ]
+        every = {name: _compiled_test(full.run_id, test) for name, test in tests.items()}
+        assert not any("_load_scope" in sql for sql in every.values())
+        plant(con)
+        assert found(con, every) == {
+            "unique": {1401, 302},
+            "reference": {998, 999},
+            "customers": {2},
+        }

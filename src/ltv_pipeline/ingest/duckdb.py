@@ -67,6 +67,14 @@ from ltv_pipeline.ingest.rules import (
 
 #: Which files the last load read (size, modification time), per table.
 FILES_TABLE = "_files"
+#: What the last load may have changed, per table: ``every_key`` (it re-decided every key: a
+#: first load, a full refresh, new rules), else the keys it re-decided, in
+#: :data:`SCOPE_KEYS_TABLE` (tables keyed by one column). The dbt tests of the staging views'
+#: keys (macro ``loaded_keys``) check those keys alone on a night: the rest is the last
+#: published night's, tested then (a night not published is put back before the next load,
+#: ``warehouse.last_good``, so its keys are in the next load's scope again).
+SCOPE_TABLE = "_load_scope"
+SCOPE_KEYS_TABLE = "_load_scope_keys"
 #: Bumped when the stored row state changes shape, so old warehouses are reloaded.
 STATE_VERSION = 2
 
@@ -78,6 +86,21 @@ def _rows_table(table: RawTable) -> str:
 
 
 ALL_KEYS = -1
+
+
+def _note_scope(
+    con: duckdb.DuckDBPyConnection, table: RawTable, *, every_key: bool, affected: bool
+) -> None:
+    """Record what this load may have changed in ``table`` (:data:`SCOPE_TABLE`): every key,
+    the keys of temp table ``_affected`` (``affected``), or none."""
+    scope, keys = f"{RAW_SCHEMA}.{SCOPE_TABLE}", f"{RAW_SCHEMA}.{SCOPE_KEYS_TABLE}"
+    con.execute(f"delete from {scope} where source_table = ?", [table.name])
+    con.execute(f"delete from {keys} where source_table = ?", [table.name])
+    # keys of more than one column (marketing spend's date and channel) are not listed
+    every_key = every_key or (affected and len(table.key) != 1)
+    con.execute(f"insert into {scope} values (?, ?)", [table.name, every_key])
+    if affected and not every_key:
+        con.execute(f"insert into {keys} select ?, * from _affected", [table.name])
 
 
 def _stored_columns(table: RawTable) -> str:
@@ -569,6 +592,14 @@ def load_raw(
             "source_file varchar, size_bytes bigint, modified_ns bigint, fingerprint varchar, "
             "load_time timestamp)"
         )
+        con.execute(
+            f"create table if not exists {RAW_SCHEMA}.{SCOPE_TABLE} "
+            "(source_table varchar, every_key boolean)"
+        )
+        con.execute(
+            f"create table if not exists {RAW_SCHEMA}.{SCOPE_KEYS_TABLE} "
+            "(source_table varchar, key_value bigint)"
+        )
         changed: dict[str, int] = {}
         for name in LOAD_ORDER:
             table, entry = tables[name], report.tables[name]
@@ -583,6 +614,7 @@ def load_raw(
             if not (read or gone or ref_changed):
                 say(f"{name}: no new or changed files")
                 changed[name] = 0
+                _note_scope(con, table, every_key=False, affected=False)
                 _check_share(con, name, max_quarantine_share, entry.files)
                 continue
             say(f"{name}: reading {len(read)} of {len(current)} file(s)")
@@ -629,6 +661,7 @@ def load_raw(
                 con, table, every_key=every_key, track=name in referenced
             )
             _quarantine_held(con, table, raw_dir)
+            _note_scope(con, table, every_key=every_key, affected=not every_key)
             for temp in ("_affected", "_old_keys", "_gone", "_held"):
                 con.execute(f"drop table if exists {temp}")
             _check_share(con, name, max_quarantine_share, entry.files)

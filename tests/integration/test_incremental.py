@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -643,13 +644,15 @@ def test_a_nights_uniqueness_test_groups_the_touched_rows_alone(
         assert {row[0] for row in con.execute(full_sql).fetchall()} == {touched, untouched}
 
 
-def test_a_nights_staging_key_tests_check_the_keys_the_raw_load_re_decided(workdir, first_night):
-    """The raw load records what it may have changed (raw._load_scope); on a night the
-    staging views' key tests group and look up those keys alone (macros/loaded_keys.sql), and
-    after a full load every key. Here a new day file brings order 1401 and customer 5 moves
-    country (so the customer file, read again whole, puts every customer in scope, and 5's
-    order 501 is re-decided with it). Shown by running the SQL each build ran against
-    duplicates and dangling references planted afterwards, inside the scope and outside it."""
+def test_the_staging_key_tests_check_the_keys_loaded_since_they_last_passed(workdir, first_night):
+    """The raw load adds what it may have changed to raw._load_scope; the staging views' key
+    tests read those keys alone (macros/loaded_keys.sql), and once they all passed in one dbt
+    invocation its on-run-end hook empties the scope. Here a new day file brings order 1401
+    and customer 5 moves country (so the customer file, read again whole, puts every customer
+    in scope, and 5's order 501 is re-decided with it). Shown by planting a duplicate inside
+    the scope and one outside it, and by a full load, whose tests read every row."""
+    from ltv_pipeline.defs.ingest import RAW_GROUP
+
     raw = _after_first_night(workdir, first_night)
     (raw / "orders").mkdir()
     header = ORDERS.splitlines()[0]
@@ -659,53 +662,48 @@ def test_a_nights_staging_key_tests_check_the_keys_the_raw_load_re_decided(workd
     (raw / "customers.csv").write_text(
         CUSTOMERS.replace("5,c5@x.com,2025-06-01,email,US", "5,c5@x.com,2025-06-01,email,DE")
     )
+    warehouse = str(workdir / "warehouse.duckdb")
+
+    def scope() -> tuple[list, list]:
+        with duckdb.connect(warehouse, read_only=True) as con:
+            return (
+                con.execute("select * from raw._load_scope order by all").fetchall(),
+                con.execute("select * from raw._load_scope_keys order by all").fetchall(),
+            )
+
+    loaded = [("customers", c) for c in range(1, 14)] + [("orders", 501), ("orders", 1401)]
+    none_every_key = [("customers", False), ("orders", False)]
+    # the raw load alone (a subset run, as from the UI): its keys are the scope
+    assert run_pipeline(dg.AssetSelection.groups(RAW_GROUP)).success
+    assert scope() == (none_every_key, loaded)
+
+    unique = ["test", "--select", "stg_shop__orders_order_id_unique", "--quiet"]
+    with duckdb.connect(warehouse) as con:  # order 1401 twice: inside the scope
+        con.execute("insert into raw.orders (from raw.orders where order_id = 1401)")
+    assert dbt_runner.run_dbt(unique) != 0
+    assert scope() == (none_every_key, loaded)  # a failed test leaves the scope
+    with duckdb.connect(warehouse) as con:  # 1401 once again; 302 twice: outside the scope
+        con.execute("create temp table kept as select distinct * from raw.orders")
+        con.execute("delete from raw.orders")
+        con.execute("insert into raw.orders from kept")
+        con.execute("insert into raw.orders (from raw.orders where order_id = 302)")
+    # keys outside the scope passed before and no load touched them: not read again
+    assert dbt_runner.run_dbt(unique) == 0
+    assert scope() == (none_every_key, loaded)  # the orders' other test has not run yet
+
+    # the night: the unpublished raw load is put back and loaded again (302 once more), every
+    # test passes, and the hook empties the scope
     night = run_pipeline()
     assert night.success
-    warehouse = str(workdir / "warehouse.duckdb")
-    with duckdb.connect(warehouse, read_only=True) as con:
-        scope = con.execute("select * from raw._load_scope order by all").fetchall()
-        keys = con.execute("select * from raw._load_scope_keys order by all").fetchall()
-    assert scope == [("customers", False), ("marketing_spend", False), ("orders", False)]
-    assert keys == [("customers", c) for c in range(1, 14)] + [("orders", 501), ("orders", 1401)]
-    tests = {
-        "unique": "stg_shop__orders_order_id_unique",
-        "reference": "stg_shop__orders_customer_id_in_customers",
-        "customers": "stg_shop__customers_customer_id_unique",
-    }
-    nightly = {name: _compiled_test(night.run_id, test) for name, test in tests.items()}
-    assert all("_load_scope_keys" in sql for sql in nightly.values())
+    assert "_load_scope_keys" in _compiled_test(night.run_id, "stg_shop__orders_order_id_unique")
+    assert scope() == (none_every_key, [])
 
-    def plant(con) -> None:
-        # order 1401 and customer 2 twice (in scope), order 302 twice (not); order 501 (in
-        # scope) and 902 (not) moved to customers nobody knows
-        for table, key, value in (("orders", "order_id", 1401), ("orders", "order_id", 302)):
-            con.execute(f"insert into raw.{table} (from raw.{table} where {key} = {value})")
-        con.execute("insert into raw.customers (from raw.customers where customer_id = 2)")
-        con.execute("update raw.orders set customer_id = 998 where order_id = 501")
-        con.execute("update raw.orders set customer_id = 999 where order_id = 902")
-
-    def found(con, sqls) -> dict[str, set]:
-        return {name: {row[0] for row in con.execute(sql).fetchall()} for name, sql in sqls.items()}
-
-    with duckdb.connect(warehouse) as con:
-        assert found(con, nightly) == {"unique": set(), "reference": set(), "customers": set()}
-        plant(con)
-        assert found(con, nightly) == {"unique": {1401}, "reference": {998}, "customers": {2}}
-
-    # a full load re-decides every key, and its tests read every row
+    # a full load re-decides every key; its tests read every row
     full = run_pipeline(full_refresh=True)
     assert full.success
+    full_sql = _compiled_test(full.run_id, "stg_shop__orders_order_id_unique")
+    assert "_load_scope" not in full_sql
+    assert scope() == (none_every_key, [])
     with duckdb.connect(warehouse) as con:
-        assert con.execute("select * from raw._load_scope order by all").fetchall() == [
-            ("customers", True),
-            ("marketing_spend", True),
-            ("orders", True),
-        ]
-        every = {name: _compiled_test(full.run_id, test) for name, test in tests.items()}
-        assert not any("_load_scope" in sql for sql in every.values())
-        plant(con)
-        assert found(con, every) == {
-            "unique": {1401, 302},
-            "reference": {998, 999},
-            "customers": {2},
-        }
+        con.execute("insert into raw.orders (from raw.orders where order_id = 302)")
+        assert [row[0] for row in con.execute(full_sql).fetchall()] == [302]

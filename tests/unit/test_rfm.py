@@ -649,7 +649,8 @@ def test_a_buyer_with_a_null_measure_is_refused_on_the_warehouse_path():
 def test_the_blocking_segment_check_catches_what_the_summary_no_longer_counts(tmp_path):
     """segment_totals_sql leaves a customer on two rows of customer_segments to the blocking
     check every_buyer_has_one_segment, which runs before segment_summary: it must catch one,
-    as well as a buyer without a segment and a segment for somebody who never bought."""
+    as well as a buyer without a segment, a segment for somebody who never bought, and a null
+    segment (the summary's join would drop it)."""
     import duckdb
 
     from ltv_pipeline.defs.analytics.rfm import every_buyer_has_one_segment
@@ -663,6 +664,7 @@ def test_the_blocking_segment_check_catches_what_the_summary_no_longer_counts(tm
         clean + ", (2, 'Lost', 1, 1, 1)": "1 duplicate customers",
         "(1, 'Lost', 1, 1, 1)": "1 buyers without a segment",
         clean + ", (3, 'Lost', 1, 1, 1)": "1 segments for non-buyers",
+        "(1, 'Lost', 1, 1, 1), (2, NULL, 5, 5, 5)": "1 unknown segment names",
     }
     for rows, problem in cases.items():
         with duckdb.connect(str(path)) as con:

@@ -67,12 +67,11 @@ from ltv_pipeline.ingest.rules import (
 
 #: Which files the last load read (size, modification time), per table.
 FILES_TABLE = "_files"
-#: What the last load may have changed, per table: ``every_key`` (it re-decided every key: a
-#: first load, a full refresh, new rules), else the keys it re-decided, in
-#: :data:`SCOPE_KEYS_TABLE` (tables keyed by one column). The dbt tests of the staging views'
-#: keys (macro ``loaded_keys``) check those keys alone on a night: the rest is the last
-#: published night's, tested then (a night not published is put back before the next load,
-#: ``warehouse.last_good``, so its keys are in the next load's scope again).
+#: What the loads since the staging key tests last passed may have changed, per table:
+#: ``every_key`` (a load re-decided every key: a first load, a full refresh, new rules), else
+#: the keys they re-decided, in :data:`SCOPE_KEYS_TABLE` (tables keyed by one column). Those
+#: tests (dbt macro ``loaded_keys``) check these keys alone: every other key passed them
+#: before. dbt's on-run-end hook empties a table's scope once all its tests passed together.
 SCOPE_TABLE = "_load_scope"
 SCOPE_KEYS_TABLE = "_load_scope_keys"
 #: Bumped when the stored row state changes shape, so old warehouses are reloaded.
@@ -91,16 +90,31 @@ ALL_KEYS = -1
 def _note_scope(
     con: duckdb.DuckDBPyConnection, table: RawTable, *, every_key: bool, affected: bool
 ) -> None:
-    """Record what this load may have changed in ``table`` (:data:`SCOPE_TABLE`): every key,
-    the keys of temp table ``_affected`` (``affected``), or none."""
+    """Add what this load may have changed in ``table`` to :data:`SCOPE_TABLE`: every key, the
+    keys of temp table ``_affected`` (``affected``), or nothing.
+
+    Added to, not replaced: the scope holds every key re-decided since the tests that read it
+    last passed together (dbt's on-run-end hook ``clear_tested_load_scope`` empties it then),
+    so a night whose tests did not run or failed leaves its keys for the next test. A table
+    without a row yet (a warehouse loaded before scopes were kept) starts from nothing.
+    """
+    if len(table.key) != 1:
+        return  # marketing spend (date and channel): a small table its tests read whole
     scope, keys = f"{RAW_SCHEMA}.{SCOPE_TABLE}", f"{RAW_SCHEMA}.{SCOPE_KEYS_TABLE}"
+    (before,) = con.execute(
+        f"select bool_or(every_key) from {scope} where source_table = ?", [table.name]
+    ).fetchone()
+    every_key = every_key or bool(before)
     con.execute(f"delete from {scope} where source_table = ?", [table.name])
-    con.execute(f"delete from {keys} where source_table = ?", [table.name])
-    # keys of more than one column (marketing spend's date and channel) are not listed
-    every_key = every_key or (affected and len(table.key) != 1)
     con.execute(f"insert into {scope} values (?, ?)", [table.name, every_key])
-    if affected and not every_key:
-        con.execute(f"insert into {keys} select ?, * from _affected", [table.name])
+    if every_key:
+        con.execute(f"delete from {keys} where source_table = ?", [table.name])
+    elif affected:
+        con.execute(
+            f"insert into {keys} select ?, * from (select {_keys_of(table)} from _affected "
+            f"except select key_value from {keys} where source_table = ?)",
+            [table.name, table.name],
+        )
 
 
 def _stored_columns(table: RawTable) -> str:

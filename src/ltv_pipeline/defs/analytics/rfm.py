@@ -140,7 +140,7 @@ def every_buyer_has_one_segment(warehouse: Warehouse) -> dg.AssetCheckResult:
                 (select count(*) - count(distinct customer_id)
                  from {MARTS_SCHEMA}.customer_segments),
                 (select count(*) from {MARTS_SCHEMA}.customer_segments
-                 where segment not in ({known})),
+                 where segment is null or segment not in ({known})),
                 (select count(*) from {MARTS_SCHEMA}.customer_segments
                  where least(r, f, m) < 1 or greatest(r, f, m) > 5)
             """

@@ -101,3 +101,21 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> str:
         for event in result.all_events
         if event.event_type_value == "STEP_FAILURE"
     )
+
+
+def run_on_files(
+    root, customers: str, orders: str, spend: str, **run: object
+) -> dg.ExecuteInProcessResult:
+    """Write the three CSV texts into ``root/raw`` and run the pipeline there (``run`` as for
+    :func:`run_pipeline`), with the warehouse at ``root/warehouse.duckdb``."""
+    import pytest
+
+    raw = root / "raw"
+    raw.mkdir()
+    (raw / "customers.csv").write_text(customers)
+    (raw / "orders.csv").write_text(orders)
+    (raw / "marketing_spend.csv").write_text(spend)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LTV_DATA_DIR", str(root))
+        mp.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
+        return run_pipeline(**run)

@@ -52,7 +52,7 @@ import duckdb
 import jinja2
 import pytest
 
-from tests.helpers import check_evaluations, run_pipeline
+from tests.helpers import check_evaluations, run_on_files
 
 D = dt.date
 
@@ -120,24 +120,20 @@ SPEND = """date,channel,spend
 def marts(tmp_path_factory):
     """Build everything once on the fixture; yield a read-only connection to the warehouse."""
     root = tmp_path_factory.mktemp("fixture")
-    raw = root / "raw"
-    raw.mkdir()
-    (raw / "customers.csv").write_text(CUSTOMERS)
-    (raw / "orders.csv").write_text(ORDERS)
-    (raw / "marketing_spend.csv").write_text(SPEND)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LTV_DATA_DIR", str(root))
-        mp.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
-        result = run_pipeline(
-            as_of_date="2025-06-30",
-            dbt_vars={
-                "churn_inactivity_days": 60,
-                "ltv_lookback_months": 3,
-                "clv_holdout_days": 60,
-                "min_churn_events": 3,
-                "ltv_cac_bar": 0.45,
-            },
-        )
+    result = run_on_files(
+        root,
+        CUSTOMERS,
+        ORDERS,
+        SPEND,
+        as_of_date="2025-06-30",
+        dbt_vars={
+            "churn_inactivity_days": 60,
+            "ltv_lookback_months": 3,
+            "clv_holdout_days": 60,
+            "min_churn_events": 3,
+            "ltv_cac_bar": 0.45,
+        },
+    )
     assert result.success
     # 12 customers cannot identify BG/NBD: the CLV checks warn, predictions are null, and
     # nothing downstream is blocked; every other check passes

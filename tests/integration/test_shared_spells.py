@@ -29,7 +29,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from tests.helpers import run_pipeline
+from tests.helpers import run_on_files
 
 CUSTOMERS = """customer_id,email,signup_date,acquisition_channel,country
 1,a@x.com,2025-01-01,paid_search,US
@@ -53,15 +53,14 @@ SPEND = """date,channel,spend
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     root = tmp_path_factory.mktemp("shared_spells")
-    raw = root / "raw"
-    raw.mkdir()
-    (raw / "customers.csv").write_text(CUSTOMERS)
-    (raw / "orders.csv").write_text(ORDERS)
-    (raw / "marketing_spend.csv").write_text(SPEND)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LTV_DATA_DIR", str(root))
-        mp.setenv("LTV_DUCKDB_PATH", str(root / "warehouse.duckdb"))
-        result = run_pipeline(as_of_date="2025-06-30", dbt_vars={"churn_inactivity_days": 60})
+    result = run_on_files(
+        root,
+        CUSTOMERS,
+        ORDERS,
+        SPEND,
+        as_of_date="2025-06-30",
+        dbt_vars={"churn_inactivity_days": 60},
+    )
     # three customers cannot be fitted: the CLV checks warn; the marts are all built
     built = {
         e.asset_key.path[-1]

@@ -196,12 +196,15 @@ def _source(
             "insert into _paths values (?, ?)",
             [[str(p), p.relative_to(raw_dir).as_posix()] for p in parquet],
         )
+        # a natively typed column comes as its value only: typed_query prints it where a rule
+        # reads its text
         casts = ", ".join(
             [
                 f"null::varchar as {_q(ours)}"
                 if src is None
                 else f"cast({_q(src)} as varchar) as {_q(ours)}"
                 for ours, src in table.source_columns.items()
+                if ours not in native
             ]
             + [f"{_q(table.source_columns[ours])} as {_q(f'n_{ours}')}" for ours in native]
         )

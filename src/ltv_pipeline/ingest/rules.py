@@ -658,9 +658,11 @@ def raw_tables(d: Dialect, mapping: InputMapping | None = None) -> dict[str, Raw
             **where("customers"),
             rules=(
                 *id_rules("customer_id"),
+                # the typed email is the trimmed text: trimming it again for this rule took
+                # 0.24 s of a 4.2M-customer load
                 Rule(
                     "invalid_email",
-                    f"{not_blank('email')} and trim({q('email')}) not like '%_@_%'",
+                    f"{not_blank('email')} and {t('email')} not like '%_@_%'",
                 ),
                 required("signup_date"),
                 Rule("unparseable_signup_date", f"{t('signup_date')} is null"),
@@ -876,11 +878,16 @@ def typed_query(table: RawTable, source: str, native: dict[str, str] | None = No
     columns, SQL typing them from native values instead (:func:`native_typed`)."""
     d = table.dialect
     native = native or {}
-    raw_columns = ", ".join([d.q(c) for c in table.columns] + [d.q(f"n_{c}") for c in native])
+    raw_columns = ", ".join(
+        [d.q(c) for c in table.columns if c not in native] + [d.q(f"n_{c}") for c in native]
+    )
     exprs = {**table.typed, **native}
-    typed = ", ".join(f"{expr} as {d.t(name)}" for name, expr in exprs.items())
+    typed = ", ".join(
+        f"{_printed_where_read(expr, native, d)} as {d.t(name)}" for name, expr in exprs.items()
+    )
     cases = " ".join(
-        f"when {_natively_blank(rule.predicate, native, d)} then '{rule.reason}'"
+        f"when {_printed_where_read(_natively_blank(rule.predicate, native, d), native, d)} "
+        f"then '{rule.reason}'"
         for rule in table.row_rules
     )
     content = ", ".join(d.t(name) for name in table.typed)
@@ -903,6 +910,21 @@ def _natively_blank(predicate: str, native: Mapping[str, str], d: Dialect) -> st
         predicate = predicate.replace(d.not_blank(column), f"{native_value} is not null")
         predicate = predicate.replace(d.blank(column), f"{native_value} is null")
     return predicate
+
+
+def _printed_where_read(sql: str, native: Mapping[str, str], d: Dialect) -> str:
+    """``sql`` reading the text of each natively typed column as its native value printed,
+    in place, rather than from a column of the source.
+
+    A rule reads that text only where the native value cannot decide (a year outside
+    1000-9999, money not a whole number of cents, a null), inside a ``case`` branch or after
+    an ``and``, which DuckDB evaluates for the rows reaching it. A text column in the source
+    was printed for every row: at 10M orders 1.3 s of the 3.2 s the orders' query takes. The
+    text is the same, ``cast(value as varchar)`` of the same value.
+    """
+    for column in native:
+        sql = sql.replace(d.q(column), f"cast({d.q(f'n_{column}')} as varchar)")
+    return sql
 
 
 #: How many reasons a failure for too many quarantined rows lists.

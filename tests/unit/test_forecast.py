@@ -169,6 +169,39 @@ def test_group_for_fit_sums_the_counts_of_each_models_groups(summary):
     pd.testing.assert_frame_equal(got[1], spend, check_dtype=False)
 
 
+def test_group_for_fit_leaves_out_null_keys_and_takes_an_empty_summary():
+    """As pandas groups (its groupby drops a null key): a null recency or monetary value is
+    in no group of that model; -0.0 and 0.0 are one value."""
+    nan = float("nan")
+    summary = pd.DataFrame(
+        {
+            "frequency": [2, 2, 0, 2, 1, 1],
+            "recency_days": [5.0, 5.0, 0.0, nan, 3.0, 3.0],
+            "t_days": [9.0, 9.0, 4.0, 9.0, 8.0, 8.0],
+            "monetary_value": [10.0, 10.0, nan, nan, -0.0, 0.0],
+            "customers": [1, 2, 4, 8, 16, 32],
+        }
+    )
+    purchases, spend = forecast.group_for_fit(*(summary[c] for c in summary.columns))
+    assert purchases.to_dict("list") == {
+        "frequency": [0, 1, 2],
+        "recency_days": [0.0, 3.0, 5.0],
+        "t_days": [4.0, 8.0, 9.0],
+        "customers": [4, 48, 3],
+    }
+    assert spend.to_dict("list") == {
+        "frequency": [1, 2],
+        "monetary_value": [0.0, 10.0],
+        "customers": [48, 3],
+    }
+    empty = forecast.group_for_fit(*(summary[c].iloc[:0] for c in summary.columns))
+    assert [list(frame.columns) for frame in empty] == [
+        ["frequency", "recency_days", "t_days", "customers"],
+        ["frequency", "monetary_value", "customers"],
+    ]
+    assert [len(frame) for frame in empty] == [0, 0]
+
+
 def test_historical_average_is_the_rate_so_far():
     got = backtest.historical_average(np.array([0, 2, 3]), np.array([10.0, 100.0, 0.0]), 50.0)
     np.testing.assert_allclose(got, [0.0, 1.0, 0.0])

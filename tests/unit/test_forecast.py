@@ -171,28 +171,29 @@ def test_group_for_fit_sums_the_counts_of_each_models_groups(summary):
 
 def test_group_for_fit_leaves_out_null_keys_and_takes_an_empty_summary():
     """As pandas groups (its groupby drops a null key): a null recency or monetary value is
-    in no group of that model; -0.0 and 0.0 are one value."""
+    in no group of that model; -0.0 and 0.0 are one value; rows equal in the later keys but
+    not the first are two groups (a grouping by the last key alone would merge them)."""
     nan = float("nan")
     summary = pd.DataFrame(
         {
-            "frequency": [2, 2, 0, 2, 1, 1],
-            "recency_days": [5.0, 5.0, 0.0, nan, 3.0, 3.0],
-            "t_days": [9.0, 9.0, 4.0, 9.0, 8.0, 8.0],
-            "monetary_value": [10.0, 10.0, nan, nan, -0.0, 0.0],
-            "customers": [1, 2, 4, 8, 16, 32],
+            "frequency": [2, 2, 0, 2, 1, 1, 3],
+            "recency_days": [5.0, 5.0, 0.0, nan, 3.0, 3.0, 5.0],
+            "t_days": [9.0, 9.0, 4.0, 9.0, 8.0, 8.0, 9.0],
+            "monetary_value": [10.0, 10.0, nan, nan, -0.0, 0.0, 10.0],
+            "customers": [1, 2, 4, 8, 16, 32, 64],
         }
     )
     purchases, spend = forecast.group_for_fit(*(summary[c] for c in summary.columns))
     assert purchases.to_dict("list") == {
-        "frequency": [0, 1, 2],
-        "recency_days": [0.0, 3.0, 5.0],
-        "t_days": [4.0, 8.0, 9.0],
-        "customers": [4, 48, 3],
+        "frequency": [0, 1, 2, 3],
+        "recency_days": [0.0, 3.0, 5.0, 5.0],
+        "t_days": [4.0, 8.0, 9.0, 9.0],
+        "customers": [4, 48, 3, 64],
     }
     assert spend.to_dict("list") == {
-        "frequency": [1, 2],
-        "monetary_value": [0.0, 10.0],
-        "customers": [48, 3],
+        "frequency": [1, 2, 3],
+        "monetary_value": [0.0, 10.0, 10.0],
+        "customers": [48, 3, 64],
     }
     empty = forecast.group_for_fit(*(summary[c].iloc[:0] for c in summary.columns))
     assert [list(frame.columns) for frame in empty] == [

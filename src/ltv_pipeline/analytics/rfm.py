@@ -286,20 +286,34 @@ def segments_sql(customers: str, scores: dict[str, str], cells: str) -> str:
     the 250 cells, so no per-buyer frame passes through Python (30M buyers at 100M orders).
     A buyer whose value or churn flag finds no row (a null) is left out, which the blocking
     check ``every_buyer_has_one_segment`` reports. Runs on DuckDB and Spark.
+
+    A buyer finds its cell by one number made of its three scores and churn flag. Joined
+    column by column, the cells linked the three score tables to each other, and DuckDB
+    joined those first, before any buyer: every cell with every value of each score, which at
+    100M orders (1.6M revenues) filled 40 GB of disk. One key of all four makes the cells
+    joinable only once a buyer has every score.
     """
     lookups = " ".join(
         f"inner join {scores[s]} as {s} on {s}.value = buyers.{m}" for s, m in MEASURES.items()
     )
+    buyer_cell = _cell_key("r.score", "f.score", "m.score", "buyers.is_churned")
+    cell = _cell_key("cells.r_score", "cells.f", "cells.m", "cells.is_churned")
     return f"""
     with buyers as ({_buyers_sql(customers)})
 
     select buyers.customer_id, {", ".join(f"cells.{c}" for c in SEGMENT_COLUMNS[1:])}
     from buyers
     {lookups}
-    inner join {cells} as cells
-        on cells.r_score = r.score and cells.f = f.score and cells.m = m.score
-        and cells.is_churned = buyers.is_churned
+    inner join {cells} as cells on {cell} = {buyer_cell}
     """
+
+
+def _cell_key(r: str, f: str, m: str, churned: str) -> str:
+    """SQL: one integer per (R, F, M, churn flag) cell; a null anywhere gives null."""
+    return (
+        f"(cast({r} as int) * 100 + cast({f} as int) * 10 + cast({m} as int) "
+        f"+ case when {churned} then 1000 when not {churned} then 0 end)"
+    )
 
 
 def score_ranked(ranked: pd.DataFrame, n: int) -> pd.DataFrame:

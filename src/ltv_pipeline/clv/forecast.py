@@ -138,7 +138,7 @@ def group_for_fit(
 def _summed_by(keys: dict[str, np.ndarray], counts: np.ndarray) -> pd.DataFrame:
     """``counts`` summed per distinct row of ``keys``, sorted by them, rows with a null key
     left out: what pandas' ``groupby(keys).sum()`` gives, from one sort (its groupby took
-    0.7 s of the 1.7 s backtest of 3M buyers, this 0.2 s)."""
+    0.68 s of the 1.7 s backtest of 3M buyers, this 0.36 s)."""
     columns = list(keys.values())
     known = np.ones(len(counts), dtype=bool)
     for column in columns:

@@ -525,11 +525,13 @@ def _split_by_month(orders_csv, folder, withheld_day: str) -> str:
 
 
 def _warehouse_state(path: str) -> dict[str, list[tuple]]:
-    """Every table the pipeline writes, sorted; the load registry (which holds load times)
-    and the last load's scope (a night's keys, a full load's every key) are left out."""
+    """Every table and view the pipeline writes, sorted (the clean orders are a view of the
+    row store); the load registry (which holds load times) and the last load's scope (a
+    night's keys, a full load's every key) are left out."""
     with duckdb.connect(path, read_only=True) as con:
         tables = con.execute(
-            "select schema_name, table_name from duckdb_tables() "
+            "select * from (select schema_name, table_name from duckdb_tables() "
+            "union all select schema_name, view_name from duckdb_views() where not internal) "
             "where schema_name in ('raw', 'intermediate', 'marts', 'clv') "
             "and table_name not in ('_files', '_load_scope', '_load_scope_keys') order by all"
         ).fetchall()

@@ -135,11 +135,13 @@ def test_a_copy_is_refused_while_the_write_ahead_log_holds_writes(tmp_path):
 
 
 def fingerprints(path: Path, schemas: tuple[str, ...]) -> dict[str, str]:
-    """Table -> sha256 of its rows in a fixed order, for every table of ``schemas``."""
+    """Table -> sha256 of its rows in a fixed order, for every table and view of ``schemas``
+    (the clean orders are a view of the row store)."""
     with duckdb.connect(str(path), read_only=True) as con:
         tables = con.execute(
-            "select schema_name || '.' || table_name from duckdb_tables() "
-            "where list_contains(?, schema_name) order by 1",
+            "select schema_name || '.' || table_name from (select schema_name, table_name "
+            "from duckdb_tables() union all select schema_name, view_name from duckdb_views() "
+            "where not internal) where list_contains(?, schema_name) order by 1",
             [list(schemas)],
         ).fetchall()
         return {

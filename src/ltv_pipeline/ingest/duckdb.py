@@ -1,15 +1,13 @@
 """Load raw shop files into DuckDB schema ``raw``, quarantining every row that breaks a rule.
 
-Every input row ends in exactly one place: the clean table (typed) or ``raw.quarantine`` with
+Every input row ends in exactly one place: the clean rows (typed) or ``raw.quarantine`` with
 its source file, line and a reason code. The typed rows are kept in a row store,
-``raw._rows_<table>``; the clean orders and marketing spend are a view of it less the quarantine,
-and only the customers, whose changes re-decide the orders' references, are copied into a
-table. Rules are data (:data:`TABLES`): a reason code and a
-SQL predicate over the row's raw text, checked in order so a row gets the first reason that
-applies. After the row rules come duplicate keys (an identical copy is quarantined as
-``exact_duplicate``, the first stays; copies that differ are all quarantined as
-``conflicting_duplicate``, since nobody can tell which is right) and references
-(``unknown_customer_id``).
+``raw._rows_<table>``, and ``raw.<table>`` is a view of it less the quarantine. Rules are data
+(:data:`TABLES`): a reason code and a SQL predicate over the row's raw text, checked in order
+so a row gets the first reason that applies. After the row rules come duplicate keys (an
+identical copy is quarantined as ``exact_duplicate``, the first stays; copies that differ are
+all quarantined as ``conflicting_duplicate``, since nobody can tell which is right) and
+references (``unknown_customer_id``).
 
 A file with a missing or unexpected column is refused before anything is written, naming the
 file and the column; any error rolls the whole load back, so the tables of the last good load
@@ -128,23 +126,26 @@ def _stored_columns(table: RawTable) -> str:
     )
 
 
-def _clean_view_sql(table: RawTable) -> str:
-    """The clean rows of a table no other table references, read from its row store: every
-    stored row but those quarantined (the row store keeps rows held for their key or reference,
-    whose verdict a later file may change; rows that broke a row rule have left it).
-
-    Only a table whose clean rows nobody diffs (:func:`_classify_keys`' ``track``) can be a
-    view. Writing the 10M orders a second time, into a clean table, took 1.3 s of the 9 s
-    load and a quarter of the raw layer's file; reading them through the view costs 0.01-0.08 s
-    more (none held, 20k held).
-    """
-    quarantined = (
+def _quarantined_lines(table: RawTable) -> str:
+    """SQL: the (source_file, source_line) of the table's quarantined rows."""
+    return (
         f"select source_file, source_line from {RAW_SCHEMA}.{QUARANTINE_TABLE} "
         f"where source_table = '{table.name}'"
     )
+
+
+def _clean_view_sql(table: RawTable) -> str:
+    """The clean rows, read from the row store: every stored row but those quarantined (the
+    store keeps the rows held for their key or reference, whose verdict a later file may
+    change; rows that broke a row rule have left it).
+
+    A view, not a second copy: writing the 10M orders again into a clean table took 1.3 s of
+    the 9 s load and a quarter of the raw layer's file, while reading them through the view
+    costs 0.01-0.08 s more (none held, 20k held).
+    """
     return (
         f"select {_clean_columns(table)} from {_rows_table(table)} as r "
-        f"anti join ({quarantined}) as q using (source_file, source_line)"
+        f"anti join ({_quarantined_lines(table)}) as q using (source_file, source_line)"
     )
 
 
@@ -174,12 +175,9 @@ def _relation_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
     return found[0][0] if found else None
 
 
-def _create_state(
-    con: duckdb.DuckDBPyConnection, table: RawTable, params: dict, *, clean_view: bool
-) -> None:
-    """(Re)create the table's row store, empty, typed by the rules, and its clean relation:
-    a table, or with ``clean_view`` the view of the stored rows not held (see
-    :func:`_clean_view_sql`)."""
+def _create_state(con: duckdb.DuckDBPyConnection, table: RawTable, params: dict) -> None:
+    """(Re)create the table's row store, empty, typed by the rules, and its clean view
+    (:func:`_clean_view_sql`), in place of whatever held the clean rows before."""
     clean = f"{RAW_SCHEMA}.{_q(table.name)}"
     kind = _relation_kind(con, table.name)
     if kind is not None:
@@ -190,12 +188,7 @@ def _create_state(
         f"from ({typed_query(table, _empty_source(table))})",
         _used_params(table, params) or None,
     )
-    if clean_view:
-        con.execute(f"create view {clean} as {_clean_view_sql(table)}")
-    else:
-        con.execute(
-            f"create table {clean} as select {_clean_columns(table)} from {_rows_table(table)}"
-        )
+    con.execute(f"create view {clean} as {_clean_view_sql(table)}")
     con.execute(f"delete from {RAW_SCHEMA}.{QUARANTINE_TABLE} where source_table = ?", [table.name])
     con.execute(f"delete from {RAW_SCHEMA}.{FILES_TABLE} where source_table = ?", [table.name])
 
@@ -361,52 +354,26 @@ def _key_match(table: RawTable, left: str, right: str, *, left_typed: bool = Tru
     )
 
 
-def _classify_keys(
-    con: duckdb.DuckDBPyConnection,
-    table: RawTable,
-    *,
-    every_key: bool,
-    track: bool,
-    clean_view: bool,
-) -> int:
-    """Decide duplicate and reference verdicts again for every key or the keys in ``_affected``.
+def _classify_keys(con: duckdb.DuckDBPyConnection, table: RawTable, *, every_key: bool) -> None:
+    """Decide duplicate and reference verdicts again for every key or the keys in ``_affected``,
+    into temp table ``_held`` (the held rows; :func:`_quarantine_held` quarantines them, which
+    takes them out of the clean view).
 
     A key's rows can sit in any file, so its verdict is recomputed over all of them: the
     first copy (by file, line) of identical rows stays, differing copies are all held, and
     a row whose reference is missing (or, with ``not_before``, dated after it) is held.
-    Returns how many keys entered or left the clean table or changed there (:data:`ALL_KEYS`
-    for every key); with ``track``, those keys are left in temp table ``_changed_<table>`` for
-    the tables that reference this one: a customer whose signup date moved re-decides its
-    orders' ``ordered_before_signup`` as a customer who appeared decides ``unknown_customer_id``.
-    With ``clean_view`` the clean rows are a view of the row store less the quarantine
-    (:func:`_clean_view_sql`), which the held rows' quarantine updates: nothing is copied.
     """
-    if clean_view and track:
-        raise ValueError(f"{table.name}: a clean view has no rows to diff; keep a table")
-    rows, clean = _rows_table(table), f"{RAW_SCHEMA}.{_q(table.name)}"
+    rows = _rows_table(table)
     quarantine = f"{RAW_SCHEMA}.{QUARANTINE_TABLE}"
     keys = _keys_of(table)
-    key_columns = ", ".join(_q(k) for k in table.key)
     in_scope = "" if every_key else f"semi join _affected as a on {_key_match(table, 'r', 'a')}"
-    clean_in_scope = f"semi join _affected as a on {_key_match(table, 'c', 'a', left_typed=False)}"
     reasons = [*KEY_REASONS, *(table.reference.reasons if table.reference else ())]
     if every_key:
-        if not clean_view:
-            con.execute(f"delete from {clean}")
         con.execute(
             f"delete from {quarantine} where source_table = ? and list_contains(?, reason)",
             [table.name, reasons],
         )
     else:
-        if track:
-            con.execute(
-                f"create temp table _before as select * from {clean} as c " + clean_in_scope
-            )
-        if not clean_view:
-            con.execute(
-                f"delete from {clean} as c using _affected as a where "
-                + _key_match(table, "c", "a", left_typed=False)
-            )
         con.execute(
             f"delete from {quarantine} as q using (select r.source_file, r.source_line "
             f"from {rows} as r {in_scope}) as x where q.source_table = ? and "
@@ -423,7 +390,7 @@ def _classify_keys(
         reference_case = ref.verdicts(DUCKDB, "r", "ref")
     # Only keys held more than once need the per-key comparison (the generated 10M shop has
     # none): a count per key finds them, and only their rows are compared. The verdicts are
-    # written for the held rows alone, and the clean table is the rows store less those. No
+    # written for the held rows alone, and the clean rows are the row store less those. No
     # copy of every row is materialized on the way: `scoped` is read twice, and DuckDB would
     # otherwise materialize it (at 10M orders these verdicts took 5.7 s that way, 1.1 s so).
     con.execute(
@@ -451,19 +418,46 @@ def _classify_keys(
         select * from verdicts where reason is not null
         """
     )
-    if not clean_view:
+
+
+def _keep_before(con: duckdb.DuckDBPyConnection, table: RawTable, *, staged: bool) -> None:
+    """Add to temp table ``_before`` the clean rows, as they were before this load, of the keys
+    it may change, so that :func:`_changed_keys` can tell which changed.
+
+    Called twice. Before the rows of re-read and removed files leave the store (``staged``
+    false): the clean rows of the keys those files held (``_old_keys``). After the new rows
+    are staged and before any verdict is decided again (``staged``): for the other keys in
+    ``_affected``, their rows in the files not re-read, less the quarantined ones; those rows
+    and their verdicts are still the last load's, and the key had no row in a re-read file.
+    """
+    clean = f"{RAW_SCHEMA}.{_q(table.name)}"
+    if not staged:
         con.execute(
-            f"insert into {clean} select {_clean_columns(table)} from {rows} as r {in_scope} "
-            "anti join _held as h using (source_file, source_line)"
+            f"create temp table _before as select * from {clean} as c semi join _old_keys as o "
+            f"on {_key_match(table, 'c', 'o', left_typed=False)}"
         )
-    if every_key:
-        return ALL_KEYS
-    if not track:
-        return 0
+        return
+    con.execute(
+        f"insert into _before select {_clean_columns(table)} from {_rows_table(table)} as r "
+        f"semi join _affected as a on {_key_match(table, 'r', 'a')} "
+        f"anti join _old_keys as o on {_key_match(table, 'r', 'o')} "
+        f"anti join ({_quarantined_lines(table)}) as q using (source_file, source_line) "
+        "where r.source_file not in (select source_file from _gone)"
+    )
+
+
+def _changed_keys(con: duckdb.DuckDBPyConnection, table: RawTable) -> int:
+    """How many keys of ``_affected`` entered or left the clean rows or changed there, left in
+    temp table ``_changed_<table>`` for the tables that reference this one: a customer whose
+    signup date moved re-decides its orders' ``ordered_before_signup`` as a customer who
+    appeared decides ``unknown_customer_id``. Read once the held rows are quarantined."""
+    clean = f"{RAW_SCHEMA}.{_q(table.name)}"
+    in_scope = f"semi join _affected as a on {_key_match(table, 'c', 'a', left_typed=False)}"
+    key_columns = ", ".join(_q(k) for k in table.key)
     con.execute(
         f"create or replace temp table _changed_{table.name} as select distinct {key_columns} "
-        f"from ((select * from _before except select * from {clean} as c {clean_in_scope}) "
-        f"union all (select * from {clean} as c {clean_in_scope} except select * from _before))"
+        f"from ((select * from _before except select * from {clean} as c {in_scope}) "
+        f"union all (select * from {clean} as c {in_scope} except select * from _before))"
     )
     con.execute("drop table _before")
     (n,) = con.execute(f"select count(*) from _changed_{table.name}").fetchone()
@@ -509,11 +503,9 @@ def _plan(
     current: dict[str, tuple[int, int]],
     params: dict,
     full_refresh: bool,
-    clean_view: bool,
 ) -> tuple[bool, list[str], list[str]]:
-    """(fresh, files to read, files gone) for one table, from the file registry. A clean
-    relation of the other kind (a table where a view belongs, as left by an older version)
-    starts the table afresh."""
+    """(fresh, files to read, files gone) for one table, from the file registry. Clean rows
+    kept in a table, as an older version did, start the table afresh (into the view)."""
     fingerprint = _fingerprint(table, params)
     known = {
         f: (size, mtime, fp, loaded_at)
@@ -528,7 +520,7 @@ def _plan(
         full_refresh
         or not known
         or not _table_exists(con, f"_rows_{table.name}")
-        or _relation_kind(con, table.name) != ("VIEW" if clean_view else "TABLE")
+        or _relation_kind(con, table.name) != "VIEW"
         or any(v[2] != fingerprint for v in known.values())
         # "future" rows of a later load would not be future now: start again
         or (bool(time_reasons) and any(v[3] > params["load_time"] for v in known.values()))
@@ -681,13 +673,12 @@ def load_raw(
             table, entry = tables[name], report.tables[name]
             by_name = {p.relative_to(raw_dir).as_posix(): p for p in files[name]}
             current = {f: (p.stat().st_size, p.stat().st_mtime_ns) for f, p in by_name.items()}
-            clean_view = name not in referenced
-            fresh, read, gone = _plan(con, table, current, params, full_refresh, clean_view)
+            fresh, read, gone = _plan(con, table, current, params, full_refresh)
             ref = table.reference
             ref_changed = 0 if ref is None else changed.get(ref.table, 0)
             entry.files_read = read
             if fresh:
-                _create_state(con, table, params, clean_view=clean_view)
+                _create_state(con, table, params)
             if not (read or gone or ref_changed):
                 say(f"{name}: no new or changed files")
                 changed[name] = 0
@@ -701,12 +692,15 @@ def load_raw(
             if read or gone:
                 con.executemany("insert into _gone values (?)", [[f] for f in (*read, *gone)])
             scope = []  # queries giving the keys whose verdicts may change
+            track = name in referenced and not every_key
             if not every_key:
                 con.execute(
                     f"create temp table _old_keys as select distinct {_keys_of(table)} "
                     f"from {rows} semi join _gone using (source_file)"
                 )
                 scope.append("select * from _old_keys")
+            if track:
+                _keep_before(con, table, staged=False)
             con.execute(f"delete from {rows} where source_file in (select * from _gone)")
             con.execute(
                 f"delete from {RAW_SCHEMA}.{QUARANTINE_TABLE} where source_table = ? "
@@ -734,10 +728,11 @@ def load_raw(
                     + " union all ".join(scope)
                     + ")"
                 )
-            changed[name] = _classify_keys(
-                con, table, every_key=every_key, track=name in referenced, clean_view=clean_view
-            )
+            if track:
+                _keep_before(con, table, staged=True)
+            _classify_keys(con, table, every_key=every_key)
             _quarantine_held(con, table, raw_dir)
+            changed[name] = ALL_KEYS if every_key else _changed_keys(con, table) if track else 0
             _note_scope(con, table, every_key=every_key, affected=not every_key)
             for temp in ("_affected", "_old_keys", "_gone", "_held"):
                 con.execute(f"drop table if exists {temp}")

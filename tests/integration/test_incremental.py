@@ -324,7 +324,8 @@ def test_tenure_table_is_rebuilt_only_when_a_complete_month_changed(workdir, fir
     # leaves the tenure table out; the next night's only new order is in the as-of month, yet
     # the table must be rebuilt (it missed a capture): customer 6 churns in March again
     with duckdb.connect(warehouse) as con:
-        con.execute("update raw.orders set status = 'refunded' where order_id = 1402")
+        # the raw layer's clean orders are a view of its row store
+        con.execute("update raw._rows_orders set t_status = 'refunded' where t_order_id = 1402")
     select = ["--select", "int_orders_valued+", "--exclude", "int_tenure_months_aggregated+"]
     args = ["build", "--full-refresh", *select, "--vars", json.dumps(churn)]
     assert dbt_runner.run_dbt(args) == 0
@@ -680,15 +681,16 @@ def test_the_staging_key_tests_check_the_keys_loaded_since_they_last_passed(work
     assert scope() == (none_every_key, loaded)
 
     unique = ["test", "--select", "stg_shop__orders_order_id_unique", "--quiet"]
+    # the clean orders are a view of the row store: a row stored twice is in it twice
     with duckdb.connect(warehouse) as con:  # order 1401 twice: inside the scope
-        con.execute("insert into raw.orders (from raw.orders where order_id = 1401)")
+        con.execute("insert into raw._rows_orders (from raw._rows_orders where t_order_id = 1401)")
     assert dbt_runner.run_dbt(unique) != 0
     assert scope() == (none_every_key, loaded)  # a failed test leaves the scope
     with duckdb.connect(warehouse) as con:  # 1401 once again; 302 twice: outside the scope
-        con.execute("create temp table kept as select distinct * from raw.orders")
-        con.execute("delete from raw.orders")
-        con.execute("insert into raw.orders from kept")
-        con.execute("insert into raw.orders (from raw.orders where order_id = 302)")
+        con.execute("create temp table kept as select distinct * from raw._rows_orders")
+        con.execute("delete from raw._rows_orders")
+        con.execute("insert into raw._rows_orders from kept")
+        con.execute("insert into raw._rows_orders (from raw._rows_orders where t_order_id = 302)")
     # keys outside the scope passed before and no load touched them: not read again
     assert dbt_runner.run_dbt(unique) == 0
     assert scope() == (none_every_key, loaded)  # the orders' other test has not run yet
@@ -707,5 +709,5 @@ def test_the_staging_key_tests_check_the_keys_loaded_since_they_last_passed(work
     assert "_load_scope" not in full_sql
     assert scope() == (none_every_key, [])
     with duckdb.connect(warehouse) as con:
-        con.execute("insert into raw.orders (from raw.orders where order_id = 302)")
+        con.execute("insert into raw._rows_orders (from raw._rows_orders where t_order_id = 302)")
         assert [row[0] for row in con.execute(full_sql).fetchall()] == [302]

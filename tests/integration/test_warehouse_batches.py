@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import pandas as pd
 import pytest
 
+from ltv_pipeline.defs import with_as_of_date
 from ltv_pipeline.warehouse.duckdb import DuckDBWarehouse
 
 
@@ -41,3 +44,31 @@ def test_batches_cover_the_result_once_in_order_and_replace_keeps_the_old_table_
     # in the batches' order, every row once
     pd.testing.assert_series_equal(stored["n"], pd.Series(range(2500), name="n"), check_dtype=False)
     assert (stored["square"] == stored["n"] ** 2).all()
+
+
+@pytest.mark.parametrize(
+    ("day", "days_since_1970"),
+    # worked out by hand: 1970-01-01 is day 0, 2000-03-01 follows a leap day (10957 + 60),
+    # 1969-12-31 is day -1 (a date before the epoch must not wrap around)
+    [(dt.date(1970, 1, 1), 0), (dt.date(2000, 3, 1), 11017), (dt.date(1969, 12, 31), -1)],
+)
+def test_with_as_of_date_stores_the_day_as_a_date_column(tmp_path, day, days_since_1970):
+    # a frame with a non-default index (a batch from the middle of a result) and an empty one
+    frame = pd.DataFrame({"customer_id": [7, 8, 9]}, index=[10, 11, 12])
+    dated = with_as_of_date(frame, day)
+    assert list(dated.index) == [10, 11, 12] and "as_of_date" not in frame.columns
+    assert dated["as_of_date"].tolist() == [day] * 3
+    empty = with_as_of_date(frame.iloc[:0], day)
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    with warehouse.session() as db:
+        db.replace_table_batches("marts.dated", iter([dated]), "customer_id")
+        db.replace_table_batches("marts.none", iter([empty]), "customer_id")
+        stored = db.con.execute(
+            "select customer_id, as_of_date, epoch(as_of_date) // 86400 from marts.dated"
+        ).fetchall()
+        types = db.con.execute(
+            "select table_name, data_type from information_schema.columns "
+            "where column_name = 'as_of_date' order by table_name"
+        ).fetchall()
+    assert stored == [(i, day, days_since_1970) for i in (7, 8, 9)]
+    assert types == [("dated", "DATE"), ("none", "DATE")]

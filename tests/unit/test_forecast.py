@@ -357,3 +357,58 @@ def test_backtest_scores_only_customers_with_calibration_history(summary):
     assert result.model_score.customers == len(summary) - 100
     with pytest.raises(forecast.ModelNotFitted, match="no customer"):
         backtest.backtest(frame.assign(is_in_calibration=False), 182.0)
+
+
+def test_the_blocking_predictions_check_counts_each_rule_on_hand_made_rows(tmp_path):
+    """predictions_cover_buyers_and_are_valid counts every rule in one scan: each case breaks
+    rules on purpose, and its description is the count worked out by hand."""
+    import duckdb
+
+    from ltv_pipeline.defs.clv import predictions_cover_buyers_and_are_valid
+    from ltv_pipeline.warehouse.duckdb import DuckDBWarehouse
+
+    assert all(spec.blocking for spec in predictions_cover_buyers_and_are_valid.check_specs)
+    path = tmp_path / "warehouse.duckdb"
+    good = "(1, 0.5, 1.0, 20.0, 5.0), (2, 1.0, 0.0, 10.0, 0.0), (3, 0.0, 2.0, 1.0, 3.0)"
+    cases = {
+        good: "",
+        # customer 2 twice: 3 distinct customers still, 1 repeat
+        good + ", (2, 0.5, 1.0, 20.0, 5.0)": "1 repeated customer_id rows",
+        # a null key is not a buyer's prediction: 3 distinct keys, 1 row without one
+        good + ", (null, 0.5, 1.0, 20.0, 5.0)": "1 rows without a customer_id",
+        # P(alive) just outside [0, 1] both ways; NaN is no probability either
+        "(1, 1.0000001, 1.0, 20.0, 5.0), (2, -0.1, 0.0, 10.0, 0.0), "
+        "(3, 'nan'::double, 2.0, 1.0, 3.0)": "3 P(alive) outside [0, 1]",
+        # a negative CLV, infinite purchases, a zero order value: three bad rows
+        "(1, 0.5, 1.0, 20.0, -5.0), (2, 1.0, 'inf'::double, 10.0, 0.0), (3, 0.0, 2.0, 0.0, 3.0)": (
+            "3 negative or non-finite predictions"
+        ),
+        # buyer 3 without a prediction
+        "(1, 0.5, 1.0, 20.0, 5.0), (2, 1.0, 0.0, 10.0, 0.0)": (
+            "1 buyers without exactly one prediction"
+        ),
+        # one row of a fitted model left null: 3 rows, 2 fitted
+        "(1, 0.5, 1.0, 20.0, 5.0), (2, 1.0, 0.0, 10.0, 0.0), (3, null, 2.0, 1.0, 3.0)": (
+            "1 customers without a prediction from a fitted model"
+        ),
+    }
+    for rows, problem in cases.items():
+        with duckdb.connect(str(path)) as con:
+            con.execute("create schema if not exists marts")
+            con.execute("create schema if not exists intermediate")
+            con.execute(
+                "create or replace table intermediate.int_customer_purchases_summarized as "
+                "select * from (values (1), (2), (3)) as t(customer_id)"
+            )
+            con.execute(
+                "create or replace table marts.customer_predictions as select "
+                "customer_id::bigint as customer_id, p_alive::double as p_alive, "
+                "expected_purchases::double as expected_purchases, "
+                "expected_order_value::double as expected_order_value, "
+                "predicted_clv::double as predicted_clv from (values "
+                f"{rows}) as t(customer_id, p_alive, expected_purchases, "
+                "expected_order_value, predicted_clv)"
+            )
+        result = predictions_cover_buyers_and_are_valid(warehouse=DuckDBWarehouse(path=str(path)))
+        assert result.passed == (not problem), rows
+        assert result.description == (problem or "predictions valid"), rows

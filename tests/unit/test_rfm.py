@@ -669,13 +669,21 @@ def test_the_blocking_segment_check_catches_what_the_summary_no_longer_counts(tm
         "(1, 'Lost', 1, 1, 1)": "1 buyers without a segment",
         clean + ", (3, 'Lost', 1, 1, 1)": "1 segments for non-buyers",
         "(1, 'Lost', 1, 1, 1), (2, NULL, 5, 5, 5)": "1 unknown segment names",
+        "(1, 'Lost', 0, 1, 1), (2, 'Champions', 5, 5, 6)": "2 scores outside 1-5",
+        # both sides of the join at once: buyer 2 unsegmented, non-buyer 3 segmented
+        "(1, 'Lost', 1, 1, 1), (3, 'Lost', 1, 1, 1)": (
+            "1 buyers without a segment; 1 segments for non-buyers"
+        ),
+        # customer 4 is nobody's buyer (has_purchased is null): a segment for 4 is one too many
+        clean + ", (4, 'Lost', 1, 1, 1)": "1 segments for non-buyers",
     }
     for rows, problem in cases.items():
         with duckdb.connect(str(path)) as con:
             con.execute("create schema if not exists marts")
             con.execute(
                 "create or replace table marts.customers as select * from "
-                "(values (1, true), (2, true), (3, false)) as t(customer_id, has_purchased)"
+                "(values (1, true), (2, true), (3, false), (4, null)) "
+                "as t(customer_id, has_purchased)"
             )
             con.execute(
                 "create or replace table marts.customer_segments as select * from "

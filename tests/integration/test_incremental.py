@@ -375,6 +375,100 @@ def test_tenure_table_is_rebuilt_only_when_a_complete_month_changed(workdir, fir
         assert con.execute(f"select * from {table} order by all").fetchall() == kept
 
 
+def test_complete_cohort_months_are_kept_and_the_as_of_month_regrouped_each_night(
+    workdir, first_night
+):
+    """The cohort cells of complete months are kept between nights in one month (a marked
+    cell stays and int_cohort_months_aggregated shows it), while the as-of month's cells are
+    grouped again each night; a late order in a complete month rebuilds them, and on a month's
+    last day the as-of month is complete and counted once. Email customers by hand: 4 (Jan
+    cohort) buys 30 on the 20th of every month Jan - Jun, 6 (Jan) 90 on Jan 11, 11 (Jan) 40
+    on Jan 2, 5 (Jun) 120 on Jun 5, 13 (Jul) 40 on Jul 2; 8's only order is refunded. As of
+    Jul 3 the complete months are Jan - Jun."""
+    raw = _after_first_night(workdir, first_night)
+    warehouse = str(workdir / "warehouse.duckdb")
+    complete = "intermediate.int_complete_cohort_months_aggregated"
+    columns = (
+        "cohort_month, months_since_acquisition, new_customers, active_customers, purchases, "
+        "net_revenue"
+    )
+
+    def cells(table: str) -> list[tuple]:
+        with duckdb.connect(warehouse, read_only=True) as con:
+            return [
+                (str(row[0])[:7], *(int(v) for v in row[1:]))
+                for row in con.execute(
+                    f"select {columns} from {table} where acquisition_channel = 'email' "
+                    "order by cohort_month, months_since_acquisition"
+                ).fetchall()
+            ]
+
+    def night(orders: str) -> None:
+        (raw / "orders.csv").write_text(orders)
+        assert run_pipeline().success
+
+    jan = [("2025-01", 0, 3, 3, 3, 160)] + [("2025-01", k, 0, 1, 1, 30) for k in range(1, 6)]
+    jun = [("2025-06", 0, 1, 1, 1, 120)]
+    assert cells(complete) == jan + jun
+    # the as-of month: the Jan and Jun cohorts' July, nobody buying, and the Jul cohort
+    assert cells("intermediate.int_cohort_months_aggregated") == [
+        *jan,
+        ("2025-01", 6, 0, 0, 0, 0),
+        *jun,
+        ("2025-06", 1, 0, 0, 0, 0),
+        ("2025-07", 0, 1, 1, 1, 40),
+    ]
+    with duckdb.connect(warehouse) as con:  # a value no grouping would give
+        con.execute(
+            f"update {complete} set net_revenue = 999 "
+            "where acquisition_channel = 'email' and months_since_acquisition = 0 "
+            "and cohort_month = '2025-01-01'"
+        )
+    marked = [("2025-01", 0, 3, 3, 3, 999), *jan[1:]]
+
+    # customer 5 buys 45 on Jul 4, in the as-of month: the complete cells are kept, and the
+    # Jun cohort's July is grouped again
+    orders = ORDERS + "1401,5,2025-07-04T10:00:00Z,completed,45,20,USD\n"
+    night(orders)
+    assert cells(complete) == marked + jun
+    assert cells("intermediate.int_cohort_months_aggregated") == [
+        *marked,
+        ("2025-01", 6, 0, 0, 0, 0),
+        *jun,
+        ("2025-06", 1, 0, 1, 1, 45),
+        ("2025-07", 0, 1, 1, 1, 40),
+    ]
+
+    # a late order of customer 6 dated Mar 5 (25), a complete month: rebuilt, the mark goes
+    orders += "1402,6,2025-03-05T10:00:00Z,completed,25,10,USD\n"
+    night(orders)
+    late = [*jan[:2], ("2025-01", 2, 0, 2, 2, 55), *jan[3:]]
+    assert cells(complete) == late + jun
+
+    # as of Jul 31 (customer 5 buys 10) July is complete: its cells move to the kept table,
+    # and are counted once
+    orders += "1403,5,2025-07-31T10:00:00Z,completed,10,5,USD\n"
+    night(orders)
+    july = [
+        *late,
+        ("2025-01", 6, 0, 0, 0, 0),
+        *jun,
+        ("2025-06", 1, 0, 1, 2, 55),
+        ("2025-07", 0, 1, 1, 1, 40),
+    ]
+    assert cells(complete) == [row for row in july if row[3]]  # cells with a purchase month
+    assert cells("intermediate.int_cohort_months_aggregated") == july
+    with duckdb.connect(warehouse, read_only=True) as con:
+        kept = {
+            table: con.execute(f"select * from {table} order by all").fetchall()
+            for table in (complete, "intermediate.int_cohort_months_aggregated")
+        }
+    assert run_pipeline(full_refresh=True).success
+    with duckdb.connect(warehouse, read_only=True) as con:
+        for table, rows in kept.items():
+            assert con.execute(f"select * from {table} order by all").fetchall() == rows
+
+
 def _marts_state(path) -> dict[str, list[tuple]]:
     """Every intermediate and mart table and view, sorted (what a night must equal)."""
     with duckdb.connect(str(path), read_only=True) as con:

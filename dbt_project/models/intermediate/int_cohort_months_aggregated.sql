@@ -1,19 +1,10 @@
 {#- One row per acquisition channel, cohort month and month since acquisition: what the
-    cohort's customers of that channel did in the month. cohort_activity sums it over
-    channels; ltv_cac_by_channel and the Python LTV curves use it per channel. -#}
+    cohort's customers of that channel did in the month (macro cohort_month_cells), with every
+    month of every cohort up to the as-of month, active or not. cohort_activity sums it over
+    channels; ltv_cac_by_channel and the Python LTV curves use it per channel. The complete
+    months come from int_complete_cohort_months_aggregated, kept between nights; only the
+    as-of month is grouped here each night. -#}
 with
-
-purchase_months as (
-
-    select * from {{ ref('int_customer_spells_classified') }}
-
-),
-
-customers as (
-
-    select * from {{ ref('stg_shop__customers') }}
-
-),
 
 reporting_window as (
 
@@ -21,24 +12,13 @@ reporting_window as (
 
 ),
 
+{#- the complete months' cells, kept between nights, and the as-of month's (none when
+    as_of_date is a month's last day: window_end is then the next month's first day) -#}
 aggregated as (
 
-    select
-        customers.acquisition_channel,
-        purchase_months.cohort_month,
-        purchase_months.months_since_acquisition,
-        sum(case when purchase_months.is_new then 1 else 0 end) as new_customers,
-        sum(case when purchase_months.purchases > 0 then 1 else 0 end) as active_customers,
-        sum(purchase_months.purchases) as purchases,
-        sum(purchase_months.net_revenue) as net_revenue,
-        sum(purchase_months.gross_margin) as gross_margin
-
-    from purchase_months
-    inner join customers on purchase_months.customer_id = customers.customer_id
-    group by
-        customers.acquisition_channel,
-        purchase_months.cohort_month,
-        purchase_months.months_since_acquisition
+    select * from {{ ref('int_complete_cohort_months_aggregated') }}
+    union all
+    {{ cohort_month_cells('spells.month_start >= reporting_window.window_end') }}
 
 ),
 

@@ -41,7 +41,7 @@ reporting_window as (
 
 {#- spells with the same months, segment and cohort, each counted once with how many they
     are: the readers below weight a shape by its spells (7.6M spells make 83k shapes at 10M
-    orders; the model 0.7 s instead of 1.6 s). Grouped after the cross join, so a kept night's
+    orders; the model 0.7 s instead of 1.6 s). Grouped after the join with it, so a kept night's
     empty reporting_window empties it before any grouping. -#}
 spells as (
 
@@ -61,7 +61,11 @@ spells as (
     from {{ ref('int_customer_spells_classified') }} as spells
     inner join {{ ref('stg_shop__customers') }} as customers
         on spells.customer_id = customers.customer_id
-    cross join reporting_window
+    {# only spells of complete months count below (a later spell neither begins a complete
+        tenure month nor ends one). A join on it, not a cross join: with a kept night's empty
+        reporting_window DuckDB then skips the spells (0.49 s of such a night at 10M orders) #}
+    inner join reporting_window
+        on spells.month_number < reporting_window.window_end_number
     group by
         spells.cohort_month,
         spells.is_new,

@@ -22,18 +22,18 @@ spend as (
 
 ),
 
+{#- customers acquired = new customers of the channel's cohort, in its month 0: the cohort
+    cells count them once for every reader (at 10M orders this read 7.6M purchase months and
+    4.2M customers, 0.7 s of a night) -#}
 acquired as (
 
     select
-        customers.acquisition_channel,
-        purchase_months.month_start,
-        count(*) as new_customers
+        acquisition_channel,
+        cohort_month as month_start,
+        new_customers
 
-    from {{ ref('int_customer_spells_classified') }} as purchase_months
-    inner join {{ ref('stg_shop__customers') }} as customers
-        on purchase_months.customer_id = customers.customer_id
-    where purchase_months.is_new
-    group by 1, 2
+    from {{ ref('int_cohort_months_aggregated') }}
+    where months_since_acquisition = 0
 
 ),
 

@@ -444,6 +444,19 @@ def test_complete_cohort_months_are_kept_and_the_as_of_month_regrouped_each_nigh
     night(orders)
     late = [*jan[:2], ("2025-01", 2, 0, 2, 2, 55), *jan[3:]]
     assert cells(complete) == late + jun
+    with duckdb.connect(warehouse) as con:
+        con.execute(f"update {complete} set net_revenue = 999 where months_since_acquisition = 1")
+
+    # customer 6 (Jan cohort) moves from email to organic_search, no order changes: rebuilt,
+    # and 6's Jan 11 (90) and Mar 5 (25) leave the email cells
+    (raw / "customers.csv").write_text(
+        CUSTOMERS.replace(
+            "6,c6@x.com,2025-01-01,email,US", "6,c6@x.com,2025-01-01,organic_search,US"
+        )
+    )
+    assert run_pipeline().success
+    late = [("2025-01", 0, 2, 2, 2, 70), jan[1], ("2025-01", 2, 0, 1, 1, 30), *jan[3:]]
+    assert cells(complete) == late + jun
 
     # as of Jul 31 (customer 5 buys 10) July is complete: its cells move to the kept table,
     # and are counted once

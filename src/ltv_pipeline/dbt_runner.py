@@ -3,9 +3,12 @@ the parse Dagster loads (``ltv prepare``) and an invocation (``ltv dbt``)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ltv_pipeline import settings
@@ -78,19 +81,46 @@ def prepare(*, force: bool = False) -> bool:
 
     Skipped (about 6 s saved on every run) when the manifest was written from the same
     project files and environment. Returns whether dbt parse ran.
+
+    Other processes may load the manifest while this one parses (two pipelines on one
+    checkout with different settings, or tests side by side): dbt writes its files in place,
+    so a reader could find ``manifest.json`` empty (a CI run failed so). dbt writes into a
+    folder of its own here, and each file is renamed into ``target`` whole; parses are taken
+    one at a time under a lock, so the stamp always describes the manifest beside it.
     """
     target = settings.DBT_PROJECT_DIR / "target"
+    target.mkdir(exist_ok=True)
     stamp = target / PARSE_STAMP
     wanted = parse_inputs()
-    current = (target / "manifest.json").exists() and stamp.exists()
-    if current and not force and stamp.read_text() == wanted:
-        return False
-    stamp.unlink(missing_ok=True)
-    returncode = run_dbt(["parse", "--quiet"])
-    if returncode != 0:
-        raise SystemExit(f"dbt parse failed (exit {returncode})")
-    stamp.write_text(wanted)
+    with open(target / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = (target / "manifest.json").exists() and stamp.exists()
+        if current and not force and stamp.read_text() == wanted:
+            return False
+        stamp.unlink(missing_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".parse-", dir=target))
+        try:
+            for name in PARSE_STATE:  # dbt's saved state, so the parse can be partial
+                if (target / name).exists():
+                    shutil.copy2(target / name, scratch / name)
+            returncode = run_dbt(["parse", "--quiet", "--target-path", str(scratch)])
+            if returncode != 0:
+                raise SystemExit(f"dbt parse failed (exit {returncode})")
+            for name in PARSE_OUTPUT:
+                if (scratch / name).exists():
+                    os.replace(scratch / name, target / name)
+            (scratch / PARSE_STAMP).write_text(wanted)
+            os.replace(scratch / PARSE_STAMP, stamp)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return True
+
+
+#: dbt's saved parse state, read by the next parse
+PARSE_STATE = ("partial_parse.msgpack",)
+#: what a parse writes that is kept in ``target``; the manifest last, so that a reader who sees
+#: a new manifest finds the state it was made with
+PARSE_OUTPUT = (*PARSE_STATE, "semantic_manifest.json", "manifest.json")
 
 
 def run_dbt(dbt_args: list[str]) -> int:

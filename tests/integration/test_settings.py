@@ -218,6 +218,53 @@ def test_dbt_parse_is_skipped_only_when_its_inputs_are_unchanged(tmp_path, monke
     assert dbt_runner.prepare() is True
 
 
+def test_a_parse_replaces_the_manifest_whole_while_others_read_it(tmp_path, monkeypatch):
+    """A process loading the manifest while another parses finds the old one or the new one,
+    never a part: a CI run failed on an empty ``manifest.json``, which dbt writes in place."""
+    import json
+    import threading
+
+    from ltv_pipeline import dbt_runner
+
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(settings.DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target"))
+    monkeypatch.setattr(settings, "DBT_PROJECT_DIR", copy)
+    monkeypatch.setenv(settings.DUCKDB_ENV, str(tmp_path / "w.duckdb"))
+    target = copy / "target"
+    assert dbt_runner.prepare() is True
+    manifest = target / "manifest.json"
+    first = manifest.stat().st_ino
+    failures: list[str] = []
+    reads = 0
+    stop = threading.Event()
+
+    def read() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            try:
+                json.loads(manifest.read_bytes())
+                reads += 1
+            except (ValueError, OSError) as error:
+                failures.append(repr(error))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(2):
+            assert dbt_runner.prepare(force=True) is True
+    finally:
+        stop.set()
+        reader.join()
+    assert failures == []
+    assert reads > 10
+    # a new file renamed over the old (dbt alone keeps the inode and truncates it)
+    assert manifest.stat().st_ino != first
+    assert not list(target.glob(".parse-*"))
+    assert (target / "partial_parse.msgpack").exists()
+    assert (target / dbt_runner.PARSE_STAMP).read_text() == dbt_runner.parse_inputs()
+    assert dbt_runner.prepare() is False
+
+
 def _parse(project: Path, warehouse: Path) -> str:
     """``dbt parse`` of ``project`` against ``warehouse``, through ``ltv-dbt``; its output."""
     from ltv_pipeline import dbt_runner

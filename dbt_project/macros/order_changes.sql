@@ -390,6 +390,22 @@
 
 {% macro decided_builds_relation() -%}ltv_state.decided_builds{%- endmacro %}
 
+{#- The config of a model of complete months kept between nights (int_tenure_months_aggregated,
+    int_complete_cohort_months_aggregated): on DuckDB appended to, its pre-hook deciding
+    whether the night rebuilds it; a table on Spark and for a backfill (as_of_date set). Each
+    model still names the models its key reads (a depends_on comment), which dbt reads from
+    the model's own file. -#}
+{% macro kept_complete_months_config() -%}
+    {%- set rebuilt = target.type == 'spark' or as_of_date_is_set() -%}
+    {{ config(
+        materialized='table' if rebuilt else 'incremental',
+        incremental_strategy=none if rebuilt else 'append',
+        on_schema_change='fail',
+        pre_hook="{{ decide_complete_months_build() }}",
+        post_hook="{{ note_decided_build() }}",
+    ) }}
+{%- endmacro %}
+
 {#- Pre-hook (DuckDB, any build): decides whether this build is a rebuild (see above) and
     notes it with the key; on an incremental build that rebuilds, deletes every row. -#}
 {% macro decide_complete_months_build() -%}

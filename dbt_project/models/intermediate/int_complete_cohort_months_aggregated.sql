@@ -7,16 +7,7 @@
     setting is in that key too, though no cell depends on it). At 100M orders this regrouping
     of every purchase month was 12.6 s of a night (bench/results). A table on Spark and for a
     backfill. -#}
-{%- set rebuilt = target.type == 'spark' or as_of_date_is_set() -%}
-{{
-    config(
-        materialized='table' if rebuilt else 'incremental',
-        incremental_strategy=none if rebuilt else 'append',
-        on_schema_change='fail',
-        pre_hook="{{ decide_complete_months_build() }}",
-        post_hook="{{ note_decided_build() }}",
-    )
-}}
+{{ kept_complete_months_config() }}
 -- depends_on: {{ ref('int_customer_purchases_accumulated') }}
 with
 

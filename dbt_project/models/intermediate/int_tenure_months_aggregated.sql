@@ -12,16 +12,7 @@
     nothing: the table is rebuilt only on a new month, a new churn setting, a customer's channel
     or country changed, or an order dated before window_end new, changed or gone (macro
     decide_complete_months_build). A table on Spark and for a backfill. -#}
-{%- set rebuilt = target.type == 'spark' or as_of_date_is_set() -%}
-{{
-    config(
-        materialized='table' if rebuilt else 'incremental',
-        incremental_strategy=none if rebuilt else 'append',
-        on_schema_change='fail',
-        pre_hook="{{ decide_complete_months_build() }}",
-        post_hook="{{ note_decided_build() }}",
-    )
-}}
+{{ kept_complete_months_config() }}
 -- depends_on: {{ ref('int_customer_purchases_accumulated') }}
 with
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ltv_pipeline import settings
 from ltv_pipeline.dbt_runner import parse_state_without_folders, prepare, run_dbt
+from ltv_pipeline.dbt_server import delegate, warm_dbt
 from ltv_pipeline.runs import DBT_BUILDING, run_all, stale_marts_warning, summary
 
 
@@ -126,11 +127,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.warehouse() == "spark":
         # a local Spark binds a non-loopback address unless told otherwise (dbt's too)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    prepare()
-    from ltv_pipeline.instance import ensure_instance_config  # imports dagster: only here
+    with warm_dbt():  # dbt's import, on the other core while Dagster's is made here
+        prepare()
+        from ltv_pipeline.instance import ensure_instance_config  # imports dagster: only here
 
-    ensure_instance_config()
-    ok = run_all(as_of_date=args.as_of)
+        ensure_instance_config()
+        ok = run_all(as_of_date=args.as_of)
     if not ok:
         print("run failed: see the log above (or the run in the Dagster UI)", file=sys.stderr)
         return 1
@@ -236,23 +238,41 @@ def entry() -> None:
 def dbt_entry() -> None:
     """The ``ltv-dbt`` console script: dbt's own command line, with :func:`entry`'s exit.
 
-    Every dbt subprocess runs through it (:func:`ltv_pipeline.settings.dbt_executable`). After
-    its last line, dbt's Python spends about 0.5 s freeing its manifest and modules (0.55 s of
-    7.6 s for a 20k-order build; bench/results/fixed_cost_ab_dbt_out.md); dbt's exit handlers still
-    run, and the exit status is dbt's (:func:`exit_status`). dbt's saved parse state holds for a
-    warehouse file in another folder (:func:`~ltv_pipeline.dbt_runner.parse_state_without_folders`).
+    Every dbt subprocess runs through it (:func:`ltv_pipeline.settings.dbt_executable`). In
+    ``ltv run``, dbt is already imported in a server the command hands itself to
+    (:mod:`ltv_pipeline.dbt_server`); elsewhere, or if that server does not answer, dbt runs
+    here (:func:`run_dbt_here`).
     """
+    served = delegate(sys.argv)
+    if served is not None:
+        _exit_without_teardown([served])
+    # After its last line, dbt's Python spends about 0.5 s freeing its manifest and modules
+    # (0.55 s of 7.6 s for a 20k-order build; bench/results/fixed_cost_ab_dbt_out.md): so the
+    # process ends without that teardown, once dbt's exit handlers (registered later, so run
+    # earlier) have run.
     code: list[int] = []
     atexit.register(_exit_without_teardown, code)
+    code.append(run_dbt_here(sys.argv))
+    sys.exit(code[0])
+
+
+def run_dbt_here(argv: list[str]) -> int:
+    """Run dbt's command line on ``argv`` in this process; its exit status (:func:`exit_status`).
+
+    dbt's saved parse state holds for a warehouse file in another folder
+    (:func:`~ltv_pipeline.dbt_runner.parse_state_without_folders`).
+    """
     from dbt.cli.main import cli
 
     parse_state_without_folders()
-
+    sys.argv = list(argv)
     try:
         cli()
     except SystemExit as exc:
-        code.append(exit_status(exc.code))
-        raise
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)  # as Python prints it on exit
+        return exit_status(exc.code)
+    return 0
 
 
 def exit_status(code: object) -> int:

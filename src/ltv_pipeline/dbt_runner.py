@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from ltv_pipeline import settings
+from ltv_pipeline.dbt_server import SERVER_ENV
 
 
 def dbt_env() -> dict[str, str]:
@@ -30,7 +31,7 @@ def dbt_env() -> dict[str, str]:
 
 PARSE_STAMP = "ltv_parse_inputs.sha256"
 #: settings that only say where files are: the manifest does not record them
-LOCATION_ONLY = frozenset({settings.DATA_DIR_ENV})
+LOCATION_ONLY = frozenset({settings.DATA_DIR_ENV, SERVER_ENV})
 
 
 def parse_inputs() -> str:

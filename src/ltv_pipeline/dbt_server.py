@@ -27,6 +27,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,8 @@ def _run_child(request: dict, fds: list[int], sockets: list[socket.socket], run:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        time.tzset()  # the C library's zone, from the client's TZ (the interpreter's own
+        # options, PYTHON*, stay the server's: it started with the run's environment)
         sys.argv = list(request["argv"])
         code = run(sys.argv)
     except BaseException:

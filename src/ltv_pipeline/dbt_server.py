@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -36,6 +37,8 @@ from pathlib import Path
 SERVER_ENV = "LTV_DBT_SERVER"
 #: The server checks this often (s) whether the process that started it is still alive.
 PARENT_POLL_SECONDS = 1.0
+#: ... and this often (s) whether the client of a running dbt is still there.
+CLIENT_POLL_SECONDS = 0.2
 #: The standard streams a request passes: stdin, stdout, stderr.
 STREAMS = (0, 1, 2)
 _HEADER = struct.Struct("!Q")
@@ -101,9 +104,25 @@ def _serve_one(conn: socket.socket, listener: socket.socket, run: Callable) -> N
     finally:
         for fd in fds:  # the child has its own; ours would hold the client's pipes open
             os.close(fd)
-    conn.sendall(f"pid {child}\n".encode())
-    _, status = os.waitpid(child, 0)
+    with contextlib.suppress(OSError):
+        conn.sendall(f"pid {child}\n".encode())
+    status = _wait(child, conn)
     conn.sendall(f"exit {exit_code(status)}\n".encode())
+
+
+def _wait(child: int, conn: socket.socket) -> int:
+    """The fork's wait status. A client that ends first (killed: a signal it could catch is
+    forwarded) ends the fork too, as a dbt run directly would have ended with it."""
+    stopped = False
+    while True:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            return status
+        readable, _, _ = select.select([conn], [], [], CLIENT_POLL_SECONDS)
+        if readable and not stopped:  # the client sends nothing more: this is its end
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+            stopped = True
 
 
 def _run_child(request: dict, fds: list[int], sockets: list[socket.socket], run: Callable):

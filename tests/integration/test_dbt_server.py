@@ -102,12 +102,12 @@ def test_without_an_answering_server_ltv_dbt_runs_dbt_itself(tmp_path):
 # A server whose "dbt" sleeps until interrupted: the streams, signals and status, without dbt.
 SLEEPER_SERVER = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     from ltv_pipeline.dbt_server import listen, serve
 
     def run(argv):
-        print("started", argv[1:], flush=True)
+        print("started", argv[1:], os.getpid(), flush=True)
         try:
             time.sleep(60)
         except KeyboardInterrupt:
@@ -140,7 +140,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_an_interrupt_of_ltv_dbt_reaches_the_forked_dbt_and_its_status_comes_back(tmp_path):
-    """dagster-dbt stops dbt with SIGINT on the process it started: the fork must get it."""
+    """dagster-dbt stops dbt with SIGINT on the process it started: the fork must get it; and
+    a fork whose client was killed is ended, as dbt would have been."""
     socket_path = tmp_path / "s"
     server = subprocess.Popen(
         [sys.executable, "-c", SLEEPER_SERVER, str(socket_path), str(os.getpid())]
@@ -153,10 +154,24 @@ def test_an_interrupt_of_ltv_dbt_reaches_the_forked_dbt_and_its_status_comes_bac
             text=True,
             env={**os.environ, SERVER_ENV: str(socket_path)},
         )
-        assert client.stdout.readline() == "started ['build', '--select', 'x']\n"
+        started = client.stdout.readline().split()
+        assert started[:4] == ["started", "['build',", "'--select',", "'x']"]
         client.send_signal(signal.SIGINT)
         out, _ = client.communicate(timeout=30)
         assert (client.returncode, out) == (130, "interrupted\n")
+        assert _wait_for(lambda: not _alive(int(started[4])))
+        # a client killed outright cannot forward anything: the server ends the fork itself
+        client = subprocess.Popen(
+            [sys.executable, "-c", CLIENT, "run"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, SERVER_ENV: str(socket_path)},
+        )
+        fork = int(client.stdout.readline().split()[-1])
+        assert _alive(fork)
+        client.kill()
+        client.wait(timeout=30)
+        assert _wait_for(lambda: not _alive(fork), 10), "the fork outlived its killed client"
     finally:
         server.kill()
         server.wait()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ltv_pipeline import settings
+from ltv_pipeline.dbt_server import SERVER_ENV
 
 
 def test_defaults_live_under_the_repo_data_folder(monkeypatch):
@@ -203,6 +204,10 @@ def test_dbt_parse_is_skipped_only_when_its_inputs_are_unchanged(tmp_path, monke
     monkeypatch.setenv(settings.DUCKDB_ENV, str(elsewhere / "other.duckdb"))
     kept = _nodes(manifest)
     assert dbt_runner.prepare() is False
+    # each run's dbt server has a socket of its own: where it is is no input either
+    monkeypatch.setenv(SERVER_ENV, str(tmp_path / "ltv-dbt-x" / "s"))
+    assert dbt_runner.prepare() is False
+    monkeypatch.delenv(SERVER_ENV)
     # a parse from scratch (dbt's saved state would hold here: parse_state_without_folders)
     (copy / "target" / "partial_parse.msgpack").unlink()
     assert dbt_runner.prepare(force=True) is True

@@ -15,7 +15,13 @@ from pathlib import Path
 from ltv_pipeline import settings
 from ltv_pipeline.dbt_runner import parse_state_without_folders, prepare, run_dbt
 from ltv_pipeline.dbt_server import delegate, warm_dbt
-from ltv_pipeline.runs import DBT_BUILDING, run_all, stale_marts_warning, summary
+from ltv_pipeline.runs import (
+    DBT_BUILDING,
+    begin_night_early,
+    run_all,
+    stale_marts_warning,
+    summary,
+)
 
 
 def _has_raw_files(raw_dir: Path) -> bool:
@@ -128,6 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # a local Spark binds a non-loopback address unless told otherwise (dbt's too)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     with warm_dbt():  # dbt's import, on the other core while Dagster's is made here
+        begin_night_early()  # and the copy of the last good night, on a thread
         prepare()
         from ltv_pipeline.instance import ensure_instance_config  # imports dagster: only here
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from pathlib import Path
 
 import duckdb
@@ -128,6 +129,151 @@ def test_a_copy_is_refused_while_the_write_ahead_log_holds_writes(tmp_path):
     with pytest.raises(RuntimeError, match=re.escape("warehouse.duckdb.wal is not empty")):
         last_good.keep(wh)
     assert not last_good.good_copy(wh).exists()
+
+
+def _published_night(tmp_path: Path, data: bytes) -> Path:
+    wh = tmp_path / "warehouse.duckdb"
+    last_good.begin(wh)
+    wh.write_bytes(data)
+    last_good.mark_published(wh)
+    return wh
+
+
+def test_a_night_begun_early_is_taken_over_by_the_next_begin_and_not_begun_again(tmp_path):
+    """``ltv run`` keeps the last good night on a thread as it starts; the raw load's begin()
+    takes that night over. Begun again, it would find the mark the early begin left and put
+    the copy back (True, and the bytes written since gone); the bytes below are written after
+    the early copy, where nothing writes in a run, only to tell the two apart."""
+    wh = _published_night(tmp_path, b"night 1")
+    early = last_good.begin_early(wh)
+    assert early is not None and early.result(timeout=10) is False
+    assert last_good.good_copy(wh).read_bytes() == b"night 1"
+    assert last_good.unaudited_marker(wh).exists()
+    wh.write_bytes(b"night 1, then night 2's raw load")
+    assert last_good.begin(wh) is False
+    assert wh.read_bytes() == b"night 1, then night 2's raw load"
+    assert last_good.good_copy(wh).read_bytes() == b"night 1"
+    # taken over once: the next night begins on its own and keeps what is there then
+    last_good.mark_published(wh)
+    assert last_good.begin(wh) is False
+    assert last_good.good_copy(wh).read_bytes() == b"night 1, then night 2's raw load"
+
+
+def test_a_night_begun_early_puts_an_unpublished_night_back_and_says_so(tmp_path):
+    wh = _published_night(tmp_path, b"night 1")
+    last_good.begin(wh)
+    wh.write_bytes(b"night 2, never published")
+    assert last_good.begin_early(wh) is not None
+    assert last_good.begin(wh) is True  # the raw load warns: the last night was not published
+    assert wh.read_bytes() == b"night 1"
+    assert last_good.good_copy(wh).read_bytes() == b"night 1"
+    assert last_good.unaudited_marker(wh).exists()
+
+
+def test_an_early_begin_that_failed_fails_the_begin_and_leaves_the_next_one_free(tmp_path):
+    wh = _published_night(tmp_path, b"night 1")
+    blocker = last_good.good_copy(wh)
+    blocker.mkdir()
+    (blocker / "in the way").write_bytes(b"")  # the copy cannot be renamed onto a folder
+    assert last_good.begin_early(wh) is not None
+    with pytest.raises(OSError):
+        last_good.begin(wh)
+    assert not last_good.unaudited_marker(wh).exists()
+    (blocker / "in the way").unlink()
+    blocker.rmdir()
+    assert last_good.begin(wh) is False  # not the early failure again: a night of its own
+    assert last_good.good_copy(wh).read_bytes() == b"night 1"
+    assert not (tmp_path / "warehouse.last-good.duckdb.copying").exists()  # swept
+
+
+def test_a_run_that_fails_before_its_raw_load_is_undone_after_its_early_begin(tmp_path):
+    """``ltv run`` puts the last good night back when its run fails, also when the run never
+    reached the raw load: restore() waits for the early begin, then undoes it."""
+    wh = _published_night(tmp_path, b"night 1")
+    assert last_good.begin_early(wh) is not None
+    assert last_good.restore(wh) is True
+    assert wh.read_bytes() == b"night 1"
+    assert not last_good.unaudited_marker(wh).exists()
+    assert not last_good.good_copy(wh).exists()  # renamed into place, as after any restore
+    wh.write_bytes(b"night 1, checked")
+    assert last_good.begin(wh) is False  # the next night begins anew
+    assert last_good.good_copy(wh).read_bytes() == b"night 1, checked"
+
+
+def test_publishing_waits_for_an_early_begin_so_its_mark_never_outlives_the_publish(
+    tmp_path, monkeypatch
+):
+    """Held inside its copy, the early begin would mark the night after a publish that did
+    not wait for it: a published night left marked, put back by the next night."""
+    wh = _published_night(tmp_path, b"night 1")
+    copying, release = threading.Event(), threading.Event()
+    real = last_good.copy_bytes
+
+    def held(src, dst):
+        copying.set()
+        assert release.wait(10)
+        return real(src, dst)
+
+    monkeypatch.setattr(last_good, "copy_bytes", held)
+    assert last_good.begin_early(wh) is not None
+    assert copying.wait(10)
+    publishing = threading.Thread(target=last_good.mark_published, args=(wh,))
+    publishing.start()
+    publishing.join(0.3)
+    assert publishing.is_alive()  # waiting for the copy
+    release.set()
+    publishing.join(10)
+    assert not publishing.is_alive()
+    assert not last_good.unaudited_marker(wh).exists()
+    assert last_good.good_copy(wh).read_bytes() == b"night 1"
+
+
+def test_a_run_waits_for_the_early_copy_before_dagster_writes_and_leaves_it_to_the_raw_load(
+    tmp_path, monkeypatch
+):
+    """``runs.run_all`` calls wait_early() before Dagster's storage is opened: its fsyncs
+    would wait for the copy's writeback (bench/results/early_copy_ab.md)."""
+    wh = _published_night(tmp_path, b"night 1")
+    copying, release = threading.Event(), threading.Event()
+    real = last_good.copy_bytes
+
+    def held(src, dst):
+        copying.set()
+        assert release.wait(10)
+        return real(src, dst)
+
+    monkeypatch.setattr(last_good, "copy_bytes", held)
+    assert last_good.begin_early(wh) is not None
+    assert copying.wait(10)
+    waiting = threading.Thread(target=last_good.wait_early, args=(wh,))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive()  # the copy is not written yet
+    release.set()
+    waiting.join(10)
+    assert not waiting.is_alive()
+    assert last_good.good_copy(wh).read_bytes() == b"night 1"
+    assert last_good.unaudited_marker(wh).exists()
+    wh.write_bytes(b"night 2's raw load")
+    assert last_good.begin(wh) is False  # taken over, not begun again (which would restore)
+    assert wh.read_bytes() == b"night 2's raw load"
+    last_good.wait_early(wh)  # nothing begun early any more: no wait
+
+
+def test_no_night_is_begun_early_over_a_log_of_a_published_night(tmp_path):
+    """Applying such a log needs the warehouse opened: begin() does it in the raw load."""
+    wh = _published_night(tmp_path, b"night 1")
+    wal = tmp_path / "warehouse.duckdb.wal"
+    wal.write_bytes(b"writes of night 1")
+    assert last_good.begin_early(wh) is None
+    assert not last_good.unaudited_marker(wh).exists()
+
+    def checkpoint():
+        wh.write_bytes(b"night 1, checkpointed")
+        wal.unlink()
+
+    assert last_good.begin(wh, checkpoint=checkpoint) is False
+    assert last_good.good_copy(wh).read_bytes() == b"night 1, checkpointed"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from ltv_pipeline.defs.dbt import table_keys
 from ltv_pipeline.defs.schedules import all_assets_job
 from ltv_pipeline.runs import summary
 from ltv_pipeline.sample.generate import generate_shop
+from ltv_pipeline.warehouse import last_good
 from tests.helpers import failure_messages, materialized_keys, run_pipeline, table_rows
 
 # ---------------------------------------------------------------------------------------------
@@ -492,8 +493,9 @@ def _dbt_build_running(parent: int) -> bool:
 
 
 def test_a_run_killed_during_the_dbt_build_leaves_the_snapshot_and_the_next_run_works(
-    shop, tmp_path
+    shop, first_run, tmp_path
 ):
+    """After a published night (``first_run``), so that there is a last good night to keep."""
     root, env = shop
     before = _files(root)
     manifest = _published(root)
@@ -536,6 +538,13 @@ def test_a_run_killed_during_the_dbt_build_leaves_the_snapshot_and_the_next_run_
         dg.DagsterRunStatus.STARTED,
     ]
     assert _published(root).run_id == history[0].run_id
+    # it kept the last good night while it started, before its run began (runs.
+    # begin_night_early), and its raw load reports putting back the night the killed run began
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        started = instance.get_run_record_by_id(history[0].run_id).start_time
+        orders = instance.get_latest_materialization_event(dg.AssetKey(["raw", "orders"]))
+    assert last_good.good_copy(root / "warehouse.duckdb").stat().st_mtime < started
+    assert orders.asset_materialization.metadata["restored_last_good_night"].value is True
     # ... and on the job's own page: the UI lists a job's runs by its name and the tag of its
     # repository in the code location workspace.yaml names
     workspace = yaml.safe_load((settings.REPO_ROOT / "workspace.yaml").read_text())

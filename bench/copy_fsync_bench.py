@@ -1,9 +1,9 @@
 """What a copy of the warehouse does to the commits of a SQLite file beside it (issue 18).
 
-Why the copy of the last good night is not taken on a thread while ``ltv run`` starts up: the
-start-up is where Dagster writes its run and first events to its SQLite storage, a commit (and
-an fsync) each, and a large write on the same filesystem makes those fsyncs wait for its
-writeback. This script copies a file of the given size the way the last good night is copied
+Why ``ltv run``, which copies the last good night on a thread as it starts, waits for the copy
+before Dagster opens its storage (``runs.run_all``): Dagster writes its run and events to SQLite,
+a commit (and an fsync) each, and a large write on the same filesystem makes those fsyncs wait
+for its writeback. This script copies a file of the given size the way the last good night is copied
 (:func:`ltv_pipeline.warehouse.last_good.copy_bytes`, then an fsync) on a thread, while the
 main thread commits one row at a time to a SQLite file (``synchronous=full``, as Dagster's
 storage) for a fixed time; and the same commits with no copy. Commit latencies are reported.

@@ -200,12 +200,9 @@ def test_a_run_that_fails_before_its_raw_load_is_undone_after_its_early_begin(tm
     assert last_good.good_copy(wh).read_bytes() == b"night 1, checked"
 
 
-def test_publishing_waits_for_an_early_begin_so_its_mark_never_outlives_the_publish(
-    tmp_path, monkeypatch
-):
-    """Held inside its copy, the early begin would mark the night after a publish that did
-    not wait for it: a published night left marked, put back by the next night."""
-    wh = _published_night(tmp_path, b"night 1")
+def _begin_early_held_in_its_copy(wh: Path, monkeypatch) -> threading.Event:
+    """Begin the night at ``wh`` early, its thread held inside the copy until the returned
+    event is set."""
     copying, release = threading.Event(), threading.Event()
     real = last_good.copy_bytes
 
@@ -217,6 +214,16 @@ def test_publishing_waits_for_an_early_begin_so_its_mark_never_outlives_the_publ
     monkeypatch.setattr(last_good, "copy_bytes", held)
     assert last_good.begin_early(wh) is not None
     assert copying.wait(10)
+    return release
+
+
+def test_publishing_waits_for_an_early_begin_so_its_mark_never_outlives_the_publish(
+    tmp_path, monkeypatch
+):
+    """Held inside its copy, the early begin would mark the night after a publish that did
+    not wait for it: a published night left marked, put back by the next night."""
+    wh = _published_night(tmp_path, b"night 1")
+    release = _begin_early_held_in_its_copy(wh, monkeypatch)
     publishing = threading.Thread(target=last_good.mark_published, args=(wh,))
     publishing.start()
     publishing.join(0.3)
@@ -234,17 +241,7 @@ def test_a_run_waits_for_the_early_copy_before_dagster_writes_and_leaves_it_to_t
     """``runs.run_all`` calls wait_early() before Dagster's storage is opened: its fsyncs
     would wait for the copy's writeback (bench/results/early_copy_ab.md)."""
     wh = _published_night(tmp_path, b"night 1")
-    copying, release = threading.Event(), threading.Event()
-    real = last_good.copy_bytes
-
-    def held(src, dst):
-        copying.set()
-        assert release.wait(10)
-        return real(src, dst)
-
-    monkeypatch.setattr(last_good, "copy_bytes", held)
-    assert last_good.begin_early(wh) is not None
-    assert copying.wait(10)
+    release = _begin_early_held_in_its_copy(wh, monkeypatch)
     waiting = threading.Thread(target=last_good.wait_early, args=(wh,))
     waiting.start()
     waiting.join(0.3)

@@ -107,8 +107,8 @@ SLEEPER_SERVER = textwrap.dedent(
     from ltv_pipeline.dbt_server import listen, serve
 
     def run(argv):
-        print("started", argv[1:], os.getpid(), flush=True)
-        try:
+        try:  # before "started": the client interrupts as soon as it reads it
+            print("started", argv[1:], os.getpid(), flush=True)
             time.sleep(60)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
